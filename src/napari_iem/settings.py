@@ -1,0 +1,307 @@
+"""Settings files: a preset name, parameter overrides and the number of regions.
+
+One small, validated mapping describes how a segmentation was (or will be) made::
+
+    {"preset": "default", "regions": 2, "params": {"max_iter": 100, "sigma": 4.0}}
+
+``params`` holds only the :class:`~napari_iem.presets.IEMParams` fields that differ from
+the preset.  The same mapping is what the CLI reads with ``--config``, what the widget
+saves and loads, and what goes into a Labels layer's ``metadata["napari_iem"]``.
+
+Files are TOML (read with :mod:`tomllib`) or JSON, chosen by suffix; they are parsed as
+data only (nothing is evaluated) and unknown keys are rejected with a clear message.
+TOML has no null: an optional field set to ``None`` (``max_size``) is written as the
+string ``"none"``, which is read back as ``None``.
+
+Example ``settings.toml``::
+
+    # napari-iem settings
+    preset = "default"
+    regions = 2
+
+    [params]
+    max_iter = 100
+    max_size = 512
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+
+from .presets import PRESETS, IEMParams, get_preset
+
+__all__ = [
+    "SettingsError",
+    "SETTINGS_KEYS",
+    "METADATA_KEY",
+    "make_settings",
+    "validate_settings",
+    "settings_from_params",
+    "settings_to_params",
+    "segment_kwargs",
+    "settings_to_toml",
+    "load_settings",
+    "save_settings",
+]
+
+#: Top-level keys a settings mapping may hold.
+SETTINGS_KEYS = ("preset", "regions", "params", "version")
+#: Key under which the settings mapping is stored in a napari layer's metadata.
+METADATA_KEY = "napari_iem"
+#: Version of the settings format written by :func:`save_settings`.
+FORMAT_VERSION = 1
+
+_MAX_FILE_BYTES = 1 << 20  # a settings file is a few hundred bytes; refuse anything huge
+
+
+class SettingsError(ValueError):
+    """A settings mapping or file is invalid; the message says what and where."""
+
+
+def _field_types() -> dict[str, tuple[type, bool]]:
+    """Map each IEMParams field to (base type, accepts None)."""
+    hints = typing.get_type_hints(IEMParams)
+    out = {}
+    for f in fields(IEMParams):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), hint) if args else hint
+        out[f.name] = (base, optional)
+    return out
+
+
+def _coerce(name: str, value, source: str):
+    base, optional = _field_types()[name]
+    if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
+        if optional:
+            return None
+        raise SettingsError(f"{source}: params.{name} cannot be none")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise SettingsError(f"{source}: params.{name} must be finite, got {value}")
+            return float(value)
+    elif base is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a new field type the engine may add
+        return value
+    kind = base.__name__ + (" or none" if optional else "")
+    raise SettingsError(
+        f"{source}: params.{name} must be {kind}, got {value!r} ({type(value).__name__})"
+    )
+
+
+def validate_settings(data: Mapping, source: str = "settings") -> dict:
+    """Check a settings mapping and return a clean copy.
+
+    Parameters
+    ----------
+    data : mapping
+        ``{"preset": str, "regions": int, "params": {field: value}}``; every key is
+        optional (defaults: ``"default"``, 2, no overrides).  ``version`` is accepted
+        and must be 1.
+    source : str
+        Where the mapping came from (a file name), used in error messages.
+
+    Returns
+    -------
+    dict
+        ``{"preset", "regions", "params"}`` with values of the right types.
+
+    Raises
+    ------
+    SettingsError
+        On an unknown key, a wrong type, an unknown preset or parameter, or a value the
+        engine refuses.
+    """
+    if not isinstance(data, Mapping):
+        raise SettingsError(f"{source}: settings must be a table/object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(SETTINGS_KEYS))
+    if unknown:
+        raise SettingsError(
+            f"{source}: unknown key(s) {unknown}; allowed top-level keys are "
+            f"{list(SETTINGS_KEYS[:3])} (parameters go in the [params] table)"
+        )
+    version = data.get("version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise SettingsError(f"{source}: unsupported settings version {version!r}")
+    preset = data.get("preset", "default")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise SettingsError(f"{source}: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    regions = data.get("regions", 2)
+    if isinstance(regions, float) and regions.is_integer():
+        regions = int(regions)
+    if isinstance(regions, bool) or not isinstance(regions, int) or not 2 <= regions <= 64:
+        raise SettingsError(f"{source}: regions must be a whole number from 2 to 64, got {regions!r}")
+    params = data.get("params", {}) or {}
+    if not isinstance(params, Mapping):
+        raise SettingsError(f"{source}: params must be a table/object of IEM parameters")
+    known = _field_types()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise SettingsError(
+            f"{source}: unknown parameter(s) {unknown} in params; known parameters: "
+            f"{sorted(known)}"
+        )
+    clean = {k: _coerce(k, v, source) for k, v in params.items()}
+    try:
+        get_preset(preset).replace(**clean)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - replace() checks names only
+        raise SettingsError(f"{source}: {exc}") from None
+    return {"preset": preset, "regions": regions, "params": clean}
+
+
+def make_settings(preset: str = "default", regions: int = 2, **params) -> dict:
+    """Build a validated settings mapping from keyword arguments.
+
+    Examples
+    --------
+    >>> make_settings("paper", 2, max_iter=50)
+    {'preset': 'paper', 'regions': 2, 'params': {'max_iter': 50}}
+    """
+    return validate_settings({"preset": preset, "regions": regions, "params": params})
+
+
+def settings_from_params(params: Mapping, preset: str | None = None,
+                         regions: int | None = None) -> dict:
+    """Settings that reproduce a full parameter dict, such as ``IEMResult.params``.
+
+    Only the fields that differ from the preset are kept as overrides.  ``preset`` and
+    ``regions`` default to the entries of the same name in ``params``.
+    """
+    params = dict(params)
+    preset = preset if preset is not None else params.pop("preset", "default")
+    regions = regions if regions is not None else params.pop("regions", 2)
+    params.pop("preset", None)
+    params.pop("regions", None)
+    if preset not in PRESETS:
+        raise SettingsError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    base = get_preset(preset).to_dict()
+    known = _field_types()
+    diff = {k: v for k, v in params.items() if k in known and base.get(k) != v}
+    return validate_settings({"preset": preset, "regions": regions, "params": diff})
+
+
+def settings_to_params(settings: Mapping) -> IEMParams:
+    """The full :class:`IEMParams` a settings mapping stands for."""
+    s = validate_settings(settings)
+    return get_preset(s["preset"]).replace(**s["params"])
+
+
+def segment_kwargs(settings: Mapping) -> dict:
+    """Keyword arguments for :func:`napari_iem.segment.segment` (``regions``, ``preset``
+    and the overrides)."""
+    s = validate_settings(settings)
+    return {"regions": s["regions"], "preset": s["preset"], **s["params"]}
+
+
+# --------------------------------------------------------------------------- files
+
+def _toml_value(value) -> str:
+    if value is None:
+        return '"none"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # repr of a finite float is valid TOML ("1e-03" -> "0.001")
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic strings
+    raise SettingsError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+
+
+def settings_to_toml(settings: Mapping) -> str:
+    """Render a settings mapping as TOML text (readable back by :func:`load_settings`)."""
+    s = validate_settings(settings)
+    lines = [
+        "# napari-iem settings",
+        f"version = {FORMAT_VERSION}",
+        f"preset = {_toml_value(s['preset'])}",
+        f"regions = {s['regions']}",
+        "",
+        "[params]",
+    ]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(s["params"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def _format_for(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return "toml"
+    if suffix == ".json":
+        return "json"
+    raise SettingsError(f"{path}: settings files must end in .toml or .json")
+
+
+def load_settings(path: str | os.PathLike) -> dict:
+    """Read and validate a settings file (``.toml`` or ``.json``).
+
+    Raises
+    ------
+    SettingsError
+        When the file is missing, unreadable, too large, not valid TOML/JSON, or holds
+        invalid settings.
+    """
+    path = Path(path)
+    fmt = _format_for(path)
+    try:
+        if path.stat().st_size > _MAX_FILE_BYTES:
+            raise SettingsError(f"{path}: too large for a settings file")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SettingsError(f"settings file not found: {path}") from None
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise SettingsError(f"{path}: not valid {fmt.upper()}: {exc}") from None
+    return validate_settings(data, source=str(path))
+
+
+def save_settings(path: str | os.PathLike, settings: Mapping) -> Path:
+    """Validate ``settings`` and write them to ``path`` (``.toml`` or ``.json``) atomically.
+
+    The file is written to a temporary file in the same folder and moved into place, so
+    a reader never sees half a file.
+    """
+    path = Path(path)
+    fmt = _format_for(path)
+    s = validate_settings(settings)
+    if fmt == "toml":
+        text = settings_to_toml(s)
+    else:
+        text = json.dumps({"version": FORMAT_VERSION, **s}, indent=2) + "\n"
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".iem-part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path

@@ -1,0 +1,107 @@
+"""Settings files: round trips, validation and clear errors."""
+import json
+
+import pytest
+
+from napari_iem.presets import get_preset
+from napari_iem.settings import (
+    SettingsError,
+    load_settings,
+    make_settings,
+    save_settings,
+    segment_kwargs,
+    settings_from_params,
+    settings_to_params,
+    settings_to_toml,
+    validate_settings,
+)
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_round_trip(tmp_path, suffix):
+    s = make_settings("paper", 3, max_iter=40, sigma=4.5, lam=1e-8, max_size=None,
+                      init="quantile")
+    path = save_settings(tmp_path / f"s{suffix}", s)
+    assert load_settings(path) == s
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_toml_text_is_readable():
+    text = settings_to_toml(make_settings("default", 2, max_iter=10))
+    assert 'preset = "default"' in text and "max_iter = 10" in text and "[params]" in text
+
+
+def test_defaults_and_types():
+    s = validate_settings({})
+    assert s == {"preset": "default", "regions": 2, "params": {}}
+    s = validate_settings({"params": {"sigma": 3, "max_iter": 20.0, "max_size": "none"}})
+    assert s["params"] == {"sigma": 3.0, "max_iter": 20, "max_size": None}
+    assert isinstance(s["params"]["sigma"], float)
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"colour": "red"}, "unknown key"),
+        ({"max_iter": 5}, "[params]"),
+        ({"params": {"sigmaa": 1}}, "unknown parameter"),
+        ({"preset": "fast"}, "unknown preset"),
+        ({"regions": 1}, "regions"),
+        ({"regions": True}, "regions"),
+        ({"params": {"max_iter": "ten"}}, "max_iter must be int"),
+        ({"params": {"max_iter": 1.5}}, "max_iter must be int"),
+        ({"params": {"sigma": float("nan")}}, "finite"),
+        ({"params": {"init": 3}}, "init must be str"),
+        ({"params": {"sigma": None}}, "cannot be none"),
+        ({"params": [1, 2]}, "params must be"),
+        ({"version": 7}, "version"),
+        ([1, 2], "table"),
+    ],
+)
+def test_rejects(data, words):
+    with pytest.raises(SettingsError, match=None) as info:
+        validate_settings(data, source="my.toml")
+    assert words in str(info.value)
+    if isinstance(data, dict):
+        assert str(info.value).startswith("my.toml")
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("preset = \n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(bad)
+    badj = tmp_path / "bad.json"
+    badj.write_text("{")
+    with pytest.raises(SettingsError, match="not valid JSON"):
+        load_settings(badj)
+    with pytest.raises(SettingsError, match=".toml or .json"):
+        load_settings(tmp_path / "s.yaml")
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(SettingsError, match="not valid"):
+        load_settings(binary)
+
+
+def test_toml_is_data_only(tmp_path):
+    """A TOML file cannot run code; strings stay strings and are then validated."""
+    p = tmp_path / "evil.toml"
+    p.write_text('preset = "__import__(\'os\').system(\'true\')"\n')
+    with pytest.raises(SettingsError, match="unknown preset"):
+        load_settings(p)
+
+
+def test_json_file(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"preset": "default", "regions": 4, "params": {"max_iter": 7}}))
+    assert segment_kwargs(load_settings(p)) == {"regions": 4, "preset": "default",
+                                                "max_iter": 7}
+
+
+def test_from_full_params_keeps_only_changes():
+    full = {"preset": "paper", "regions": 2, **get_preset("paper").replace(max_iter=9).to_dict()}
+    s = settings_from_params(full)
+    assert s == {"preset": "paper", "regions": 2, "params": {"max_iter": 9}}
+    assert settings_to_params(s) == get_preset("paper").replace(max_iter=9)
