@@ -1,0 +1,396 @@
+"""The IEM dock widget: pick an image, Run (or Cancel), watch, Refine, Flip.
+
+The widget is thin: the engine (:mod:`napari_iem.segment`) runs in a napari
+``thread_worker`` and everything about layers is in :mod:`napari_iem._layers`.
+"""
+from __future__ import annotations
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from . import _layers
+from .devices import available_devices
+from .presets import PRESETS
+from .segment import iter_segment
+
+SQUARE = "centre square"
+PREVIEW_EVERY = 5  # iterations between two live previews
+DEFAULT_MAX_SIDE = 256
+
+
+class _Failed:
+    """An exception raised in the worker thread, carried back as a return value."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _engine_job(image, regions: int, options: dict):
+    """Run :func:`iter_segment` in the worker, returning errors instead of raising.
+
+    superqt drops a RuntimeError raised in a generator worker (it takes it for a
+    deleted worker), and out-of-memory errors are RuntimeErrors: so every error is
+    returned, wrapped in :class:`_Failed`, and reported by the widget.
+    """
+    try:
+        return (yield from iter_segment(image, regions, **options))
+    except Exception as exc:  # reported in the GUI thread, see IEMWidget._report
+        return _Failed(exc)
+
+
+def _explain(exc: BaseException, device: str) -> str:
+    """A notification text for an engine error that says what to do."""
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return (
+            f"IEM ran out of memory on {device}: lower the working resolution "
+            "(max side) or choose another device."
+        )
+    if isinstance(exc, ValueError):
+        return f"IEM could not run: {exc}"
+    return f"IEM failed ({type(exc).__name__}: {exc}); see the console for details."
+
+
+class IEMWidget(QWidget):
+    """Dock widget that segments an Image layer by Inpainting Error Maximization.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer whose layers are read and written.
+    """
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._job: dict = {}
+        self._build_form()
+        self._build_buttons()
+        self._connect_layers()
+        self._on_preset(self.preset.value)
+
+    # ---------------------------------------------------------------- layout
+    def _build_form(self) -> None:
+        self.image = ComboBox(label="image", choices=self._image_choices)
+        self.regions = SpinBox(label="partitions", value=2, min=2, max=8)
+        self.preset = ComboBox(label="preset", choices=sorted(PRESETS), value="default")
+        self.device = ComboBox(label="device", choices=["auto", *available_devices()])
+        self.max_side = SpinBox(
+            label="max side (px)", value=DEFAULT_MAX_SIDE, min=0, max=16384, step=32,
+            tooltip="Working resolution: the longer side is downscaled to this many "
+            "pixels for the optimisation; labels come back at full size. 0 = full size.",
+        )
+        self.init = ComboBox(
+            label="initialization", choices=self._init_choices,
+            tooltip="Start from the centred square (the paper's start) or from the "
+            "labels of an existing Labels layer (values 0..partitions-1).",
+        )
+        self.max_iter = SpinBox(label="iterations", min=1, max=5000)
+        self.sigma = FloatSpinBox(label="sigma (px)", min=0.5, max=100.0, step=0.5)
+        self.lam = FloatSpinBox(label="lambda", min=0.0, max=1.0, step=0.0001)
+        self.smooth = SpinBox(label="smoothing threshold", min=1, max=9)
+        self.preset.changed.connect(self._on_preset)
+        form = Container(widgets=[
+            self.image, self.regions, self.preset, self.device, self.max_side,
+            self.init,
+        ])
+        advanced = Container(
+            widgets=[self.max_iter, self.sigma, self.lam, self.smooth]
+        )
+        self.advanced = QCollapsible("Advanced")
+        self.advanced.addWidget(advanced.native)
+        self._containers = (form, advanced)
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.advanced)
+
+    def _build_buttons(self) -> None:
+        self.run_button = QPushButton("Run")
+        self.refine_button = QPushButton("Refine")
+        self.flip_button = QPushButton("Flip")
+        self.run_button.setToolTip("Segment the image (turns into Cancel while running)")
+        self.refine_button.setToolTip(
+            "Restart IEM from the output layer as you painted it, keeping your changes"
+        )
+        self.flip_button.setToolTip("Swap foreground and background (2 partitions)")
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self.refine_button.clicked.connect(self.refine)
+        self.flip_button.clicked.connect(self.flip)
+        row = QHBoxLayout()
+        for button in (self.run_button, self.refine_button, self.flip_button):
+            row.addWidget(button)
+        self.progress = QProgressBar()
+        self.progress.setFormat("iteration %v / %m")
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout = self.layout()
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch()
+
+    # ----------------------------------------------------------- layer lists
+    def _image_choices(self, _widget=None):
+        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image)]
+
+    def _init_choices(self, _widget=None):
+        labels = [
+            (lay.name, lay) for lay in self.viewer.layers
+            if isinstance(lay, Labels) and not self._is_preview(lay)
+        ]
+        return [(SQUARE, SQUARE), *labels]
+
+    def _connect_layers(self) -> None:
+        events = self.viewer.layers.events
+        events.inserted.connect(self._on_inserted)
+        events.removed.connect(self._refresh_choices)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh_choices)
+
+    def _on_inserted(self, event) -> None:
+        event.value.events.name.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    def _refresh_choices(self, _event=None) -> None:
+        for box in (self.image, self.init):
+            box.reset_choices()
+
+    def _on_preset(self, name: str) -> None:
+        params = PRESETS[name]
+        self.max_iter.value = params.max_iter
+        self.sigma.value = params.sigma
+        self.lam.value = params.lam
+        self.smooth.value = params.smooth_threshold
+
+    # ------------------------------------------------------------------- run
+    @property
+    def running(self) -> bool:
+        """True while a Run or Refine is in progress."""
+        return self.worker is not None
+
+    def _on_run_clicked(self) -> None:
+        if self.running:
+            self.cancel()
+        else:
+            self.run()
+
+    def options(self) -> dict:
+        """The engine keyword arguments chosen in the widget (no init/locked)."""
+        return {
+            "preset": self.preset.value,
+            "device": self.device.value,
+            "max_size": self.max_side.value or None,
+            "max_iter": self.max_iter.value,
+            "sigma": self.sigma.value,
+            "lam": self.lam.value,
+            "smooth_threshold": self.smooth.value,
+        }
+
+    def _source_plane(self):
+        """The chosen Image layer and its displayed plane, or None after a notice."""
+        layer = self.image.value
+        if layer is None:
+            show_error("IEM: there is no image to segment. Open or add an Image layer.")
+            return None
+        if self.viewer.dims.ndisplay == 3 and layer.ndim > 2:
+            show_warning(
+                "IEM segments one 2-D plane: switch the viewer to 2-D display first."
+            )
+            return None
+        try:
+            plane, index = _layers.image_plane(layer, self.viewer.dims.point)
+        except ValueError as exc:
+            show_error(f"IEM: {exc}")
+            return None
+        return layer, plane, index
+
+    def run(self) -> None:
+        """Segment the chosen image with the chosen settings."""
+        picked = self._source_plane()
+        if picked is None:
+            return
+        source, plane, index = picked
+        options = self.options()
+        if self.init.value != SQUARE:
+            init = self.init.value.data
+            if init.shape != plane.shape[:2]:
+                show_error(
+                    f"IEM: initialization layer '{self.init.value.name}' has shape "
+                    f"{init.shape}, the image plane {plane.shape[:2]}: choose a Labels "
+                    f"layer of the image's size, or '{SQUARE}'."
+                )
+                return
+            options["init"] = init
+        self._start(source, plane, options, {"index": index})
+
+    def refine(self) -> None:
+        """Restart IEM from the output layer as edited, keeping the edited pixels."""
+        if self.running:
+            return
+        picked = self._source_plane()
+        if picked is None:
+            return
+        source, plane, index = picked
+        active = self.viewer.layers.selection.active
+        target = _layers.refine_target(self.viewer.layers, source, active)
+        if target is None:
+            show_warning(
+                f"IEM: nothing to refine for '{source.name}'. Press Run first, then "
+                "paint corrections into its output Labels layer."
+            )
+            return
+        try:
+            init, locked = _layers.refine_inputs(target)
+        except ValueError as exc:
+            show_error(f"IEM: {exc}")
+            return
+        options = {**self.options(), "init": init, "locked": locked}
+        self._start(source, plane, options, {
+            "index": index, "target": target, "init": init, "locked": locked,
+        })
+
+    def _start(self, source, plane, options: dict, job: dict) -> None:
+        """Launch the worker over :func:`iter_segment` and switch to Cancel."""
+        self._job = {"source": source, "device": options["device"], **job}
+        self.progress.setMaximum(options["max_iter"])
+        self.progress.setValue(0)
+        self.status.setText(f"segmenting '{source.name}'...")
+        worker = create_worker(
+            _engine_job, plane, self.regions.value, options,
+            _start_thread=False, _ignore_errors=True,
+        )
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._report)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_running(True)
+        worker.start()
+
+    def cancel(self) -> None:
+        """Stop the running worker; no output layer is changed."""
+        if self.worker is not None:
+            self.status.setText("cancelling...")
+            self.worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setText("Cancel" if running else "Run")
+        self.refine_button.setEnabled(not running)
+        self.flip_button.setEnabled(not running)
+
+    # --------------------------------------------------------- worker events
+    def _on_progress(self, progress) -> None:
+        self.progress.setMaximum(progress.max_iterations)
+        self.progress.setValue(progress.iteration)
+        self.status.setText(
+            f"iteration {progress.iteration}: objective {progress.objective:.5g}"
+        )
+        if progress.iteration == 1 or progress.iteration % PREVIEW_EVERY == 0:
+            self._show_preview(progress.labels)
+
+    def _preview_name(self) -> str:
+        return self._job["source"].name + " IEM preview"
+
+    @staticmethod
+    def _is_preview(layer) -> bool:
+        return layer.metadata.get(_layers.IEM_KEY, {}).get("role") == "preview"
+
+    def _show_preview(self, labels) -> None:
+        preview = self._job.get("preview")
+        if preview is not None and preview in self.viewer.layers:
+            preview.data = labels
+            return
+        preview = Labels(
+            labels, name=self._preview_name(), opacity=0.5,
+            metadata={_layers.IEM_KEY: {"role": "preview"}},
+            **_layers.spatial_kwargs(self._job["source"]),
+        )
+        self._job["preview"] = preview
+        self.viewer.layers.append(preview)
+
+    def _on_returned(self, value) -> None:
+        if isinstance(value, _Failed):
+            self._report(value.exc)
+            return
+        job = self._job
+        target = job.get("target")
+        if target is None:
+            target = _layers.publish_result(
+                self.viewer.layers, job["source"], value, job["index"]
+            )
+        elif target in self.viewer.layers:
+            _layers.publish_refinement(
+                self.viewer.layers, job["source"], target, value,
+                job["init"], job["locked"],
+            )
+        else:
+            show_warning("IEM: the layer being refined was deleted; nothing written.")
+            return
+        self.status.setText(
+            f"'{target.name}': {value.iterations} iterations in "
+            f"{value.seconds:.1f} s on {value.device}"
+            + (" (converged)" if value.converged else "")
+        )
+
+    def _report(self, exc: BaseException) -> None:
+        self.status.setText("failed: nothing was changed")
+        show_error(_explain(exc, self._job.get("device", "auto")))
+
+    def _on_finished(self) -> None:
+        preview = self._job.get("preview")
+        if preview is not None and preview in self.viewer.layers:
+            self.viewer.layers.remove(preview)
+        if self.worker is not None and self.worker.abort_requested:
+            self.status.setText("cancelled: nothing was changed")
+        self.worker = None
+        self._job = {}
+        self._set_running(False)
+
+    # ------------------------------------------------------------------ flip
+    def flip(self) -> None:
+        """Swap foreground and background of the chosen image's output layer."""
+        source = self.image.value
+        if self.running:
+            return
+        if source is None:
+            show_error("IEM: there is no image layer; nothing to flip.")
+            return
+        active = self.viewer.layers.selection.active
+        target = _layers.refine_target(self.viewer.layers, source, active)
+        if target is None:
+            show_warning(f"IEM: nothing to flip for '{source.name}'. Press Run first.")
+            return
+        try:
+            _layers.flip_output(self.viewer.layers, target)
+        except ValueError as exc:
+            show_error(f"IEM: {exc}")
+            return
+        show_info(f"IEM: flipped foreground and background of '{target.name}'")
+
+
+def launch_demo(sample: str = "coffee") -> None:
+    """Open napari with a sample image and the IEM widget docked, and run it.
+
+    Parameters
+    ----------
+    sample : str
+        A sample id of this plugin (``coffee``, ``tissue``, ``cell``, ``disc``).
+    """
+    import napari
+
+    viewer = napari.Viewer(title="napari-iem demo")
+    viewer.open_sample("napari-iem", sample)
+    viewer.window.add_plugin_dock_widget("napari-iem", "IEM segmentation")
+    napari.run()
