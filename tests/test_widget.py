@@ -1,0 +1,262 @@
+"""The IEM dock widget in a real napari viewer (needs a display: pytest-xvfb)."""
+import time
+
+import numpy as np
+import pytest
+
+from napari_iem import _layers, _widget
+from napari_iem._sample_data import textured_disc
+from napari_iem.segment import iter_segment
+
+SIZE = 64
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "IEM segmentation")
+    widget.max_iter.value = 30
+    return viewer, widget
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Texts of the error and warning notifications the widget shows."""
+    shown = []
+    monkeypatch.setattr(_widget, "show_error", shown.append)
+    monkeypatch.setattr(_widget, "show_warning", shown.append)
+    return shown
+
+
+def disc_truth(size=SIZE):
+    yy, xx = np.mgrid[:size, :size] / size
+    return (yy - 0.5) ** 2 + (xx - 0.45) ** 2 < 0.3**2
+
+
+def click_and_wait(qtbot, widget, button):
+    button.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+
+
+def iem_layers(viewer):
+    return [layer for layer in viewer.layers if "IEM" in layer.name]
+
+
+def test_widget_opens_through_manifest(viewer_widget):
+    viewer, widget = viewer_widget
+    assert isinstance(widget, _widget.IEMWidget)
+    assert widget.run_button.text() == "Run"
+    assert (widget.regions.min, widget.regions.max) == (2, 8)
+    assert widget.device.choices[0] == "auto" and "cpu" in widget.device.choices
+    assert widget.image.value is None
+    assert not widget.advanced.isExpanded()
+    widget.sigma.value = 2.0
+    widget.preset.value = "paper"
+    assert widget.sigma.value == 5.0
+
+
+def test_run_adds_calibrated_labels_and_hidden_maps(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(
+        textured_disc(SIZE), name="disc", scale=(2.0, 0.5), translate=(10, -4),
+        units=("um", "um"),
+    )
+    click_and_wait(qtbot, widget, widget.run_button)
+
+    labels = viewer.layers["disc IEM"]
+    assert labels.data.shape == (SIZE, SIZE) and labels.data.dtype == np.uint8
+    np.testing.assert_allclose(labels.scale, (2.0, 0.5))
+    np.testing.assert_allclose(labels.translate, (10, -4))
+    assert [str(u) for u in labels.units] == ["micrometer", "micrometer"]
+    info = labels.metadata["iem"]
+    assert info["device"] == "cpu" and info["params"]["max_iter"] == 30
+    assert 0 < info["iterations"] <= 30 and info["seconds"] > 0
+    truth = disc_truth()
+    fg = labels.data == 1
+    assert (fg & truth).sum() / (fg | truth).sum() > 0.8
+
+    for k in (0, 1):
+        inpainted = viewer.layers[f"disc IEM inpainted {k}"]
+        assert inpainted.data.shape == (SIZE, SIZE) and not inpainted.visible
+        np.testing.assert_allclose(inpainted.scale, (2.0, 0.5))
+    error = viewer.layers["disc IEM error"]
+    assert error.colormap.name == "magma" and not error.visible
+    assert "disc IEM preview" not in viewer.layers
+    assert widget.run_button.text() == "Run"
+
+
+def test_rgb_and_three_partitions(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    grey = textured_disc(48)
+    viewer.add_image(np.stack([grey, 1 - grey, grey], -1), name="rgb", rgb=True)
+    widget.regions.value = 3
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert viewer.layers["rgb IEM"].data.shape == (48, 48)
+    assert viewer.layers["rgb IEM"].data.max() <= 2
+    assert viewer.layers["rgb IEM inpainted 2"].data.shape == (48, 48, 3)
+    assert viewer.layers["rgb IEM inpainted 2"].rgb
+
+
+def slow_engine(*args, **kwargs):
+    """The real engine, then the last progress forever, until closed."""
+    last = None
+    for last in iter_segment(*args, **kwargs):
+        yield last
+    while True:
+        time.sleep(0.01)  # spare the CPU; no timing is asserted
+        yield last
+
+
+def test_cancel_stops_and_leaves_no_layer(viewer_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_widget
+    monkeypatch.setattr(_widget, "iter_segment", slow_engine)
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    assert widget.run_button.text() == "Cancel"
+    assert not widget.refine_button.isEnabled()
+    qtbot.waitUntil(lambda: "disc IEM preview" in viewer.layers, timeout=TIMEOUT_MS)
+    worker = widget.worker
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        widget.run_button.click()
+    assert worker.abort_requested and not widget.running
+    assert iem_layers(viewer) == []
+    assert widget.run_button.text() == "Run" and widget.refine_button.isEnabled()
+
+
+def test_refine_keeps_painted_pixels(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["disc IEM"]
+    assert not labels.data[:10, :10].any()
+
+    painted = labels.data.copy()
+    painted[:10, :10] = 1  # the user marks a background corner as foreground
+    labels.data = painted
+    click_and_wait(qtbot, widget, widget.refine_button)
+    assert viewer.layers["disc IEM"] is labels
+    assert len([la for la in viewer.layers if _layers.is_iem_output(la)]) == 1
+    assert labels.data[:10, :10].all()
+    assert not _layers.is_edited(labels)
+
+    click_and_wait(qtbot, widget, widget.refine_button)  # a second round
+    assert labels.data[:10, :10].all()
+
+
+def test_init_from_labels_layer_without_locks(viewer_widget, qtbot):
+    """The control for the test above: the painted corner alone does not survive."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    start = disc_truth().astype(np.uint8)
+    start[:10, :10] = 1
+    viewer.add_labels(start, name="my start")
+    widget.init.value = viewer.layers["my start"]
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert not viewer.layers["disc IEM"].data[:10, :10].any()
+    np.testing.assert_array_equal(viewer.layers["my start"].data, start)
+
+
+def test_picker_follows_added_removed_renamed_layers(viewer_widget):
+    viewer, widget = viewer_widget
+    a = viewer.add_image(textured_disc(32), name="a")
+    viewer.add_image(textured_disc(32), name="b")
+    viewer.add_labels(np.zeros((32, 32), np.uint8), name="seeds")
+    assert widget.image.choices == (a, viewer.layers["b"])
+    a.name = "renamed"
+    names = {widget.image.native.itemText(i) for i in range(widget.image.native.count())}
+    assert names == {"renamed", "b"}
+    assert widget.image.value is a
+    viewer.layers.remove("b")
+    assert widget.image.choices == (a,)
+    assert widget.init.choices == (_widget.SQUARE, viewer.layers["seeds"])
+
+
+def test_user_edited_layer_survives_rerun(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    first = viewer.layers["disc IEM"]
+    click_and_wait(qtbot, widget, widget.run_button)  # unedited: updated in place
+    assert viewer.layers["disc IEM"] is first
+    assert [la.name for la in iem_layers(viewer)].count("disc IEM") == 1
+
+    edited = first.data.copy()
+    edited[30:34, :] = 0
+    first.data = edited
+    click_and_wait(qtbot, widget, widget.run_button)
+    np.testing.assert_array_equal(first.data, edited)
+    second = viewer.layers["disc IEM [1]"]
+    assert second is not first and _layers.is_iem_output(second)
+    assert "disc IEM [1] error" in viewer.layers
+
+
+def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["disc IEM"]
+    before = labels.data.copy()
+    region0 = viewer.layers["disc IEM inpainted 0"].data.copy()
+    widget.flip_button.click()
+    np.testing.assert_array_equal(labels.data, 1 - before)
+    np.testing.assert_array_equal(viewer.layers["disc IEM inpainted 1"].data, region0)
+    assert not _layers.is_edited(labels)
+
+
+def test_displayed_plane_of_a_stack(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    stack = np.zeros((3, 48, 48), np.float32)
+    stack[2] = textured_disc(48)
+    viewer.add_image(stack, name="stack")
+    viewer.dims.set_current_step(0, 2)
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["stack IEM"]
+    assert labels.data.shape == (48, 48)
+    assert labels.metadata["iem"]["plane"] == [2]
+    assert 0 < labels.data.mean() < 1
+
+
+def test_no_image_notifies(viewer_widget, errors):
+    viewer, widget = viewer_widget
+    viewer.add_labels(np.zeros((32, 32), np.uint8), name="only labels")
+    widget.run_button.click()
+    assert not widget.running and len(errors) == 1
+    assert "Image layer" in errors[0]
+    widget.refine_button.click()
+    assert len(errors) == 2
+    assert len(viewer.layers) == 1
+
+
+def test_init_of_wrong_shape_notifies(viewer_widget, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    viewer.add_labels(np.zeros((10, 10), np.uint8), name="small")
+    widget.init.value = viewer.layers["small"]
+    widget.run_button.click()
+    assert not widget.running and "shape" in errors[0]
+    assert len(viewer.layers) == 2
+
+
+def test_engine_value_error_notifies_and_changes_nothing(viewer_widget, qtbot, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    viewer.add_labels(np.full((SIZE, SIZE), 5, np.uint8), name="bad")
+    widget.init.value = viewer.layers["bad"]
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert len(errors) == 1 and "0..1" in errors[0]
+    assert iem_layers(viewer) == []
+
+
+def test_out_of_memory_notifies(viewer_widget, qtbot, errors, monkeypatch):
+    def oom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield
+
+    viewer, widget = viewer_widget
+    monkeypatch.setattr(_widget, "iter_segment", oom)
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert len(errors) == 1 and "working resolution" in errors[0]
+    assert iem_layers(viewer) == []
+    assert widget.run_button.text() == "Run"
