@@ -1,2 +1,15 @@
-"""Unsupervised segmentation by Inpainting Error Maximization (IEM)."""
+"""Unsupervised segmentation by Inpainting Error Maximization (IEM).
+
+>>> from napari_iem import segment
+>>> result = segment(image, regions=2)        # doctest: +SKIP
+>>> result.labels                             # doctest: +SKIP
+"""
+from .devices import available_devices
+from .presets import PRESETS, IEMParams
+from .segment import IEMProgress, IEMResult, iter_segment, segment, segment_batch
+
 __version__ = "0.1.0"
+__all__ = [
+    "IEMParams", "IEMProgress", "IEMResult", "PRESETS", "available_devices",
+    "iter_segment", "segment", "segment_batch",
+]

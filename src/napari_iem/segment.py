@@ -290,7 +290,7 @@ def _finish(state, b, x, prepared, params, preset, regions, dev, flip, start) ->
         masks=np.stack([labels == k for k in range(regions)]),
         inpainted=inpainted.astype(np.float32),
         error=error.astype(np.float32),
-        objective=[float(v[b]) for v in state.history],
+        objective=list(state.history[b]),
         iterations=int(state.iterations[b]),
         converged=bool(state.converged[b]),
         params={"preset": preset, "regions": regions, **params.to_dict()},
