@@ -1,0 +1,302 @@
+"""The ``napari-iem`` command: ``segment`` many files, ``evaluate`` against ground truth.
+
+``napari-iem segment`` is a thin layer over :func:`napari_iem.batch.run_batch`;
+``napari-iem evaluate`` over :mod:`napari_iem.metrics`.  Exit status: 0 success, 1 some
+files failed, 2 the command could not run (bad arguments, missing input, unreadable
+settings, unwritable output folder), 130 interrupted.  Errors are one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_SEGMENT_EPILOG = """\
+examples:
+  napari-iem segment photos/ --out labels/
+  napari-iem segment a.png b.tif --out out/ --regions 3 --overlay
+  napari-iem segment images/ --out pred/ --preset paper --protocol paper
+  napari-iem segment big/ --out out/ --size 512 --workers 2
+  napari-iem segment data/ --out out/ --scheduler tcp://10.0.0.5:8786
+
+Labels are written as OUT/<stem>.png (0 background, 1..K-1 regions; .tif for 16-bit or
+n-D), with a report OUT/iem-report.csv.  Files whose labels already exist are skipped,
+so rerunning an interrupted command resumes it (--overwrite redoes them).  Without
+--workers or --scheduler, large jobs run on a local Dask cluster with one worker per
+CPU core and small ones in this process; --workers 0 always runs in this process.
+
+exit status: 0 all done, 1 some files failed (see the report), 2 the command could not
+run, 130 interrupted."""
+
+_EVALUATE_EPILOG = """\
+examples:
+  napari-iem evaluate pred/ data/horse/masks/ --protocol paper
+  napari-iem evaluate pred/ gt/ --json > scores.json
+
+Files are matched by stem (pred/x.png with gt/x.png or gt/x.tif); any label > 0 is
+foreground.  Metrics per image, then averaged: Acc, IoU and Dice with the better of the
+two polarities (as the IEM paper reports them), mIoU (mean of foreground and background
+IoU, each with its own flip), and fixed IoU (the tool's foreground, no flip).  The table
+shows percentages, --json fractions in [0, 1]."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``napari-iem`` (exposed for documentation and tests)."""
+    from .presets import PRESETS
+
+    parser = argparse.ArgumentParser(
+        prog="napari-iem",
+        description="Unsupervised image segmentation by Inpainting Error Maximization "
+                    "(IEM): segment image files and evaluate the results.",
+        epilog="Run 'napari-iem COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-iem {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    seg = sub.add_parser(
+        "segment", help="segment image files (PNG, JPEG, TIFF) into label images",
+        description="Segment image files (PNG, JPEG, TIFF incl. 16-bit) and write label "
+                    "images, resumably, with a progress bar and a report.",
+        epilog=_SEGMENT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    seg.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help="image files and/or folders of images")
+    seg.add_argument("-o", "--out", required=True, metavar="DIR",
+                     help="output folder for labels, overlays and the report (created)")
+    seg.add_argument("-k", "--regions", type=int, metavar="K",
+                     help="number of regions K, 2 to 64 (default 2: foreground/background)")
+    seg.add_argument("--preset", choices=sorted(PRESETS),
+                     help="parameter set: 'paper' is the authors' algorithm exactly, "
+                          "'default' the tool's (default: default)")
+    seg.add_argument("--size", type=_positive_int, metavar="N",
+                     help="working resolution: segment with the longer side scaled down to "
+                          "N pixels; labels are written at full size")
+    seg.add_argument("--iterations", type=_positive_int, metavar="N",
+                     help="at most N iterations (the run stops earlier when the labels "
+                          "stop changing)")
+    seg.add_argument("--device", default="auto", metavar="D",
+                     help="torch device: auto (default), cpu, cuda, cuda:1, mps")
+    seg.add_argument("--config", metavar="FILE",
+                     help="settings file (.toml or .json: preset, regions, [params]); "
+                          "options given here override it")
+    seg.add_argument("--protocol", choices=["full", "paper"], default="full",
+                     help="'paper': resize each image to the paper's 128x128 protocol "
+                          "(shorter side 128, nearest, centre crop) before segmenting; "
+                          "'full' (default): segment as is")
+    seg.add_argument("--overwrite", action="store_true",
+                     help="redo files whose labels already exist (default: skip them)")
+    seg.add_argument("--overlay", action="store_true",
+                     help="also write OUT/overlays/<stem>.png: the image with the regions "
+                          "tinted and outlined")
+    seg.add_argument("--workers", type=_non_negative_int, metavar="N",
+                     help="local Dask workers (0: run in this process)")
+    seg.add_argument("--scheduler", metavar="ADDRESS",
+                     help="send the work to a running dask.distributed scheduler, e.g. "
+                          "tcp://host:8786 (the workers must see the same paths)")
+    seg.add_argument("--recursive", action="store_true", help="search folders recursively")
+    seg.add_argument("--report", choices=["csv", "json"], default="csv",
+                     help="format of OUT/iem-report.* (default: csv)")
+    seg.add_argument("--max-pixels", type=_positive_int, metavar="N",
+                     help="refuse images with more than N pixels (default 2**28)")
+    seg.add_argument("--task-images", type=_positive_int, default=32, metavar="N",
+                     help="at most N images of one size per Dask task (default 32)")
+    seg.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bar and no summary")
+    seg.set_defaults(func=cmd_segment)
+
+    ev = sub.add_parser(
+        "evaluate", help="score label images against ground-truth masks",
+        description="Compare predicted labels with ground-truth masks using the IEM "
+                    "paper's metrics.",
+        epilog=_EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("pred_dir", metavar="PRED_DIR", help="folder of predicted labels")
+    ev.add_argument("gt_dir", metavar="GT_DIR", help="folder of ground-truth masks")
+    ev.add_argument("--protocol", choices=["full", "paper"], default="full",
+                    help="'paper': bring the ground truth to the paper's 128x128 "
+                         "protocol first (use with 'segment --protocol paper')")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.add_argument("--per-image", action="store_true",
+                    help="also list the metrics of every image")
+    ev.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+# --------------------------------------------------------------------------- segment
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from .batch import BatchInterrupted, run_batch
+    from .settings import load_settings, validate_settings
+
+    settings = load_settings(args.config) if args.config else validate_settings({})
+    if args.regions is not None:
+        settings["regions"] = args.regions
+    if args.preset is not None:
+        settings["preset"] = args.preset
+    params = dict(settings["params"])
+    if args.size is not None:
+        params["max_size"] = args.size
+    if args.iterations is not None:
+        params["max_iter"] = args.iterations
+    settings["params"] = params
+    settings = validate_settings(settings, source="options")
+    try:
+        report = run_batch(
+            args.inputs, args.out, settings["regions"], settings["preset"],
+            scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
+            overlay=args.overlay, device=args.device,
+            protocol=None if args.protocol == "full" else args.protocol,
+            recursive=args.recursive, max_pixels=args.max_pixels,
+            task_images=args.task_images, report=args.report,
+            progress=not args.quiet, **settings["params"],
+        )
+    except BatchInterrupted as stop:
+        print(stop.report.summary(), file=sys.stderr)
+        print("interrupted: finished labels are kept; run the same command again to "
+              "resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet or not report.ok:
+        print(report.summary(max_failures=20 if not args.quiet else 5),
+              file=sys.stdout if report.ok else sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# --------------------------------------------------------------------------- evaluate
+
+_COLUMNS = (("acc", "Acc"), ("iou", "IoU"), ("miou", "mIoU"), ("dice", "Dice"),
+            ("fixed_iou", "fixed IoU"))
+
+
+def _label_files(folder: Path) -> dict[str, Path]:
+    from .io import find_images, safe_stem
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    out: dict[str, Path] = {}
+    for p in find_images([folder]):
+        out.setdefault(safe_stem(p.name), p)
+    return out
+
+
+def format_table(scores: dict, per_image: list | None = None) -> str:
+    """The metrics as a plain-text table, in percent."""
+    head = ["images"] + [title for _, title in _COLUMNS]
+    row = [str(scores["n_images"])] + [f"{100 * scores[k]:.1f}" for k, _ in _COLUMNS]
+    rows = [head, row]
+    lines = []
+    if per_image:
+        name_w = max(len("file"), *(len(r["file"]) for r in per_image))
+        lines.append("  ".join(["file".ljust(name_w)] + [t.rjust(9) for _, t in _COLUMNS]))
+        for r in per_image:
+            lines.append("  ".join([r["file"].ljust(name_w)]
+                                   + [f"{100 * r[k]:9.1f}" for k, _ in _COLUMNS]))
+        lines.append("")
+    widths = [max(len(a), len(b)) for a, b in zip(*rows)]
+    for r in rows:
+        lines.append("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .io import ImageReadError, read_labels
+    from .metrics import evaluate_pairs, paper_protocol
+
+    pred_dir, gt_dir = Path(args.pred_dir), Path(args.gt_dir)
+    preds = _label_files(pred_dir)
+    gts = _label_files(gt_dir)
+    common = sorted(set(preds) & set(gts))
+    if not common:
+        raise ValueError(
+            f"no prediction in {pred_dir} has a ground truth of the same name in {gt_dir}"
+        )
+    missing = sorted(set(gts) - set(preds))
+    pairs_p, pairs_g, names, problems = [], [], [], []
+    for stem in common:
+        try:
+            p = read_labels(preds[stem])
+            g = read_labels(gts[stem])
+        except ImageReadError as exc:
+            problems.append(str(exc))
+            continue
+        if args.protocol == "paper":
+            g = paper_protocol(g)
+        if p.shape != g.shape:
+            hint = ""
+            if args.protocol == "full" and p.shape == (128, 128):
+                hint = " (predictions made with --protocol paper? add --protocol paper)"
+            problems.append(
+                f"{preds[stem].name}: prediction {'x'.join(map(str, p.shape))} but ground "
+                f"truth {'x'.join(map(str, g.shape))}{hint}"
+            )
+            continue
+        pairs_p.append(p)
+        pairs_g.append(g)
+        names.append(preds[stem].name)
+    if not pairs_p:
+        raise ValueError("no pair could be compared: " + (problems[0] if problems else ""))
+    mean, per_image = evaluate_pairs(pairs_p, pairs_g)
+    per_image = [{"file": name, **row} for name, row in zip(names, per_image)]
+    if args.json:
+        out = {"protocol": args.protocol, **mean, "missing_predictions": missing,
+               "problems": problems}
+        if args.per_image:
+            out["per_image"] = per_image
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_table(mean, per_image if args.per_image else None))
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        print(f"napari-iem: {len(missing)} ground-truth mask(s) without a prediction, "
+              f"not scored: {shown}", file=sys.stderr)
+    for line in problems:
+        print(f"napari-iem: not scored: {line}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+# --------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``napari-iem`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("napari-iem: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, MemoryError) as exc:
+        # BatchError, SettingsError and ImageReadError are ValueErrors.
+        print(f"napari-iem: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
