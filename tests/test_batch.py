@@ -1,0 +1,230 @@
+"""run_batch: Dask equals sequential, resume after a crash, failures, unwritable output.
+
+Small synthetic images (32x32 to 48x48), at most 20 iterations; the Dask cluster is
+in-process (threads), so nothing is spawned.
+"""
+import csv
+import importlib
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import napari_iem.batch as batch
+from napari_iem.batch import BatchError, BatchInterrupted, plan_tasks, run_batch
+from napari_iem.io import TEMP_SUFFIX
+
+# the module, not the function that napari_iem re-exports under the same name
+seg = importlib.import_module("napari_iem.segment")
+
+ITER = 20
+
+
+def disc(h, w, cy, cx, r, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    inside = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+    img = np.where(inside, 160.0, 80.0) + rng.normal(0, 18, (h, w))
+    return img.clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(5):
+        iio.imwrite(d / f"s{i}.png", disc(32, 32, 16 + i % 3, 15 + i % 2, 9, i))
+    for i in range(3):
+        iio.imwrite(d / f"m{i}.png", disc(40, 48, 20, 24 - i, 12, 10 + i))
+    return d
+
+
+def label_files(out):
+    return {p.name: iio.imread(p) for p in sorted(out.glob("*.png"))}
+
+
+def report_rows(out):
+    return {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "iem-report.csv"))}
+
+
+def test_dask_cluster_equals_sequential(folder, tmp_path):
+    from distributed import Client, LocalCluster
+
+    seq = run_batch(folder, tmp_path / "seq", workers=0, progress=False, max_iter=ITER)
+    assert seq.ok and seq.done == 8 and seq.mode == "in-process"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        par = run_batch(folder, tmp_path / "dask", scheduler=client, progress=False,
+                        task_images=2, max_iter=ITER)
+        assert "2 workers" in par.mode
+        # an address string works too; the caller's client stays usable
+        by_addr = run_batch(folder, tmp_path / "addr", scheduler=cluster.scheduler_address,
+                            progress=False, max_iter=ITER)
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert par.ok and par.done == 8 and by_addr.done == 8
+    a, b, c = label_files(tmp_path / "seq"), label_files(tmp_path / "dask"), \
+        label_files(tmp_path / "addr")
+    assert a.keys() == b.keys() == c.keys() and len(a) == 8
+    for name in a:
+        assert np.array_equal(a[name], b[name]) and np.array_equal(a[name], c[name]), name
+    r1, r2 = report_rows(tmp_path / "seq"), report_rows(tmp_path / "dask")
+    for name in r1:
+        assert r1[name]["iterations"] == r2[name]["iterations"]
+        assert float(r1[name]["objective"]) == pytest.approx(float(r2[name]["objective"]))
+
+
+def test_batched_equals_one_by_one(folder, tmp_path):
+    """Tasks of one image (segment_batch of 1) give the same labels as larger tasks."""
+    run_batch(folder, tmp_path / "big", workers=0, progress=False, max_iter=ITER)
+    run_batch(folder, tmp_path / "one", workers=0, progress=False, task_images=1,
+              max_iter=ITER)
+    a, b = label_files(tmp_path / "big"), label_files(tmp_path / "one")
+    assert all(np.array_equal(a[n], b[n]) for n in a)
+
+
+def test_resume_after_crash(folder, tmp_path, monkeypatch):
+    """A Ctrl-C in the middle keeps finished outputs, leaves no partial file, and a rerun
+    does only the rest."""
+    out = tmp_path / "out"
+    real_write = batch.write_labels
+    written = []
+
+    def crash_on_fourth(labels, out_dir, stem):
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        written.append(stem)
+        return real_write(labels, out_dir, stem)
+
+    monkeypatch.setattr(batch, "write_labels", crash_on_fourth)
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(folder, out, workers=0, progress=False, task_images=4, max_iter=ITER)
+    rep = info.value.report
+    assert rep.interrupted and rep.done == 3 and not rep.ok
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{s}.png" for s in written)
+    assert not list(out.glob(f".*{TEMP_SUFFIX}"))
+    rows = report_rows(out)
+    assert sum(r["status"] == "done" for r in rows.values()) == 3
+    assert sum(r["status"] == "cancelled" for r in rows.values()) == 5
+    monkeypatch.setattr(batch, "write_labels", real_write)
+
+    # Count the images the rerun segments.
+    real_batch = seg.segment_batch
+    seen = []
+
+    def counting(images, *a, **k):
+        seen.extend(images)
+        return real_batch(images, *a, **k)
+
+    monkeypatch.setattr(seg, "segment_batch", counting)
+    again = run_batch(folder, out, workers=0, progress=False, max_iter=ITER)
+    assert again.ok and again.skipped == 3 and again.done == 5 and len(seen) == 5
+    rows = report_rows(out)
+    skipped = [r for r in rows.values() if r["status"] == "skipped"]
+    assert len(skipped) == 3
+    assert all(r["iterations"] and r["output"] for r in skipped)  # kept from the old report
+    assert len(list(out.glob("*.png"))) == 8
+
+    seen.clear()
+    redo = run_batch(folder, out, workers=0, progress=False, overwrite=True, max_iter=ITER)
+    assert redo.done == 8 and len(seen) == 8
+
+
+def test_failures_recorded_rest_go_on(folder, tmp_path):
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (folder / "zero.tif").write_bytes(b"")
+    rep = run_batch(folder, tmp_path / "out", workers=0, progress=False, max_iter=ITER,
+                    report="json")
+    assert rep.done == 8 and rep.failed == 2 and not rep.ok
+    text = rep.summary()
+    assert "2 failed" in text and "broken.png" in text and "zero.tif" in text
+    data = json.loads((tmp_path / "out" / "iem-report.json").read_text())
+    assert data["summary"]["failed"] == 2
+    failed = [f for f in data["files"] if f["status"] == "failed"]
+    assert all(f["error"] for f in failed)
+
+
+def test_segmentation_error_isolated(folder, tmp_path, monkeypatch):
+    """When a batch fails, images are retried one by one and only the culprit fails."""
+    real_segment = seg.segment
+
+    def no_batch(*a, **k):
+        raise RuntimeError("batch failed")
+
+    def picky(image, *a, **k):
+        if image.shape == (40, 48):
+            raise RuntimeError("cannot do this one")
+        return real_segment(image, *a, **k)
+
+    monkeypatch.setattr(seg, "segment_batch", no_batch)
+    monkeypatch.setattr(seg, "segment", picky)
+    rep = run_batch(folder, tmp_path / "out", workers=0, progress=False, max_iter=ITER)
+    assert rep.done == 5 and rep.failed == 3
+    assert all("cannot do this one" in r.error for r in rep.records if r.status == "failed")
+
+
+def test_unwritable_output_folder(folder, tmp_path, monkeypatch):
+    """Tests run as root, where chmod does not stop writes: a read-only folder is
+    simulated by making the write probe fail (and, separately, by a path under a file)."""
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(batch.tempfile, "mkstemp", denied)
+    with pytest.raises(BatchError, match="not writable: Permission denied"):
+        run_batch(folder, tmp_path / "ro", workers=0, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(BatchError, match="cannot create output folder"):
+        run_batch(folder, folder / "s0.png" / "out", workers=0, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [({"regions": 1}, "regions"), ({"sigmaa": 2}, "unknown IEM parameter"),
+     ({"preset": "nope"}, "unknown preset"), ({"protocol": "x"}, "protocol"),
+     ({"workers": -1}, "workers"), ({"report": "xml"}, "report")],
+)
+def test_bad_arguments(folder, tmp_path, kwargs, words):
+    with pytest.raises(BatchError, match=words):
+        run_batch(folder, tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_and_no_images(tmp_path):
+    with pytest.raises(BatchError, match="input not found"):
+        run_batch([tmp_path / "nope"], tmp_path / "out", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BatchError, match="no images found"):
+        run_batch(tmp_path / "empty", tmp_path / "out", progress=False)
+
+
+def test_name_clashes_get_distinct_outputs(tmp_path):
+    d1, d2 = tmp_path / "a", tmp_path / "b"
+    d1.mkdir()
+    d2.mkdir()
+    iio.imwrite(d1 / "x.png", disc(32, 32, 16, 16, 8, 0))
+    iio.imwrite(d2 / "x.png", disc(32, 32, 16, 16, 8, 1))
+    rep = run_batch([d1, d2], tmp_path / "out", workers=0, progress=False, max_iter=5)
+    assert sorted(r.output for r in rep.records) == ["x.png", "x_png.png"]
+
+
+def test_paper_protocol_and_overlay(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    iio.imwrite(d / "w.png", disc(60, 90, 30, 45, 20, 3))
+    rep = run_batch(d, tmp_path / "out", workers=0, progress=False, protocol="paper",
+                    overlay=True, max_iter=5)
+    assert rep.ok and rep.records[0].shape == "60x90"
+    assert iio.imread(tmp_path / "out" / "w.png").shape == (128, 128)
+    assert iio.imread(tmp_path / "out" / "overlays" / "w.png").shape == (128, 128, 3)
+
+
+def test_plan_tasks_bounds():
+    keys = ["a"] * 5 + ["b"] * 3 + ["a"]
+    pixels = [100] * 9
+    tasks = plan_tasks(keys, pixels, max_images=2, max_megapixels=1.0)
+    assert all(len(t) <= 2 for t in tasks)
+    assert sorted(i for t in tasks for i in t) == list(range(9))
+    assert all(len({keys[i] for i in t}) == 1 for t in tasks)
+    tasks = plan_tasks(keys, pixels, max_images=10, max_megapixels=250e-6)
+    assert all(len(t) <= 2 for t in tasks)
+    assert plan_tasks(["a"], [1e9], 10, 1.0) == [[0]]  # an oversized item runs alone
