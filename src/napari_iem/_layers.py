@@ -23,11 +23,23 @@ from collections.abc import Iterable
 
 import numpy as np
 from napari.layers import Image, Labels, Layer
+from napari.utils.colormaps import DirectLabelColormap
 
 IEM_KEY = "iem"
 WRITTEN_KEY = "iem_written"
 LOCKED_KEY = "iem_locked"
 OUTPUT_SUFFIX = " IEM"
+# Region colours that stand out on photos and stains alike; 0 (background) is clear.
+REGION_COLORS = (
+    "#00e5ff", "#ffd400", "#ff3df5", "#7cff3d", "#3d6bff", "#ff8c1a", "#ffffff",
+)
+
+
+def label_colormap() -> DirectLabelColormap:
+    """A fresh colormap for output labels: fixed colours for regions 1 to 7."""
+    colors = {None: "#bbbbbb", 0: "transparent"}
+    colors.update({k: c for k, c in enumerate(REGION_COLORS, start=1)})
+    return DirectLabelColormap(color_dict=colors)
 
 
 def image_plane(layer: Layer, world_point: Iterable[float] | None = None):
@@ -189,6 +201,7 @@ def publish_result(layers, source: Layer, result, index=()) -> Labels:
             result.labels,
             name=unique_name(source.name + OUTPUT_SUFFIX, layers),
             metadata={IEM_KEY: meta},
+            colormap=label_colormap(),
             **spatial_kwargs(source),
         )
         mark_written(target, result.labels, None)

@@ -315,10 +315,13 @@ class IEMWidget(QWidget):
         preview = Labels(
             labels, name=self._preview_name(), opacity=0.5,
             metadata={_layers.IEM_KEY: {"role": "preview"}},
+            colormap=_layers.label_colormap(),
             **_layers.spatial_kwargs(self._job["source"]),
         )
         self._job["preview"] = preview
+        selection = set(self.viewer.layers.selection)
         self.viewer.layers.append(preview)
+        self.viewer.layers.selection = selection  # adding it selected it
 
     def _on_returned(self, value) -> None:
         if isinstance(value, _Failed):
@@ -338,6 +341,7 @@ class IEMWidget(QWidget):
         else:
             show_warning("IEM: the layer being refined was deleted; nothing written.")
             return
+        self.viewer.layers.selection.active = target  # ready to paint corrections
         self.status.setText(
             f"'{target.name}': {value.iterations} iterations in "
             f"{value.seconds:.1f} s on {value.device}"
