@@ -45,7 +45,7 @@ def open_viewer(sample: str):
     viewer.window.resize(1500, 950)
     viewer.window.show()
     viewer.open_sample("napari-iem", sample)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "IEM segmentation")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
     settle()
     viewer.reset_view()  # fit the image to the canvas left beside the widget
     return viewer, widget

@@ -36,7 +36,7 @@ def test_commands_are_namespaced_and_import(manifest):
 
 def test_widget_sample_data_and_menu(manifest):
     widgets = manifest.contributions.widgets
-    assert [w.display_name for w in widgets] == ["IEM segmentation"]
+    assert [w.display_name for w in widgets] == ["Segment an image"]
     keys = {s.key for s in manifest.contributions.sample_data}
     assert {"coffee", "tissue", "cell", "disc"} <= keys
     menu = manifest.contributions.menus["napari/layers/segment"]

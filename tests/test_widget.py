@@ -15,7 +15,7 @@ TIMEOUT_MS = 30_000
 @pytest.fixture
 def viewer_widget(make_napari_viewer):
     viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "IEM segmentation")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
     widget.max_iter.value = 30
     return viewer, widget
 

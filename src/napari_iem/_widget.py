@@ -396,5 +396,5 @@ def launch_demo(sample: str = "coffee") -> None:
 
     viewer = napari.Viewer(title="napari-iem demo")
     viewer.open_sample("napari-iem", sample)
-    viewer.window.add_plugin_dock_widget("napari-iem", "IEM segmentation")
+    viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
     napari.run()
