@@ -153,3 +153,30 @@ def test_flip_needs_two_regions(scene):
     out = _layers.publish_result(layers, source, fake_result(three))
     with pytest.raises(ValueError, match="2-partition"):
         _layers.flip_output(layers, out)
+
+
+def test_painting_during_refine_sends_it_to_a_new_layer(scene):
+    layers, source = scene
+    out = _layers.publish_result(layers, source, fake_result(half_labels()))
+    painted = out.data.copy()
+    painted[0, 0] = 1
+    out.data = painted
+    init, locked = _layers.refine_inputs(out)
+    later = painted.copy()
+    later[7, 0] = 1  # painted while the refinement ran
+    out.data = later
+    written = _layers.publish_refinement(
+        layers, source, out, fake_result(half_labels()), init, locked
+    )
+    assert written is not out and written.name == "img IEM [1]"
+    np.testing.assert_array_equal(out.data, later)
+    assert written.data[0, 0] == 1  # the locked fix is in the refinement
+
+
+def test_a_duplicated_output_is_the_users(scene):
+    layers, source = scene
+    out = _layers.publish_result(layers, source, fake_result(half_labels()))
+    copy = Labels(out.data.copy(), name="mine", metadata=dict(out.metadata))
+    layers.append(copy)
+    assert not _layers.is_iem_output(copy)
+    assert _layers.publish_result(layers, source, fake_result(half_labels())) is out

@@ -260,3 +260,12 @@ def test_out_of_memory_notifies(viewer_widget, qtbot, errors, monkeypatch):
     assert len(errors) == 1 and "working resolution" in errors[0]
     assert iem_layers(viewer) == []
     assert widget.run_button.text() == "Run"
+
+
+def test_stack_in_3d_display_notifies(viewer_widget, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(np.zeros((3, 32, 32), np.float32), name="stack")
+    viewer.dims.ndisplay = 3
+    widget.run_button.click()
+    assert not widget.running and "2-D display" in errors[0]
+    assert len(viewer.layers) == 1

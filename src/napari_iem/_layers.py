@@ -20,6 +20,7 @@ Each Labels layer the plugin writes carries three metadata entries:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 from napari.layers import Image, Labels, Layer
@@ -125,6 +126,8 @@ def is_iem_output(layer: Layer, source: Layer | None = None) -> bool:
     info = layer.metadata.get(IEM_KEY) if isinstance(layer, Labels) else None
     if not info or info.get("role") != "labels" or WRITTEN_KEY not in layer.metadata:
         return False
+    if info.get("layer_id") != str(layer.unique_id):
+        return False  # a copy the user made (Duplicate Layer): theirs, not ours
     return source is None or info.get("source_id") == str(source.unique_id)
 
 
@@ -150,6 +153,7 @@ def refine_target(layers, source: Layer, active: Layer | None = None) -> Labels 
 
 def mark_written(layer: Labels, data: np.ndarray, locked: np.ndarray | None) -> None:
     """Record ``data`` as what the plugin wrote, and the pixels locked so far."""
+    layer.metadata[IEM_KEY]["layer_id"] = str(layer.unique_id)
     layer.metadata[WRITTEN_KEY] = np.array(data, copy=True)
     if locked is None or not locked.any():
         layer.metadata.pop(LOCKED_KEY, None)
@@ -212,13 +216,22 @@ def publish_result(layers, source: Layer, result, index=()) -> Labels:
     return target
 
 
-def publish_refinement(layers, source, target: Labels, result, init, locked) -> None:
-    """Write a refinement into ``target``, keeping the user's locked pixels exactly."""
+def publish_refinement(layers, source, target: Labels, result, init, locked) -> Labels:
+    """Write a refinement into ``target``, keeping the user's locked pixels exactly.
+
+    ``init`` is ``target``'s data when the refinement started.  If the user painted
+    in ``target`` meanwhile, it is left alone and the refinement goes to a new layer
+    (see :func:`publish_result`).  Returns the layer written.
+    """
     labels = result.labels.copy()
     labels[locked] = init[locked]
-    meta = run_metadata(result, source, tuple(target.metadata[IEM_KEY]["plane"]))
-    write_labels(target, labels, locked, meta)
+    result = replace(result, labels=labels)
+    plane = tuple(target.metadata[IEM_KEY]["plane"])
+    if not np.array_equal(np.asarray(target.data), init):
+        return publish_result(layers, source, result, plane)
+    write_labels(target, labels, locked, run_metadata(result, source, plane))
     publish_inspection(layers, source, target, result)
+    return target
 
 
 def write_labels(target: Labels, labels, locked, meta: dict) -> None:

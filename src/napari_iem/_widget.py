@@ -5,6 +5,7 @@ The widget is thin: the engine (:mod:`napari_iem.segment`) runs in a napari
 """
 from __future__ import annotations
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
@@ -204,9 +205,11 @@ class IEMWidget(QWidget):
         if layer is None:
             show_error("IEM: there is no image to segment. Open or add an Image layer.")
             return None
-        if self.viewer.dims.ndisplay == 3 and layer.ndim > 2:
+        ndim = self.viewer.dims.ndim
+        if layer.ndim > 2 and sorted(self.viewer.dims.displayed) != [ndim - 2, ndim - 1]:
             show_warning(
-                "IEM segments one 2-D plane: switch the viewer to 2-D display first."
+                "IEM segments the displayed plane of the last two axes: switch the "
+                "viewer to 2-D display and restore the axis order (Transpose)."
             )
             return None
         try:
@@ -224,7 +227,7 @@ class IEMWidget(QWidget):
         source, plane, index = picked
         options = self.options()
         if self.init.value != SQUARE:
-            init = self.init.value.data
+            init = np.array(self.init.value.data)  # a copy: painting goes on meanwhile
             if init.shape != plane.shape[:2]:
                 show_error(
                     f"IEM: initialization layer '{self.init.value.name}' has shape "
@@ -334,7 +337,7 @@ class IEMWidget(QWidget):
                 self.viewer.layers, job["source"], value, job["index"]
             )
         elif target in self.viewer.layers:
-            _layers.publish_refinement(
+            target = _layers.publish_refinement(
                 self.viewer.layers, job["source"], target, value,
                 job["init"], job["locked"],
             )
