@@ -94,8 +94,9 @@ class IEMWidget(QWidget):
         )
         self.init = ComboBox(
             label="initialization", choices=self._init_choices,
-            tooltip="Start from the centred square (the paper's start) or from the "
-            "labels of an existing Labels layer (values 0..partitions-1).",
+            tooltip="Start from the centred square (the paper's start; k-means clusters "
+            "for more than 2 partitions) or from the labels of an existing Labels "
+            "layer (values 0..partitions-1).",
         )
         self.max_iter = SpinBox(label="iterations", min=1, max=5000)
         self.sigma = FloatSpinBox(label="sigma (px)", min=0.5, max=100.0, step=0.5)
