@@ -47,15 +47,30 @@ def square_init(shape: tuple[int, ...], batch: int, device) -> torch.Tensor:
     return labels
 
 
-def quantile_init(x: torch.Tensor, regions: int, objective: IEMObjective) -> torch.Tensor:
-    """K bands of Gaussian-smoothed mean intensity, darkest = 0: a start for any K."""
+def kmeans_init(x: torch.Tensor, regions: int, objective: IEMObjective,
+                iterations: int = 20) -> torch.Tensor:
+    """K colour clusters of the Gaussian-smoothed image: a deterministic start for any K.
+
+    Lloyd's k-means on the smoothed channels, started from the means of K equal-count
+    bands of smoothed grey value (so label order follows brightness, darkest = 0).
+    """
     filt = objective.filt
-    grey = filt(x.mean(1)) / filt.ones  # (B, *S), normalized smoothing
-    flat = grey.flatten(1)
+    feats = (filt(x) / filt.ones).flatten(2).transpose(1, 2)  # (B, N, C)
+    grey = feats.mean(-1)
     qs = torch.linspace(0, 1, regions + 1, device=x.device, dtype=x.dtype)[1:-1]
-    cuts = torch.quantile(flat, qs, dim=1).T  # (B, K-1)
-    labels = (flat[:, :, None] > cuts[:, None, :]).sum(-1)
-    return labels.view_as(grey)
+    cuts = torch.quantile(grey, qs, dim=1).T  # (B, K-1)
+    labels = (grey[:, :, None] > cuts[:, None, :]).sum(-1)
+    for _ in range(iterations):
+        onehot = torch.nn.functional.one_hot(labels, regions).to(x.dtype)  # (B, N, K)
+        counts = onehot.sum(1)  # (B, K)
+        centres = onehot.transpose(1, 2) @ feats / counts.clamp_min(1)[..., None]
+        dist = torch.cdist(feats, centres)
+        dist = dist.masked_fill((counts == 0)[:, None, :], float("inf"))
+        new = dist.argmin(-1)
+        if torch.equal(new, labels):
+            break
+        labels = new
+    return labels.view(x.shape[0], *x.shape[2:])
 
 
 def _shift_or(mask: torch.Tensor, nd: int) -> torch.Tensor:
@@ -170,10 +185,10 @@ def optimize(
         labels = init.to(device=x.device, dtype=torch.int64).clone()
     elif params.init == "square" and regions == 2:
         labels = square_init(shape, batch, x.device)
-    elif params.init in ("square", "quantile"):
-        labels = quantile_init(x, regions, objective)
+    elif params.init in ("square", "kmeans"):
+        labels = kmeans_init(x, regions, objective)
     else:
-        raise ValueError(f"init must be 'square' or 'quantile', got {params.init!r}")
+        raise ValueError(f"init must be 'square' or 'kmeans', got {params.init!r}")
     if locked is not None:
         locked = locked.to(device=x.device, dtype=torch.bool)
     border = _border(shape, x.device)

@@ -29,8 +29,8 @@ class IEMParams:
     max_iter : int
         Iterations at most; the run stops earlier at a fixed point.
     init : str
-        ``"square"`` (the paper's centred square, K=2 only) or ``"quantile"`` (K bands of
-        smoothed intensity, the default for K > 2).
+        ``"square"`` (the paper's centred square; for K > 2, where a square gives only two
+        regions, k-means is used) or ``"kmeans"`` (K colour clusters of the smoothed image).
     max_size : int or None
         Working resolution: the longer side is downscaled to this many pixels for the
         optimisation and the labels are returned at full size.  ``None`` keeps the input size.
@@ -70,8 +70,10 @@ class IEMParams:
 PRESETS: dict[str, IEMParams] = {
     # The authors' algorithm, exactly: used to check the engine against the reference.
     "paper": IEMParams(scaling="paper", foreground="init"),
-    # Starts equal to the paper; tuned for quality in later work.
-    "default": IEMParams(scaling="auto", foreground="border"),
+    # The paper's 4-of-9 smoothing favours growth so much that a contour started outside
+    # an object cannot shrink onto it (a textured disc inside the start square: IoU 0.53
+    # with 4, 1.00 with a true majority of 5); the border rule picks the foreground.
+    "default": IEMParams(smooth_threshold=5, scaling="auto", foreground="border"),
 }
 
 

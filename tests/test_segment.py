@@ -1,0 +1,181 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_iem import IEMResult, iter_segment, segment, segment_batch
+from synthetic import iou, textured_disc, three_regions
+
+
+def test_textured_disc_is_found():
+    image, truth = textured_disc(64)
+    result = segment(image, 2)
+    assert isinstance(result, IEMResult)
+    assert result.labels.dtype == np.uint8 and result.labels.shape == truth.shape
+    assert iou(result.labels == 1, truth) > 0.9
+
+
+def test_off_centre_disc_is_foreground_by_the_border_rule():
+    """The square start grows the background here; the border rule still calls the
+    disc foreground, where the paper's rule keeps whatever grew from the square."""
+    image, truth = textured_disc(64, radius=12, centre=(20, 22), seed=3)
+    result = segment(image, 2)
+    assert iou(result.labels == 1, truth) > 0.8
+
+
+def test_three_regions():
+    image, truth = three_regions(72)
+    result = segment(image, 3)
+    assert set(np.unique(result.labels)) == {0, 1, 2}
+    for k in range(3):  # each true region is mostly one label, a different one each
+        counts = np.bincount(result.labels[truth == k], minlength=3)
+        assert counts.max() / counts.sum() > 0.9
+    majority = [np.bincount(result.labels[truth == k], minlength=3).argmax() for k in range(3)]
+    assert len(set(majority)) == 3
+
+
+def test_result_fields_are_consistent():
+    image, _ = textured_disc(48, rgb=True)
+    r = segment(image, 2, max_iter=30)
+    assert r.masks.shape == (2, 48, 48) and r.masks.dtype == bool
+    assert np.array_equal(r.masks[1], r.labels == 1)
+    assert r.inpainted.shape == (2, 48, 48, 3) and r.inpainted.dtype == np.float32
+    assert r.error.shape == (48, 48) and (r.error >= 0).all()
+    assert len(r.objective) == r.iterations <= 30
+    assert r.params["regions"] == 2 and r.params["preset"] == "default"
+    assert r.device == "cpu" and r.seconds > 0
+    # the inpainting is in the input's units: close to the image where it is smooth
+    assert 0 <= r.inpainted.min() and r.inpainted.max() <= 255
+
+
+def test_flip_swaps_foreground_and_background():
+    image, _ = textured_disc(48)
+    a = segment(image, 2, max_iter=20)
+    b = segment(image, 2, max_iter=20, flip=True)
+    assert np.array_equal(a.labels, 1 - b.labels)
+    assert np.array_equal(a.inpainted[0], b.inpainted[1])
+    with pytest.raises(ValueError, match="regions=2"):
+        segment(three_regions(40)[0], 3, max_iter=2).flipped()
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32, np.float64])
+def test_any_numeric_dtype(dtype):
+    image, truth = textured_disc(64)
+    integer = np.issubdtype(dtype, np.integer)
+    scaled = image.astype(np.float64) * (100 if integer else 1 / 255)
+    result = segment(scaled.astype(dtype), 2)
+    assert iou(result.labels == 1, truth) > 0.9
+
+
+def test_sixteen_bit_with_hot_pixels():
+    image, truth = textured_disc(64)
+    micro = image.astype(np.uint16) * 20 + 1000
+    micro[5, 5] = micro[40, 10] = 65535  # hot pixels do not squash the contrast
+    assert iou(segment(micro, 2).labels == 1, truth) > 0.9
+
+
+def test_rgba_and_grey_channel_axis():
+    image, truth = textured_disc(64, rgb=True)
+    rgba = np.concatenate([image, np.full((64, 64, 1), 255, np.uint8)], axis=-1)
+    assert iou(segment(rgba, 2).labels == 1, truth) > 0.9
+    channels_first = np.moveaxis(image, -1, 0)
+    a = segment(channels_first, 2, channel_axis=0, max_iter=10).labels
+    assert np.array_equal(a, segment(image, 2, max_iter=10).labels)
+
+
+def test_working_resolution_returns_full_size_labels():
+    image, truth = textured_disc(128, seed=1)
+    result = segment(image, 2, max_size=64)
+    assert result.labels.shape == (128, 128) and result.error.shape == (128, 128)
+    assert iou(result.labels == 1, truth) > 0.85
+
+
+def test_batch_equals_one_by_one():
+    images = [textured_disc(48, seed=s)[0] for s in range(3)] + [textured_disc(40)[0]]
+    batch = segment_batch(images, 2, max_iter=40)
+    for image, r in zip(images, batch):
+        single = segment(image, 2, max_iter=40)
+        assert np.array_equal(r.labels, single.labels)
+        assert r.iterations == single.iterations
+
+
+def test_generator_reports_progress_and_returns_the_result():
+    image, _ = textured_disc(48)
+    gen = iter_segment(image, 2, max_iter=50)
+    seen = []
+    try:
+        while True:
+            p = next(gen)
+            seen.append(p.iteration)
+            assert p.labels.shape == (48, 48) and np.isfinite(p.objective)
+    except StopIteration as stop:
+        result = stop.value
+    assert seen == list(range(1, result.iterations + 1))
+
+
+def test_closing_the_generator_cancels():
+    image, _ = textured_disc(48)
+    gen = iter_segment(image, 2, max_iter=100)
+    next(gen)
+    gen.close()
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_refine_from_labels_keeps_locked_pixels():
+    image, truth = textured_disc(64)
+    init = truth.astype(np.uint8)
+    locked = np.zeros_like(truth)
+    locked[:10, :10] = True
+    init[:10, :10] = 1  # a user insists the corner is foreground
+    result = segment(image, 2, init=init, locked=locked, foreground="init")
+    assert (result.labels[:10, :10] == 1).all()
+    assert iou(result.labels == 1, truth | locked) > 0.9
+
+
+@pytest.mark.parametrize(
+    "image, kwargs, message",
+    [
+        (np.zeros((0, 10)), {}, "empty"),
+        (np.zeros((1, 1)), {}, "constant"),
+        (np.arange(4.0).reshape(2, 2), {}, "at least"),
+        (np.full((20, 20), 7), {}, "constant"),
+        (np.where(np.eye(20) > 0, np.nan, 1.0), {}, "NaN"),
+        (np.full((20, 20), np.inf), {}, "infinite"),
+        (np.random.rand(4, 5, 20, 20), {}, "channel_axis"),
+        (np.random.rand(20, 20), {"regions": 1}, "regions"),
+        (np.random.rand(20, 20), {"regions": 2.5}, "regions"),
+        (np.random.rand(20, 20), {"preset": "best"}, "preset"),
+        (np.random.rand(20, 20), {"device": "tpu"}, "device"),
+        (np.random.rand(20, 20), {"scaling": "log"}, "scaling"),
+        (np.random.rand(20, 20), {"init": np.ones((3, 3))}, "shape"),
+        (np.random.rand(20, 20).astype(complex), {}, "real"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(image, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        segment(image, **kwargs)
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(TypeError, match="sigmaa"):
+        segment(np.random.rand(20, 20), sigmaa=3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_equals_cpu():
+    images = [textured_disc(64, seed=s)[0] for s in range(4)]
+    cpu = segment_batch(images, 2, preset="paper", device="cpu")
+    gpu = segment_batch(images, 2, preset="paper", device="cuda")
+    agree = np.mean([(a.labels == b.labels).mean() for a, b in zip(cpu, gpu)])
+    assert agree > 0.999 and gpu[0].device.startswith("cuda")
+
+
+@pytest.mark.skipif(
+    not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+    reason="needs Apple MPS",
+)
+def test_mps_equals_cpu():
+    image, _ = textured_disc(64)
+    a = segment(image, 2, device="cpu").labels
+    b = segment(image, 2, device="mps").labels
+    assert (a == b).mean() > 0.999
