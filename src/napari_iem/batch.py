@@ -32,9 +32,12 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -385,6 +388,21 @@ def _fill_skipped(rec: FileRecord, old: dict | None) -> None:
             pass
 
 
+@contextmanager
+def _workers_ignore_sigint(processes: bool):
+    """Start local worker processes with Ctrl-C ignored, so that only this process
+    handles it (cancelling the work and writing the report) and the workers do not
+    print tracebacks.  Spawned processes inherit an ignored SIGINT."""
+    old = None
+    if processes and threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
 def _connect(scheduler):
     from distributed import Client
 
@@ -471,6 +489,7 @@ def run_batch(
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
+    wall_start = time.time()
     if protocol not in PROTOCOLS:
         raise BatchError(f"unknown protocol {protocol!r}; use 'paper' or 'full'")
     if report not in ("csv", "json"):
@@ -584,10 +603,11 @@ def run_batch(
             if mode == "local":
                 if processes:
                     cfg["torch_threads"] = max(1, n_cpu // n_workers)
-                cluster = LocalCluster(
-                    n_workers=n_workers, threads_per_worker=1, processes=processes,
-                    dashboard_address=None, silence_logs=logging.ERROR,
-                )
+                with _workers_ignore_sigint(processes):
+                    cluster = LocalCluster(
+                        n_workers=n_workers, threads_per_worker=1, processes=processes,
+                        dashboard_address=None, silence_logs=logging.ERROR,
+                    )
                 client, own_client = _connect(cluster.scheduler_address)
                 result.mode = f"local Dask, {n_workers} worker{'s' * (n_workers != 1)}"
             else:
@@ -625,9 +645,14 @@ def run_batch(
                 cluster.close()
             except Exception:
                 pass
-        for rec in records:
+        for rec, stem in zip(records, stems):
             if rec.status == "pending":
-                rec.status = "cancelled"
+                # A worker may have finished the file after the last result came back.
+                made = existing_labels(out_dir, stem)
+                if made is not None and made.stat().st_mtime >= wall_start - 1:
+                    rec.status, rec.output = "done", made.name
+                else:
+                    rec.status = "cancelled"
         result.seconds = time.perf_counter() - t_start
         try:
             result.write(report_path)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
@@ -280,6 +283,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- main
 
+@contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (``kill``, a job scheduler's stop) like Ctrl-C, so that a stopped
+    run still closes its workers and writes its report."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``napari-iem`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
@@ -288,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return int(exc.code or 0)
     try:
-        return args.func(args)
+        with _sigterm_as_interrupt():
+            return args.func(args)
     except KeyboardInterrupt:
         print("napari-iem: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
