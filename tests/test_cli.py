@@ -175,6 +175,8 @@ def test_protocol_paper_gives_128(tmp_path, capsys):
         (lambda t: ["segment", t / "in", "--out", t / "o", "--device", "tpu"], "device"),
         (lambda t: ["segment", t / "empty", "--out", t / "o"], "no images found"),
         (lambda t: ["evaluate", t / "missing", t / "in"], "not a folder"),
+        (lambda t: ["segment", t / "in", "--out", t / "o", "--scheduler", "bogus://x:1"],
+         "cannot connect to the Dask scheduler"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path, capsys, make, words):

@@ -564,18 +564,26 @@ def run_batch(
         mode, n_workers = ("in-process", 0) if (single or n_cpu == 1) else ("local", n_cpu)
     else:
         mode, n_workers = "local", workers
-    per_task = task_images
-    if n_workers and n_workers > 1 and pending:
-        per_task = max(1, min(task_images, math.ceil(len(pending) / (2 * n_workers))))
-    plan = plan_tasks(keys, pixels, per_task, task_megapixels)
-    tasks = [[(pending[j], str(files[pending[j]].resolve()), stems[pending[j]]) for j in t]
-             for t in plan]
+
+    def make_tasks(slots: int) -> list[list[tuple[int, str, str]]]:
+        # With several workers, smaller tasks so that each gets about two.
+        per_task = task_images
+        if slots > 1 and pending:
+            per_task = max(1, min(task_images, math.ceil(len(pending) / (2 * slots))))
+        plan = plan_tasks(keys, pixels, per_task, task_megapixels)
+        return [[(pending[j], str(files[pending[j]].resolve()), stems[pending[j]])
+                 for j in t] for t in plan]
 
     cfg = {
         "out_dir": str(out_dir.resolve()), "regions": regions, "preset": preset,
         "device": device, "overrides": dict(overrides), "protocol": protocol,
         "overlay": overlay, "max_pixels": max_pixels, "torch_threads": None,
     }
+
+    client = cluster = None
+    own_client = False
+    if mode == "dask" and pending:  # fail early, before the progress bar
+        client, own_client = _connect(scheduler)
 
     bar = tqdm(total=len(files), initial=len(files) - len(pending), unit="img",
                disable=not progress, file=sys.stderr, dynamic_ncols=True,
@@ -588,14 +596,13 @@ def run_batch(
                 setattr(rec, k, v)
         bar.update(len(recs))
 
-    client = cluster = None
     futures: list = []
     try:
-        if not tasks:
+        if not pending:
             result.mode = "nothing to do"
         elif mode == "in-process":
             result.mode = "in-process"
-            for t in tasks:
+            for t in make_tasks(1):
                 absorb(_segment_task(t, cfg))
         else:
             from distributed import LocalCluster, as_completed
@@ -610,11 +617,14 @@ def run_batch(
                     )
                 client, own_client = _connect(cluster.scheduler_address)
                 result.mode = f"local Dask, {n_workers} worker{'s' * (n_workers != 1)}"
+                slots = n_workers
             else:
-                client, own_client = _connect(scheduler)
-                n = len(client.scheduler_info().get("workers", {}))
+                info = client.scheduler_info().get("workers", {})
+                n = len(info)
+                slots = sum(int(w.get("nthreads", 1)) for w in info.values()) or 1
                 addr = getattr(client.scheduler, "address", scheduler)
                 result.mode = f"Dask at {addr}, {n} worker{'s' * (n != 1)}"
+            tasks = make_tasks(slots)
             futures = client.map(_segment_task, tasks, cfg=cfg, pure=False)
             index_of = {f.key: j for j, f in enumerate(futures)}
             for fut in as_completed(futures):
@@ -624,8 +634,6 @@ def run_batch(
                 except Exception as exc:  # a worker died or the task crashed
                     absorb([{"index": i, "status": "failed",
                              "error": f"task failed on a worker: {exc!r}"} for i, _, _ in t])
-            if not own_client:
-                client = None  # the caller's client stays open
     except KeyboardInterrupt:
         result.interrupted = True
         if futures and client is not None:
@@ -635,7 +643,7 @@ def run_batch(
                 pass
     finally:
         bar.close()
-        if client is not None:
+        if client is not None and own_client:  # a caller's client stays open
             try:
                 client.close()
             except Exception:
