@@ -27,6 +27,10 @@ from .presets import IEMParams
 
 MIN_SIDE = 5
 PERCENTILES = (1.0, 99.8)
+#: Images with more pixels than this take their intensity range from a regular subsample.
+SAMPLE_MAX = 2**24
+#: Rows scaled at a time (bounds the float64 temporaries on large images).
+CHUNK_PIXELS = 2**22
 
 
 @dataclass
@@ -60,14 +64,23 @@ def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndar
     )
 
 
-def _range_per_channel(image: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray]:
+def _range_per_channel(image: np.ndarray, rule: str,
+                       percentiles=PERCENTILES) -> tuple[np.ndarray, np.ndarray]:
     """Input values mapped to -1 and +1, per channel (``image`` is channels-last)."""
-    flat = image.reshape(-1, image.shape[-1]).astype(np.float64)
     if rule in ("paper", "auto") and image.dtype == np.uint8:
         c = image.shape[-1]
         return np.zeros(c), np.full(c, 255.0)
+    lo_p, hi_p = (float(q) for q in percentiles)
+    if not 0 <= lo_p < hi_p <= 100:
+        raise ValueError(
+            f"percentiles must satisfy 0 <= low < high <= 100, got {lo_p}, {hi_p}"
+        )
+    flat = image.reshape(-1, image.shape[-1])
+    if flat.shape[0] > SAMPLE_MAX:  # huge images: a regular subsample is plenty
+        flat = flat[:: -(-flat.shape[0] // SAMPLE_MAX)]
+    flat = flat.astype(np.float64)
     if rule in ("paper", "auto", "percentile"):
-        low, high = np.percentile(flat, PERCENTILES, axis=0)
+        low, high = np.percentile(flat, (lo_p, hi_p), axis=0)
         flat_span = high <= low  # few distinct values: percentiles collapse
         low = np.where(flat_span, flat.min(0), low)
         high = np.where(flat_span, flat.max(0), high)
@@ -103,24 +116,42 @@ def check_image(image) -> np.ndarray:
     return image
 
 
-def prepare_image(image, params: IEMParams, channel_axis: int | None = None) -> PreparedImage:
-    """Validate ``image`` and turn it into a :class:`PreparedImage` for ``params``."""
-    image = check_image(image)
-    image, has_channels = _channels_last(image, channel_axis)
+def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
+                  spatial_ndim: int = 2, value_range=None) -> PreparedImage:
+    """Validate ``image`` and turn it into a :class:`PreparedImage` for ``params``.
+
+    ``spatial_ndim`` is 2 (an image) or 3 (a volume, ``(Z, Y, X[, C])``);
+    ``value_range`` = ``(low, high)`` per channel overrides the intensity rule (used
+    to scale every slice of a stack alike, see :mod:`napari_iem.axes`).
+    """
+    image = check_image(image) if value_range is None else np.asarray(image)
+    if spatial_ndim == 3 and channel_axis is None and image.ndim == 3:
+        image, has_channels = image[..., None], False  # (Z, Y, X): no RGB guess
+    else:
+        image, has_channels = _channels_last(image, channel_axis)
     spatial = image.shape[:-1]
-    if len(spatial) != 2:
+    if len(spatial) != spatial_ndim:
         raise ValueError(
-            f"expected 2 spatial axes, got {len(spatial)} (shape {image.shape} with "
-            "channels last)"
+            f"expected {spatial_ndim} spatial axes, got {len(spatial)} (shape "
+            f"{image.shape} with channels last); for stacks and time series use "
+            "mode='slices' or mode='volume'"
         )
     if min(spatial) < MIN_SIDE:
         raise ValueError(
-            f"image is {spatial[0]}x{spatial[1]} pixels; IEM needs at least "
+            f"image is {'x'.join(map(str, spatial))} pixels; IEM needs at least "
             f"{MIN_SIDE} pixels on each side"
         )
-    low, high = _range_per_channel(image, params.scaling)
-    data = (image.astype(np.float64) - low) / (high - low) * 2 - 1
-    data = np.clip(data, -1, 1).astype(np.float32)
+    if value_range is None:
+        low, high = _range_per_channel(
+            image, params.scaling, (params.percentile_low, params.percentile_high)
+        )
+    else:
+        low, high = (np.asarray(v, dtype=np.float64) for v in value_range)
+    data = np.empty(image.shape, dtype=np.float32)
+    step = max(1, CHUNK_PIXELS // max(1, image[:1].size))
+    for i in range(0, image.shape[0], step):  # same values as one pass, less memory
+        part = (image[i : i + step].astype(np.float64) - low) / (high - low) * 2 - 1
+        data[i : i + step] = np.clip(part, -1, 1)
     data = np.moveaxis(data, -1, 0)
     work = working_shape(spatial, params.max_size)
     if work != tuple(spatial):

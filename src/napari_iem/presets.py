@@ -35,7 +35,11 @@ class IEMParams:
         Working resolution: the longer side is downscaled to this many pixels for the
         optimisation and the labels are returned at full size.  ``None`` keeps the input size.
     scaling : str
-        Intensity rule, see :func:`napari_iem.preprocess.to_unit_range`.
+        Intensity rule, see :mod:`napari_iem.preprocess`.
+    percentile_low, percentile_high : float
+        The percentiles of each channel mapped to -1 and +1 by the percentile rule
+        (non-8-bit input under ``"auto"``; ``"percentile"``).  Values outside are
+        clipped, so hot pixels and saturated spots cannot stretch the range.
     foreground : str
         ``"border"``: for K=2 the region touching the image border less is foreground
         (label 1); ``"init"``: the region grown from the initial square stays label 1, as
@@ -52,6 +56,8 @@ class IEMParams:
     max_size: int | None = None
     scaling: str = "auto"
     foreground: str = "init"
+    percentile_low: float = 1.0
+    percentile_high: float = 99.8
 
     def replace(self, **changes) -> "IEMParams":
         """A copy with ``changes`` applied; unknown names raise a clear error."""
