@@ -102,3 +102,21 @@ def test_progress_is_yielded_and_closing_stops_the_work():
     assert first.iteration == 1 and len(first.history[0]) == 1
     gen.close()  # a GUI's cancel
     assert first.iterations[0] == 1
+
+
+def test_a_detected_cycle_gives_the_labels_of_the_full_run():
+    """Stopping at a repeated state returns what max_iter iterations would give."""
+    import napari_iem.optimize as op
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(6, 3, 40, 40, generator=g) * 2 - 1
+    for n in (37, 38):  # both parities of a period-2 oscillation
+        fast, _ = run(x, params=PAPER.replace(max_iter=n))
+        window, op.CYCLE_WINDOW = op.CYCLE_WINDOW, 0
+        try:
+            full, _ = run(x, params=PAPER.replace(max_iter=n))
+        finally:
+            op.CYCLE_WINDOW = window
+        assert torch.equal(fast.labels, full.labels)
+        assert (full.iterations == n).all()
+        assert fast.iterations.sum() < full.iterations.sum()  # it did stop early
