@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
+from .memory import check_memory, estimate_bytes, with_cpu_fallback
 from .objective import region_maps
 from .optimize import optimize
 from .preprocess import PreparedImage, prepare_image, resize_labels, resize_maps
@@ -60,6 +61,19 @@ class IEMResult:
         The torch device the work ran on.
     seconds : float
         Wall-clock seconds of the whole call.
+    metadata : dict
+        Extra facts: for n-D calls (see :mod:`napari_iem.axes`) the layout, sigma per
+        axis, refinement; ``device_fallback`` when a GPU ran out of memory and the run
+        was repeated on the CPU.
+    instances : ndarray of int32 or None
+        With ``instances=True``: one label per object of the foreground (0 background),
+        see :func:`napari_iem.instances.split_instances`.
+
+    For stacks (``mode="slices"`` or ``"volume"`` with leading axes) every array has the
+    input's shape minus the channel axis (``masks`` and ``inpainted`` with K first),
+    ``objective`` holds the final J of each slice or volume, ``iterations`` the largest
+    count and ``converged`` is True when all converged.  With ``maps=False``,
+    ``inpainted`` and ``error`` are None.
     """
 
     labels: np.ndarray
@@ -73,6 +87,7 @@ class IEMResult:
     device: str
     seconds: float
     metadata: dict = field(default_factory=dict)
+    instances: np.ndarray | None = None
 
     @property
     def regions(self) -> int:
@@ -86,7 +101,7 @@ class IEMResult:
             self,
             labels=(1 - self.labels).astype(self.labels.dtype),
             masks=self.masks[::-1].copy(),
-            inpainted=self.inpainted[::-1].copy(),
+            inpainted=None if self.inpainted is None else self.inpainted[::-1].copy(),
         )
 
 
@@ -114,6 +129,13 @@ def iter_segment(
     init: np.ndarray | None = None,
     locked: np.ndarray | None = None,
     flip: bool = False,
+    mode: str = "2d",
+    scale=None,
+    sigma_units: str = "pixels",
+    instances: bool = False,
+    instance_options: dict | None = None,
+    refine: bool = False,
+    maps: bool = True,
     **overrides,
 ) -> Generator[IEMProgress, None, IEMResult]:
     """Segment ``image`` into ``regions`` parts, yielding progress after each iteration.
@@ -142,18 +164,74 @@ def iter_segment(
         Pixels whose label in ``init`` the optimiser may not change.
     flip : bool
         For K=2, swap foreground and background of the result.
+    mode : str
+        ``"2d"`` (one image), ``"slices"`` (every 2-D plane of a stack or time series)
+        or ``"volume"`` (the last three axes as one 3-D problem); leading axes are
+        iterated.  See :mod:`napari_iem.axes`.
+    scale : sequence of float, optional
+        Pixel spacing of the spatial axes (a napari layer's ``scale``); makes the
+        Gaussian anisotropic.
+    sigma_units : str
+        ``"pixels"`` (of the finest axis) or ``"physical"`` (the units of ``scale``).
+    instances : bool
+        Also split the foreground into objects (``result.instances``);
+        ``instance_options`` go to :func:`napari_iem.instances.split_instances`.
+    refine : bool
+        With a working resolution (``max_size``) smaller than the input, refine the
+        carried-up boundary at full resolution (:mod:`napari_iem.multiscale`).
+    maps : bool
+        Return the inpaintings and error map (False saves memory on large inputs).
     **overrides
         Any field of :class:`napari_iem.presets.IEMParams` (``sigma``, ``max_iter``,
-        ``max_size`` ...).
+        ``max_size``, ``percentile_low`` ...).
+
+    Raises
+    ------
+    napari_iem.memory.NotEnoughMemoryError
+        Before any work, when the run cannot fit in the device's free memory.  On a GPU
+        that runs out of memory anyway, the run is repeated on the CPU with a warning
+        (``result.metadata["device_fallback"]``).
     """
-    start = time.perf_counter()
     regions = _check_regions(regions)
     params = _params_for(preset, overrides)
     dev = resolve_device(device)
+    nd_options = dict(
+        mode=mode, channel_axis=channel_axis, scale=scale, sigma_units=sigma_units,
+        instances=instances, instance_options=instance_options, refine=refine,
+        maps=maps, init=init, locked=locked, flip=flip,
+    )
+    if (mode != "2d" or scale is not None or instances or refine or not maps
+            or sigma_units != "pixels"):
+        from .axes import iter_segment_nd
+
+        def attempt_nd(on):
+            return iter_segment_nd(image, regions, params, preset, on, **nd_options)
+
+        return (yield from with_cpu_fallback(attempt_nd, dev))
+
+    def attempt(on):
+        return _iter_2d(image, regions, params, preset, on, channel_axis, init, locked,
+                        flip)
+
+    return (yield from with_cpu_fallback(attempt, dev))
+
+
+def _to_device(array: np.ndarray, dev) -> torch.Tensor:
+    """``array`` as a tensor on ``dev`` (one place, so tests can fake a device)."""
+    return torch.from_numpy(array).to(dev)
+
+
+def _iter_2d(image, regions, params, preset, dev, channel_axis, init, locked, flip):
+    """One 2-D image on one device: the body of :func:`iter_segment`."""
+    start = time.perf_counter()
     prepared = prepare_image(image, params, channel_axis=channel_axis)
     init_t, locked_t = _prepare_init(init, locked, prepared, regions)
-
-    x = torch.from_numpy(prepared.data[None]).to(dev)
+    channels, work = prepared.data.shape[0], prepared.data.shape[1:]
+    check_memory(
+        estimate_bytes(prepared.shape, channels, regions, work, input_itemsize=0),
+        dev, what=f"an image of {'x'.join(map(str, prepared.shape))} pixels",
+    )
+    x = _to_device(prepared.data[None], dev)
     labels_dtype = np.uint8 if regions <= 255 else np.uint16
     gen = optimize(
         x, regions, params,
@@ -311,7 +389,10 @@ def _region_order(labels: np.ndarray, regions: int, rule: str) -> np.ndarray:
         return np.arange(regions)
     if rule != "border":
         raise ValueError(f"foreground rule must be 'init' or 'border', got {rule!r}")
-    border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    border = np.concatenate([  # every face of the image (volume), first then last
+        face.ravel() for d in range(labels.ndim)
+        for face in (labels.take(0, axis=d), labels.take(-1, axis=d))
+    ])
     border_share = np.bincount(border, minlength=regions) / border.size
     area = np.bincount(labels.ravel(), minlength=regions)
     background = int(np.argmax(border_share))

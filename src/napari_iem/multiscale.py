@@ -1,0 +1,143 @@
+"""Coarse-to-fine: solve at a working resolution, refine the edges at full resolution.
+
+A 4096x4096 image or a 64x1024x1024 stack is too large to optimise whole on a small CPU
+(each iteration filters several float32 copies of it).  The engine therefore solves at a
+working resolution (``max_size``), and :func:`refine_boundary` recovers full-resolution
+edges: the labels are carried up (nearest neighbour), and IEM iterations run again at
+full resolution, tile by tile, with every pixel farther than ``width`` pixels from the
+carried-up boundary locked (the engine's ``locked`` input).  Only tiles that contain
+boundary pixels are computed, each with a halo as wide as the band plus the inpainter's
+reach so that the pixels it may move see their whole context, and tiles run in small
+batches: memory is bounded by the tile size, not by the image.
+
+Within a tile the objective is IEM's own (region areas counted in the tile); since the
+carried-up labels are already right away from the boundary, only the local decision,
+which side of the edge each band pixel belongs to, is left, and that depends on the
+pixels within the inpainter's reach.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+
+from .optimize import optimize
+from .presets import IEMParams
+
+__all__ = ["band_width", "boundary_band", "refine_boundary", "tile_boxes"]
+
+#: Core size of a refinement tile per axis (2-D, 3-D); tiles are this plus the halo.
+TILE_2D = 256
+TILE_3D = 64
+#: Tile pixels optimised at once (bounds the engine's memory).
+BATCH_PIXELS = 2**21
+
+
+def band_width(full_shape, work_shape) -> int:
+    """Pixels either side of the carried-up boundary that may still move: the
+    upsampling factor (the size of one working pixel) plus one."""
+    factor = max(f / w for f, w in zip(full_shape, work_shape))
+    return int(math.ceil(factor)) + 1
+
+
+def boundary_band(labels: np.ndarray, width: int) -> np.ndarray:
+    """Pixels within ``width`` (chessboard distance) of a change of label."""
+    edge = np.zeros(labels.shape, dtype=bool)
+    for d in range(labels.ndim):
+        diff = np.diff(labels, axis=d) != 0
+        lo = [slice(None)] * labels.ndim
+        hi = [slice(None)] * labels.ndim
+        lo[d], hi[d] = slice(0, -1), slice(1, None)
+        edge[tuple(lo)] |= diff
+        edge[tuple(hi)] |= diff
+    if width <= 0:
+        return edge
+    return ndi.maximum_filter(edge.view(np.uint8), size=2 * width + 1).view(bool)
+
+
+def tile_boxes(shape, tile: int, halo: int) -> Iterator[tuple[tuple[slice, ...], tuple[slice, ...]]]:
+    """``(outer, core)`` slices of the tiles covering ``shape``; ``core`` is relative
+    to ``outer``."""
+    starts = [range(0, n, tile) for n in shape]
+    for corner in itertools.product(*starts):
+        outer, core = [], []
+        for s, n in zip(corner, shape):
+            e = min(s + tile, n)
+            a, b = max(0, s - halo), min(n, e + halo)
+            outer.append(slice(a, b))
+            core.append(slice(s - a, e - a))
+        yield tuple(outer), tuple(core)
+
+
+def refine_boundary(data: np.ndarray, labels: np.ndarray, regions: int,
+                    params: IEMParams, *, width: int, device="cpu",
+                    tile: int | None = None, max_iter: int | None = None) -> tuple[np.ndarray, dict]:
+    """Refine carried-up ``labels`` at full resolution in a band of ``width`` pixels.
+
+    Parameters
+    ----------
+    data : ndarray (C, *S) float32
+        The image at full resolution on IEM's [-1, 1] scale.
+    labels : ndarray (*S) of int
+        Labels carried up from the working resolution.
+    regions : int
+    params : IEMParams
+        The inpainter and smoothing used at full resolution (``sigma`` in full-size
+        pixels).
+    width : int
+        Band half-width (:func:`band_width`).
+    tile : int, optional
+        Tile core size per axis (default 256 in 2-D, 64 in 3-D).
+    max_iter : int, optional
+        Iterations per tile (default ``2 * width + 4``; tiles stop at a fixed point).
+
+    Returns
+    -------
+    labels : ndarray (*S), the refined labels (same dtype)
+    info : dict
+        ``tiles`` computed, ``tiles_total``, ``band_pixels``, ``width``.
+    """
+    nd = labels.ndim
+    tile = tile or (TILE_2D if nd == 2 else TILE_3D)
+    max_iter = max_iter or 2 * width + 4
+    band = boundary_band(labels, width)
+    reach = params.reps * (params.kernel_size // 2)
+    halo = width + reach
+    run = params.replace(max_iter=max_iter)
+    out = labels.copy()
+    groups: dict[tuple, list] = {}
+    total = 0
+    for outer, core in tile_boxes(labels.shape, tile, halo):
+        total += 1
+        free = np.zeros(band[outer].shape, dtype=bool)
+        free[core] = band[outer][core]
+        if not free.any():
+            continue
+        groups.setdefault(band[outer].shape, []).append((outer, core, free))
+    done = 0
+    for shape, items in groups.items():
+        per_batch = max(1, BATCH_PIXELS // math.prod(shape))
+        for i in range(0, len(items), per_batch):
+            chunk = items[i : i + per_batch]
+            x = torch.from_numpy(np.stack([data[(slice(None), *o)] for o, _, _ in chunk]))
+            init = torch.from_numpy(np.stack([labels[o] for o, _, _ in chunk]).astype(np.int64))
+            locked = torch.from_numpy(~np.stack([f for _, _, f in chunk]))
+            gen = optimize(x.to(device), regions, run, init=init.to(device),
+                           locked=locked.to(device))
+            try:
+                while True:
+                    next(gen)
+            except StopIteration as stop:
+                state = stop.value
+            new = state.labels.cpu().numpy()
+            for b, (outer, core, _) in enumerate(chunk):
+                target = out[outer]
+                target[core] = new[b][core]
+            done += len(chunk)
+    info = {"tiles": done, "tiles_total": total, "band_pixels": int(band.sum()),
+            "width": int(width)}
+    return out, info
