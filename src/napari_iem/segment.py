@@ -23,14 +23,28 @@ from .presets import IEMParams, get_preset
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
 
 
-@dataclass
 class IEMProgress:
-    """A snapshot yielded by :func:`iter_segment` after every iteration."""
+    """A snapshot yielded by :func:`iter_segment` after every iteration.
 
-    iteration: int
-    max_iterations: int
-    objective: float
-    labels: np.ndarray  # at full input size, same dtype as the final labels
+    ``labels`` (at full input size, the final labels' dtype) is built only when read:
+    a GUI that previews every few iterations does not pay for the others.
+    """
+
+    def __init__(self, iteration: int, max_iterations: int, objective: float, labels):
+        self.iteration = iteration
+        self.max_iterations = max_iterations
+        self.objective = objective
+        self._labels = labels  # an array, or a function that makes it
+
+    @property
+    def labels(self) -> np.ndarray:
+        if callable(self._labels):
+            self._labels = self._labels()
+        return self._labels
+
+    def __repr__(self) -> str:
+        return (f"IEMProgress(iteration={self.iteration}/{self.max_iterations}, "
+                f"objective={self.objective:.4g})")
 
 
 @dataclass
@@ -242,10 +256,11 @@ def _iter_2d(image, regions, params, preset, dev, channel_axis, init, locked, fl
     try:
         while True:
             state = next(gen)
-            labels = resize_labels(state.labels[0].cpu().numpy(), prepared.shape)
+            work = state.labels[0].clone()
             yield IEMProgress(
                 state.iteration, params.max_iter, float(state.objective[0]),
-                labels.astype(labels_dtype),
+                lambda work=work: resize_labels(
+                    work.cpu().numpy().astype(labels_dtype), prepared.shape),
             )
     except StopIteration as stop:
         state = stop.value
