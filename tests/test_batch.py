@@ -232,3 +232,17 @@ def test_plan_tasks_bounds():
     tasks = plan_tasks(keys, pixels, max_images=10, max_megapixels=250e-6)
     assert all(len(t) <= 2 for t in tasks)
     assert plan_tasks(["a"], [1e9], 10, 1.0) == [[0]]  # an oversized item runs alone
+
+
+
+def test_local_workers_start_with_ctrl_c_ignored():
+    """Spawned workers inherit an ignored SIGINT, so Ctrl-C reaches only the client;
+    the client's own handler is restored afterwards."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    with batch._workers_ignore_sigint(True):
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) is before
+    with batch._workers_ignore_sigint(False):  # threads: nothing to do
+        assert signal.getsignal(signal.SIGINT) is before

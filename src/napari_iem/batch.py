@@ -390,17 +390,22 @@ def _fill_skipped(rec: FileRecord, old: dict | None) -> None:
 
 @contextmanager
 def _workers_ignore_sigint(processes: bool):
-    """Start local worker processes with Ctrl-C ignored, so that only this process
-    handles it (cancelling the work and writing the report) and the workers do not
-    print tracebacks.  Spawned processes inherit an ignored SIGINT."""
-    old = None
-    if processes and threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Start local worker processes with Ctrl-C ignored in them.
+
+    Only this process should handle Ctrl-C (cancel the work, stop the workers, write the
+    report); workers that got it too would die printing tracebacks.  An ignored SIGINT
+    is inherited by spawned processes, so it is ignored here while the cluster starts
+    (a few seconds, during which Ctrl-C has no effect) and restored afterwards.
+    (Blocking SIGINT instead is not inherited by Dask's worker processes.)
+    """
+    if not processes or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGINT, old)
 
 
 def _connect(scheduler):
@@ -613,7 +618,8 @@ def run_batch(
                 with _workers_ignore_sigint(processes):
                     cluster = LocalCluster(
                         n_workers=n_workers, threads_per_worker=1, processes=processes,
-                        dashboard_address=None, silence_logs=logging.ERROR,
+                        # the HTTP server always runs: keep it local, on a free port
+                        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                     )
                 client, own_client = _connect(cluster.scheduler_address)
                 result.mode = f"local Dask, {n_workers} worker{'s' * (n_workers != 1)}"
