@@ -34,3 +34,32 @@ def three_regions(size=72, seed=0):
 def iou(a, b):
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def textured_ball(shape=(32, 40, 40), radius=10, seed=0, dtype=np.uint16, gain=200):
+    """A striped bright ball in a darker noisy volume; returns (volume, truth)."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    centre = [n / 2 for n in shape]
+    truth = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 < radius**2
+    fg = 175 + 35 * np.sin(xx / 1.5) + 10 * rng.standard_normal(shape)
+    bg = 70 + 25 * rng.standard_normal(shape)
+    vol = np.where(truth, fg, bg).clip(0, 255) * gain
+    return vol.astype(dtype), truth
+
+
+def touching_discs(size=64, radius=12, gap=-4, seed=0):
+    """Two bright discs overlapping by ``-gap`` pixels (touching nuclei) on a dark
+    background; returns (image uint16, instance truth 0/1/2)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    cy = size // 2
+    c1 = size // 2 - radius - gap // 2
+    c2 = size // 2 + radius + gap // 2
+    d1 = (yy - cy) ** 2 + (xx - c1) ** 2
+    d2 = (yy - cy) ** 2 + (xx - c2) ** 2
+    truth = np.zeros((size, size), dtype=np.int32)
+    truth[d1 < radius**2] = 1
+    truth[(d2 < radius**2) & (d2 < d1)] = 2
+    image = np.where(truth > 0, 3000.0, 500.0) + 150 * rng.standard_normal((size, size))
+    return image.clip(0, 65535).astype(np.uint16), truth

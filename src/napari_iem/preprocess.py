@@ -10,7 +10,11 @@ Intensity rule (``scaling``):
   is scaled per channel from its 1st to its 99.8th percentile and clipped: a 16-bit
   camera image typically uses a few hundred of its 65,536 levels, so a fixed rule would
   squash it flat, and percentiles (as in CSBDeep/StarDist's normalisation) ignore the
-  hot pixels and saturated spots that would dominate a min-max rule.
+  hot pixels and saturated spots that would dominate a min-max rule.  When more of a
+  channel than the top percentile is saturated (its maximum value fills the top
+  percentile), the upper percentile is taken among the unsaturated pixels instead,
+  so the object's unsaturated parts keep their contrast (saturated pixels clip to +1).
+  The percentiles are the parameters ``percentile_low`` and ``percentile_high``.
 * ``"percentile"`` forces the percentile rule, ``"minmax"`` maps min..max to [-1, 1].
 
 NaN or infinite pixels are refused with a message (IEM's filters would spread them over
@@ -60,7 +64,8 @@ def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndar
         return image[..., :3], True  # RGB; RGBA loses alpha
     raise ValueError(
         f"expected a 2-D image (H, W) or an RGB(A) image (H, W, 3|4), got shape "
-        f"{image.shape}; for other layouts pass channel_axis= the axis holding channels"
+        f"{image.shape}; for other layouts pass channel_axis= the axis holding channels, "
+        "or mode='slices' (every 2-D plane) or mode='volume' (3-D) for stacks"
     )
 
 
@@ -81,6 +86,12 @@ def _range_per_channel(image: np.ndarray, rule: str,
     flat = flat.astype(np.float64)
     if rule in ("paper", "auto", "percentile"):
         low, high = np.percentile(flat, (lo_p, hi_p), axis=0)
+        top = flat.max(0)
+        for c in np.flatnonzero((high >= top) & (top > low)):  # saturated channel
+            below = flat[:, c][flat[:, c] < top[c]]
+            h2 = np.percentile(below, hi_p) if below.size else top[c]
+            if h2 > low[c]:
+                high[c] = h2
         flat_span = high <= low  # few distinct values: percentiles collapse
         low = np.where(flat_span, flat.min(0), low)
         high = np.where(flat_span, flat.max(0), high)
