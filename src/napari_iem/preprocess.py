@@ -87,7 +87,8 @@ def _range_per_channel(image: np.ndarray, rule: str,
     if rule in ("paper", "auto", "percentile"):
         low, high = np.percentile(flat, (lo_p, hi_p), axis=0)
         top = flat.max(0)
-        for c in np.flatnonzero((high >= top) & (top > low)):  # saturated channel
+        saturated = (high >= top) & (top > low) & (hi_p < 100)
+        for c in np.flatnonzero(saturated):  # the maximum fills the top percentile
             below = flat[:, c][flat[:, c] < top[c]]
             h2 = np.percentile(below, hi_p) if below.size else top[c]
             if h2 > low[c]:
