@@ -1,0 +1,110 @@
+"""Memory: estimate, refuse clearly before starting, fall back from a GPU to the CPU."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import importlib
+
+from napari_iem import axes, memory, segment
+from napari_iem.memory import NotEnoughMemoryError, check_memory, estimate_bytes
+
+from synthetic import textured_disc
+
+seg = importlib.import_module("napari_iem.segment")  # the module, not the function
+
+FAST = {"max_iter": 10}
+
+
+def test_estimate_grows_with_size_channels_regions_and_maps():
+    base = estimate_bytes((512, 512), 1, 2)
+    assert estimate_bytes((1024, 1024), 1, 2)["engine"] > 3 * base["engine"]
+    assert estimate_bytes((512, 512), 3, 2)["engine"] > base["engine"]
+    assert estimate_bytes((512, 512), 1, 4)["engine"] > base["engine"]
+    assert estimate_bytes((512, 512), 1, 2, maps=False)["host"] < base["host"]
+    small = estimate_bytes((4096, 4096), 1, 2, (512, 512))
+    assert small["engine"] < estimate_bytes((4096, 4096), 1, 2)["engine"] / 30
+
+
+def test_refusal_is_a_memory_and_value_error_that_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 2**20)
+    with pytest.raises(NotEnoughMemoryError, match="max_size") as info:
+        check_memory(estimate_bytes((2048, 2048), 1, 2), "cpu")
+    assert isinstance(info.value, MemoryError) and isinstance(info.value, ValueError)
+    assert "mode='slices'" in str(info.value)
+    check_memory(estimate_bytes((16, 16), 1, 2), "cpu")  # tiny fits
+
+
+def test_segment_refuses_before_any_work(monkeypatch):
+    im, _ = textured_disc(48)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 2**16)
+    started = []
+    monkeypatch.setattr(seg, "optimize", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(axes, "optimize", lambda *a, **k: started.append(1))
+    with pytest.raises(NotEnoughMemoryError, match="needs about"):
+        segment(im, **FAST)
+    with pytest.raises(MemoryError):
+        segment(np.stack([im, im]), mode="slices", **FAST)
+    assert not started
+
+
+def _fake_cuda(monkeypatch, error):
+    """A 'cuda' device whose tensors cannot be allocated: raises ``error``."""
+    real = seg._to_device
+    tried = []
+
+    def to_device(array, dev):
+        tried.append(torch.device(dev).type)
+        if torch.device(dev).type == "cuda":
+            raise error
+        return real(array, dev)
+
+    monkeypatch.setattr(seg, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(seg, "_to_device", to_device)
+    return tried
+
+
+@pytest.mark.parametrize("mode", ["2d", "slices"])
+def test_gpu_out_of_memory_falls_back_to_cpu(monkeypatch, mode):
+    im, _ = textured_disc(48)
+    expected = segment(im, device="cpu", mode=mode, **FAST)
+    tried = _fake_cuda(monkeypatch, torch.cuda.OutOfMemoryError("CUDA out of memory."))
+    with pytest.warns(RuntimeWarning, match="running on the CPU instead"):
+        res = segment(im, device="cuda", mode=mode, **FAST)
+    assert tried[-2:] == ["cuda", "cpu"]
+    assert res.device == "cpu"
+    assert res.metadata["device_fallback"]["from"] == "cuda"
+    assert "OutOfMemoryError" in res.metadata["device_fallback"]["reason"]
+    np.testing.assert_array_equal(res.labels, expected.labels)
+
+
+def test_runtime_error_out_of_memory_also_falls_back(monkeypatch):
+    im, _ = textured_disc(48)
+    _fake_cuda(monkeypatch, RuntimeError("CUDA error: out of memory"))
+    with pytest.warns(RuntimeWarning):
+        res = segment(im, device="cuda", **FAST)
+    assert res.metadata["device_fallback"]["to"] == "cpu"
+
+
+def test_other_gpu_errors_are_not_hidden(monkeypatch):
+    im, _ = textured_disc(48)
+    _fake_cuda(monkeypatch, RuntimeError("CUDA error: illegal memory access"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="illegal memory access"):
+            segment(im, device="cuda", **FAST)
+
+
+def test_cpu_out_of_memory_is_not_retried(monkeypatch):
+    im, _ = textured_disc(48)
+    calls = []
+
+    def to_device(array, dev):
+        calls.append(dev)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(seg, "_to_device", to_device)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        segment(im, device="cpu", **FAST)
+    assert len(calls) == 1
