@@ -29,7 +29,7 @@ def run_headless(out: Path) -> int:
     inputs.mkdir(parents=True, exist_ok=True)
     for name, load in SAMPLES.items():
         iio.imwrite(inputs / f"{name}.png", load())
-    status = cli_main(["segment", str(inputs), "--out", str(out), "--overlay"])
+    status = cli_main(["segment", str(inputs), "--out", str(out), "--overlay", "--size", "256"])
     print(f"\nlabels and overlays of {len(SAMPLES)} sample images are in {out.resolve()}")
     return status
 
