@@ -32,7 +32,7 @@ __all__ = ["band_width", "boundary_band", "refine_boundary", "tile_boxes"]
 
 #: Core size of a refinement tile per axis (2-D, 3-D); tiles are this plus the halo.
 TILE_2D = 256
-TILE_3D = 64
+TILE_3D = 96
 #: Tile pixels optimised at once (bounds the engine's memory).
 BATCH_PIXELS = 2**21
 
@@ -91,9 +91,11 @@ def refine_boundary(data: np.ndarray, labels: np.ndarray, regions: int,
     width : int
         Band half-width (:func:`band_width`).
     tile : int, optional
-        Tile core size per axis (default 256 in 2-D, 64 in 3-D).
+        Tile core size per axis (default 256 in 2-D, 96 in 3-D).
     max_iter : int, optional
-        Iterations per tile (default ``2 * width + 4``; tiles stop at a fixed point).
+        Iterations per tile (default ``width + 2``: a contour moves at most one pixel
+        per iteration, and the carried-up one is within a working pixel of where it
+        belongs; tiles stop earlier at a fixed point).
 
     Returns
     -------
@@ -103,7 +105,7 @@ def refine_boundary(data: np.ndarray, labels: np.ndarray, regions: int,
     """
     nd = labels.ndim
     tile = tile or (TILE_2D if nd == 2 else TILE_3D)
-    max_iter = max_iter or 2 * width + 4
+    max_iter = max_iter or width + 2
     band = boundary_band(labels, width)
     reach = params.reps * (params.kernel_size // 2)
     halo = width + reach
