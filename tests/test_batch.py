@@ -246,3 +246,23 @@ def test_local_workers_start_with_ctrl_c_ignored():
     assert signal.getsignal(signal.SIGINT) is before
     with batch._workers_ignore_sigint(False):  # threads: nothing to do
         assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_channel_axis_first(tmp_path):
+    """(C, Y, X) TIFFs with channel_axis=0 give the same labels as (Y, X, C) PNGs."""
+    import tifffile
+
+    rgb = np.stack([disc(32, 32, 16, 16, 9, s) for s in range(3)], axis=-1)
+    d = tmp_path / "in"
+    d.mkdir()
+    iio.imwrite(d / "last.png", rgb)
+    tifffile.imwrite(d / "first.tif", np.moveaxis(rgb, -1, 0), photometric="minisblack")
+    a = run_batch(d / "last.png", tmp_path / "a", workers=0, progress=False, max_iter=ITER)
+    b = run_batch(d / "first.tif", tmp_path / "b", workers=0, progress=False,
+                  channel_axis=0, max_iter=ITER)
+    assert a.ok and b.ok and b.records[0].shape == "3x32x32"
+    assert np.array_equal(iio.imread(tmp_path / "a" / "last.png"),
+                          iio.imread(tmp_path / "b" / "first.png"))
+    bad = run_batch(d / "first.tif", tmp_path / "c", workers=0, progress=False,
+                    channel_axis=5, max_iter=ITER)
+    assert bad.failed == 1 and "axis" in bad.records[0].error

@@ -42,6 +42,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
+
 from .io import (
     ImageReadError,
     atomic_output,
@@ -291,6 +293,8 @@ def _segment_task(items: list[tuple[int, str, str]], cfg: dict) -> list[dict]:
         try:
             img = read_image(path, cfg.get("max_pixels"))
             rec["shape"] = _shape_str(img.shape)
+            if cfg.get("channel_axis") is not None:
+                img = np.moveaxis(img, cfg["channel_axis"], -1)
             img = _apply_protocol(img, cfg.get("protocol"))
         except (ImageReadError, ValueError, OSError, MemoryError) as exc:
             rec["error"] = str(exc)
@@ -299,6 +303,8 @@ def _segment_task(items: list[tuple[int, str, str]], cfg: dict) -> list[dict]:
         ok.append((index, stem))
 
     kwargs = dict(preset=cfg["preset"], device=cfg["device"], **cfg["overrides"])
+    if cfg.get("channel_axis") is not None:
+        kwargs["channel_axis"] = -1  # moved last above
     results: list = []
     if images:
         try:
@@ -431,6 +437,7 @@ def run_batch(
     overlay: bool = False,
     device: str = "auto",
     protocol: str | None = None,
+    channel_axis: int | None = None,
     recursive: bool = False,
     max_pixels: int | None = None,
     task_images: int = 32,
@@ -465,6 +472,9 @@ def run_batch(
     protocol : {None, "full", "paper"}
         ``"paper"`` resizes each image with :func:`napari_iem.metrics.paper_protocol`
         (shorter side 128, nearest, centre crop) before segmenting.
+    channel_axis : int, optional
+        Axis of the stored arrays that holds channels (e.g. 0 for a (C, Y, X) TIFF), when
+        it is not a trailing RGB(A) axis.
     recursive : bool
         Search folders recursively.
     max_pixels : int, optional
@@ -552,10 +562,14 @@ def run_batch(
             rec.status, rec.error = "failed", str(exc)
             continue
         rec.shape = _shape_str(info.shape)
-        key = ((128, 128) + tuple(info.shape[2:])) if protocol == "paper" else info.shape
+        shape = info.shape
+        if channel_axis is not None and -len(shape) <= channel_axis < len(shape):
+            ax = channel_axis % len(shape)
+            shape = shape[:ax] + shape[ax + 1:] + (shape[ax],)
+        key = ((128, 128) + tuple(shape[2:])) if protocol == "paper" else shape
         pending.append(i)
         keys.append(key)
-        pixels.append(_working_pixels(info.shape, protocol, overrides.get("max_size")))
+        pixels.append(_working_pixels(shape, protocol, overrides.get("max_size")))
 
     # Decide where to run, then size the tasks so that every worker gets work.
     n_cpu = os.cpu_count() or 1
@@ -583,6 +597,7 @@ def run_batch(
         "out_dir": str(out_dir.resolve()), "regions": regions, "preset": preset,
         "device": device, "overrides": dict(overrides), "protocol": protocol,
         "overlay": overlay, "max_pixels": max_pixels, "torch_threads": None,
+        "channel_axis": channel_axis,
     }
 
     client = cluster = None

@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--scheduler", metavar="ADDRESS",
                      help="send the work to a running dask.distributed scheduler, e.g. "
                           "tcp://host:8786 (the workers must see the same paths)")
+    seg.add_argument("--channel-axis", type=int, metavar="AXIS",
+                     help="axis of the stored images that holds channels, e.g. 0 for "
+                          "(C, Y, X) TIFFs (default: grey, or RGB(A) last)")
     seg.add_argument("--recursive", action="store_true", help="search folders recursively")
     seg.add_argument("--report", choices=["csv", "json"], default="csv",
                      help="format of OUT/iem-report.* (default: csv)")
@@ -174,6 +177,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
             overlay=args.overlay, device=args.device,
             protocol=None if args.protocol == "full" else args.protocol,
+            channel_axis=args.channel_axis,
             recursive=args.recursive, max_pixels=args.max_pixels,
             task_images=args.task_images, report=args.report,
             progress=not args.quiet, **settings["params"],
