@@ -266,3 +266,12 @@ def test_channel_axis_first(tmp_path):
     bad = run_batch(d / "first.tif", tmp_path / "c", workers=0, progress=False,
                     channel_axis=5, max_iter=ITER)
     assert bad.failed == 1 and "axis" in bad.records[0].error
+
+
+def test_outputs_inside_input_folder_are_not_inputs(folder):
+    out = folder / "labels"
+    first = run_batch(folder, out, workers=0, progress=False, recursive=True, max_iter=5)
+    again = run_batch(folder, out, workers=0, progress=False, recursive=True, max_iter=5,
+                      overlay=True)
+    assert len(first.records) == len(again.records) == 8
+    assert again.skipped == 8

@@ -538,6 +538,11 @@ def run_batch(
         raise BatchError("no images found in " + ", ".join(str(i) for i in inputs))
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
+    # Never take our own outputs as inputs (an output folder inside an input folder).
+    out_real = out_dir.resolve()
+    files = [f for f in files if out_real not in f.resolve().parents]
+    if not files:
+        raise BatchError(f"no images found outside the output folder {out_dir}")
     report_path = out_dir / f"{REPORT_NAME}.{report}"
     old = _old_rows(report_path) if not overwrite else {}
 
