@@ -28,13 +28,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 
+from .io import atomic_output
 from .presets import PRESETS, IEMParams, get_preset
 
 __all__ = [
@@ -292,16 +292,6 @@ def save_settings(path: str | os.PathLike, settings: Mapping) -> Path:
         text = settings_to_toml(s)
     else:
         text = json.dumps({"version": FORMAT_VERSION, **s}, indent=2) + "\n"
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".iem-part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
