@@ -245,14 +245,22 @@ def publish_inspection(layers, source: Layer, target: Labels, result) -> None:
     """Hidden Image layers: each region's inpainting, and the inpainting error."""
     owner = str(target.unique_id)
     spatial = spatial_kwargs(source)
-    rgb = result.inpainted.ndim == 4
+    inpainted = result.inpainted
+    if inpainted is not None and inpainted.ndim == 4 and inpainted.shape[-1] != 3:
+        inpainted = inpainted.mean(-1)  # several non-RGB channels: show their mean
+    rgb = inpainted is not None and inpainted.ndim == 4
     look = {"rgb": True} if rgb else {"colormap": source.colormap}
-    for k, image in enumerate(result.inpainted):
+    limits = source.contrast_limits
+    if inpainted is not None and inpainted is not result.inpainted:
+        limits = _limits(inpainted)
+    for k, image in enumerate([] if inpainted is None else inpainted):
         _put_image(
             layers, f"{target.name} inpainted {k}", image,
             {"role": "inpainted", "region": k, "owner": owner},
-            contrast_limits=source.contrast_limits, **look, **spatial,
+            contrast_limits=limits, **look, **spatial,
         )
+    if result.error is None:
+        return
     _put_image(
         layers, f"{target.name} error", result.error,
         {"role": "error", "owner": owner}, colormap="magma",

@@ -6,7 +6,7 @@ The widget is thin: the engine (:mod:`napari_iem.segment`) runs in a napari
 from __future__ import annotations
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Select, SpinBox
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from . import _layers
+from . import _layers, _layers_nd
 from .devices import available_devices
 from .presets import PRESETS
 from .segment import iter_segment
@@ -52,6 +52,10 @@ def _engine_job(image, regions: int, options: dict):
 
 def _explain(exc: BaseException, device: str) -> str:
     """A notification text for an engine error that says what to do."""
+    from .memory import NotEnoughMemoryError
+
+    if isinstance(exc, NotEnoughMemoryError):
+        return f"IEM: {exc}"
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return (
             f"IEM ran out of memory on {device}: lower the working resolution "
@@ -102,20 +106,74 @@ class IEMWidget(QWidget):
         self.sigma = FloatSpinBox(label="sigma (px)", min=0.5, max=100.0, step=0.5)
         self.lam = FloatSpinBox(label="lambda", min=0.0, max=1.0, step=0.0001)
         self.smooth = SpinBox(label="smoothing threshold", min=1, max=9)
+        self._build_nd_form()
         self.preset.changed.connect(self._on_preset)
+        self.image.changed.connect(self._on_image_changed)
         form = Container(widgets=[
-            self.image, self.regions, self.preset, self.device, self.max_side,
-            self.init,
+            self.image, self.mode, self.regions, self.preset, self.device, self.max_side,
+            self.init, self.instances,
         ])
-        advanced = Container(
-            widgets=[self.max_iter, self.sigma, self.lam, self.smooth]
-        )
+        advanced = Container(widgets=[
+            self.max_iter, self.sigma, self.physical, self.lam, self.smooth,
+            self.channel_axis, self.channel_layers, self.refine_edges,
+        ])
         self.advanced = QCollapsible("Advanced")
         self.advanced.addWidget(advanced.native)
         self._containers = (form, advanced)
         layout = QVBoxLayout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.advanced)
+
+    def _build_nd_form(self) -> None:
+        """Controls for stacks, channels, physical units and instances."""
+        self.mode = ComboBox(
+            label="mode", choices=list(_layers_nd.MODES), value="current slice",
+            tooltip="current slice: the displayed plane; every slice: each 2-D plane of "
+            "the layer on its own; volume: the last three axes as one 3-D problem "
+            "(leading axes such as time one after the other).",
+        )
+        self.channel_axis = ComboBox(
+            label="channel axis", choices=self._channel_axis_choices,
+            tooltip="An axis of the image layer that holds channels (not RGB).",
+        )
+        self.channel_layers = Select(
+            label="more channels", choices=self._channel_layer_choices,
+            tooltip="Other Image layers of the same shape used as further channels "
+            "(as napari makes them with channel_axis=).",
+        )
+        self.physical = CheckBox(
+            label="sigma in layer units", value=False,
+            tooltip="Read sigma in the layer's scale units (e.g. micrometres) on every "
+            "axis. Off: sigma is in pixels of the finest axis, and coarser axes (a z "
+            "step larger than the xy step) get proportionally smaller sigmas.",
+        )
+        self.instances = CheckBox(
+            label="split objects", value=False,
+            tooltip="Also split the foreground into objects (one label per nucleus): "
+            "distance-transform watershed, in an extra Labels layer.",
+        )
+        self.refine_edges = CheckBox(
+            label="refine edges at full size", value=False,
+            tooltip="When max side downscales the image, refine the boundary at full "
+            "resolution (slower, sharper edges).",
+        )
+
+    def _on_image_changed(self, _value=None) -> None:
+        self.channel_axis.reset_choices()
+        self.channel_layers.reset_choices()
+
+    def _channel_axis_choices(self, _widget=None):
+        layer = self.image.value if hasattr(self, "image") else None
+        axes = [] if layer is None or layer.rgb else list(range(max(0, layer.ndim - 2)))
+        return [(_layers_nd.NO_CHANNEL_AXIS, None), *((f"axis {a}", a) for a in axes)]
+
+    def _channel_layer_choices(self, _widget=None):
+        source = self.image.value if hasattr(self, "image") else None
+        return [
+            (lay.name, lay) for lay in self.viewer.layers
+            if isinstance(lay, Image) and lay is not source and not lay.rgb
+            and _layers.IEM_KEY not in lay.metadata
+        ]
 
     def _build_buttons(self) -> None:
         self.run_button = QPushButton("Run")
@@ -166,7 +224,7 @@ class IEMWidget(QWidget):
         self._refresh_choices()
 
     def _refresh_choices(self, _event=None) -> None:
-        for box in (self.image, self.init):
+        for box in (self.image, self.init, self.channel_axis, self.channel_layers):
             box.reset_choices()
 
     def _on_preset(self, name: str) -> None:
@@ -220,8 +278,80 @@ class IEMWidget(QWidget):
             return None
         return layer, plane, index
 
+    def _nd_request(self):
+        """Engine input and options for the n-D settings, or None after a notice.
+
+        Returns ``(source, data, options, job)``; ``job["nd"]`` is set for whole-layer
+        runs (every slice, volume).
+        """
+        source = self.image.value
+        if source is None:
+            show_error("IEM: there is no image to segment. Open or add an Image layer.")
+            return None
+        mode = self.mode.value
+        if mode == "current slice":
+            picked = self._source_plane()  # checks the displayed axes
+            if picked is None:
+                return None
+        try:
+            got = _layers_nd.gather(
+                source, mode, channel_axis=self.channel_axis.value,
+                extra=list(self.channel_layers.value), world_point=self.viewer.dims.point,
+            )
+        except ValueError as exc:
+            show_error(f"IEM: {exc}")
+            return None
+        options = self.options()
+        if got["channel_axis"] is not None:
+            options["channel_axis"] = got["channel_axis"]
+        scale = _layers_nd.spatial_scale(source, got["axes"], got["nsp"])
+        if self.physical.value:
+            options["sigma_units"] = "physical"
+            scale = tuple(float(s) for s in
+                          np.asarray(source.scale)[list(got["axes"])][-got["nsp"]:])
+        if scale is not None:
+            options["scale"] = scale
+        if self.instances.value:
+            options["instances"] = True
+        if self.refine_edges.value:
+            options["refine"] = True
+        job = {"index": got["index"], "axes": got["axes"]}
+        if got["engine_mode"] is not None:
+            options["mode"] = got["engine_mode"]
+            options["maps"] = False  # stacks: labels only, memory stays small
+            job["nd"] = mode
+        job["spatial"] = _layers_nd.spatial_kwargs_for(source, got["axes"])
+        return source, got["data"], options, job
+
+    def _uses_nd(self) -> bool:
+        return (self.mode.value != "current slice" or self.channel_axis.value is not None
+                or bool(self.channel_layers.value) or self.physical.value
+                or self.instances.value or self.refine_edges.value)
+
     def run(self) -> None:
         """Segment the chosen image with the chosen settings."""
+        if self._uses_nd():
+            request = self._nd_request()
+            if request is None:
+                return
+            source, data, options, job = request
+            if self.init.value != SQUARE:
+                init = np.array(self.init.value.data)
+                expected = data.shape if options.get("channel_axis") is None else \
+                    tuple(n for a, n in enumerate(data.shape)
+                          if a != options["channel_axis"] % data.ndim)
+                if source.rgb:
+                    expected = data.shape[:-1]
+                if init.shape != expected:
+                    show_error(
+                        f"IEM: initialization layer '{self.init.value.name}' has shape "
+                        f"{init.shape}, the input {expected}: choose a Labels layer of "
+                        f"that shape, or '{SQUARE}'."
+                    )
+                    return
+                options["init"] = init
+            self._start(source, data, options, job)
+            return
         picked = self._source_plane()
         if picked is None:
             return
@@ -249,6 +379,10 @@ class IEMWidget(QWidget):
         source, plane, index = picked
         active = self.viewer.layers.selection.active
         target = _layers.refine_target(self.viewer.layers, source, active)
+        nd_mode = None if target is None else target.metadata[_layers.IEM_KEY].get("mode")
+        if nd_mode is not None or (target is not None and self._uses_nd()):
+            self._refine_nd(source, target, nd_mode)
+            return
         if target is None:
             show_warning(
                 f"IEM: nothing to refine for '{source.name}'. Press Run first, then "
@@ -264,6 +398,23 @@ class IEMWidget(QWidget):
         self._start(source, plane, options, {
             "index": index, "target": target, "init": init, "locked": locked,
         })
+
+    def _refine_nd(self, source, target, nd_mode) -> None:
+        """Refine a whole-layer (or n-D option) output from its edited labels."""
+        if nd_mode is not None:
+            self.mode.value = nd_mode
+        request = self._nd_request()
+        if request is None:
+            return
+        source, data, options, job = request
+        try:
+            init, locked = _layers.refine_inputs(target)
+        except ValueError as exc:
+            show_error(f"IEM: {exc}")
+            return
+        options.update(init=init, locked=locked)
+        job.update(target=target, init=init, locked=locked)
+        self._start(source, data, options, job)
 
     def _start(self, source, plane, options: dict, job: dict) -> None:
         """Launch the worker over :func:`iter_segment` and switch to Cancel."""
@@ -316,11 +467,11 @@ class IEMWidget(QWidget):
         if preview is not None and preview in self.viewer.layers:
             preview.data = labels
             return
+        spatial = self._job.get("spatial") or _layers.spatial_kwargs(self._job["source"])
         preview = Labels(
             labels, name=self._preview_name(), opacity=0.5,
             metadata={_layers.IEM_KEY: {"role": "preview"}},
-            colormap=_layers.label_colormap(),
-            **_layers.spatial_kwargs(self._job["source"]),
+            colormap=_layers.label_colormap(), **spatial,
         )
         self._job["preview"] = preview
         selection = set(self.viewer.layers.selection)
@@ -333,7 +484,20 @@ class IEMWidget(QWidget):
             return
         job = self._job
         target = job.get("target")
-        if target is None:
+        if job.get("nd") and target is not None and target in self.viewer.layers:
+            labels = value.labels.copy()
+            labels[job["locked"]] = job["init"][job["locked"]]
+            if np.array_equal(np.asarray(target.data), job["init"]):
+                meta = _layers.run_metadata(value, job["source"], ())
+                meta["mode"] = job["nd"]
+                _layers.write_labels(target, labels, job["locked"], meta)
+            else:  # painted meanwhile: the user's layer stays as it is
+                target = _layers_nd.publish_nd(
+                    self.viewer.layers, job["source"], value, job["axes"], job["nd"])
+        elif job.get("nd"):
+            target = _layers_nd.publish_nd(
+                self.viewer.layers, job["source"], value, job["axes"], job["nd"])
+        elif target is None:
             target = _layers.publish_result(
                 self.viewer.layers, job["source"], value, job["index"]
             )
@@ -345,6 +509,11 @@ class IEMWidget(QWidget):
         else:
             show_warning("IEM: the layer being refined was deleted; nothing written.")
             return
+        if value.instances is not None and target in self.viewer.layers:
+            _layers_nd.publish_instances(self.viewer.layers, target, value.instances)
+        fallback = value.metadata.get("device_fallback")
+        if fallback:
+            show_warning(f"IEM: {fallback['message']}")
         self.viewer.layers.selection.active = target  # ready to paint corrections
         self.status.setText(
             f"'{target.name}': {value.iterations} iterations in "

@@ -1,0 +1,148 @@
+"""The dock widget on stacks, channels, physical scale and instances (pytest-xvfb)."""
+import numpy as np
+import pytest
+
+from napari_iem import _layers, _widget
+
+from synthetic import textured_ball, textured_disc, touching_discs
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
+    widget.max_iter.value = 20
+    return viewer, widget
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr(_widget, "show_error", shown.append)
+    monkeypatch.setattr(_widget, "show_warning", shown.append)
+    return shown
+
+
+def run_and_wait(qtbot, widget):
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+
+
+def test_every_slice_of_a_time_series_keeps_scale(viewer_widget, qtbot, errors):
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, im[::-1], im]), name="movie",
+                     scale=(10.0, 0.5, 0.5), translate=(0, 3, -2))
+    widget.mode.value = "every slice"
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    out = viewer.layers["movie IEM"]
+    assert out.data.shape == (3, 48, 48)
+    np.testing.assert_allclose(out.scale, (10.0, 0.5, 0.5))
+    np.testing.assert_allclose(out.translate, (0, 3, -2))
+    np.testing.assert_array_equal(out.data[1], out.data[0][::-1])
+    assert out.metadata["iem"]["mode"] == "every slice"
+    assert "movie IEM preview" not in viewer.layers
+
+
+def test_volume_mode_on_an_anisotropic_stack(viewer_widget, qtbot, errors):
+    viewer, widget = viewer_widget
+    vol, truth = textured_ball((16, 32, 32), radius=8)
+    viewer.add_image(vol, name="stack", scale=(2.0, 1.0, 1.0))
+    widget.mode.value = "volume"
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    out = viewer.layers["stack IEM"]
+    assert out.data.shape == vol.shape
+    np.testing.assert_allclose(out.scale, (2.0, 1.0, 1.0))
+    fg = out.data > 0
+    assert (fg & truth).sum() / (fg | truth).sum() > 0.7
+
+
+def test_physical_sigma_uses_the_layer_scale(viewer_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_widget
+    seen = {}
+    real = _widget.iter_segment
+
+    def spy(image, regions, **options):
+        seen.update(options)
+        return (yield from real(image, regions, **options))
+
+    monkeypatch.setattr(_widget, "iter_segment", spy)
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, im]), name="z", scale=(4.0, 0.5, 0.5))
+    widget.mode.value = "volume"
+    widget.physical.value = True
+    widget.sigma.value = 2.0
+    widget.max_iter.value = 3
+    run_and_wait(qtbot, widget)
+    assert seen["sigma_units"] == "physical" and seen["scale"] == (4.0, 0.5, 0.5)
+    assert seen["mode"] == "volume"
+
+
+def test_channel_axis_of_a_layer(viewer_widget, qtbot, errors):
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, 255 - im]), name="cyx")  # (C, Y, X), one layer
+    widget.channel_axis.value = 0
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    out = viewer.layers["cyx IEM"]
+    assert out.data.shape == (48, 48)
+
+
+def test_channel_layers_made_by_channel_axis(viewer_widget, qtbot, errors):
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, 255 - im]), channel_axis=0, name=["red", "green"])
+    widget.image.value = viewer.layers["red"]
+    widget.channel_layers.value = [viewer.layers["green"]]
+    widget.mode.value = "every slice"
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    assert viewer.layers["red IEM"].data.shape == (48, 48)
+
+
+def test_bad_channel_layer_shape_is_refused(viewer_widget, errors):
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(im, name="a")
+    viewer.add_image(im[:40], name="b")
+    widget.image.value = viewer.layers["a"]
+    widget.channel_layers.value = [viewer.layers["b"]]
+    widget.run()
+    assert any("one shape" in e for e in errors)
+    assert not widget.running
+
+
+def test_instances_layer(viewer_widget, qtbot, errors):
+    viewer, widget = viewer_widget
+    image, truth = touching_discs(64)
+    viewer.add_image(image, name="nuclei", scale=(0.3, 0.3))
+    widget.instances.value = True
+    widget.max_side.value = 0
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    inst = viewer.layers["nuclei IEM instances"]
+    assert inst.data.max() == 2
+    np.testing.assert_allclose(inst.scale, (0.3, 0.3))
+
+
+def test_refine_a_stack_keeps_painted_voxels(viewer_widget, qtbot, errors):
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, im]), name="pair")
+    widget.mode.value = "every slice"
+    run_and_wait(qtbot, widget)
+    out = viewer.layers["pair IEM"]
+    painted = out.data.copy()
+    painted[1, :6, :6] = 1
+    out.data = painted
+    widget.refine_button.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+    assert errors == []
+    assert viewer.layers["pair IEM"] is out
+    assert out.data[1, :6, :6].all()
+    assert len([la for la in viewer.layers if _layers.is_iem_output(la)]) == 1
