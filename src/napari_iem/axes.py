@@ -48,7 +48,8 @@ from .multiscale import band_width, refine_boundary
 from .objective import region_maps
 from .optimize import optimize
 from .preprocess import (
-    _range_per_channel, check_image, prepare_image, resize_labels, resize_maps,
+    _range_per_channel, check_image, intensity_range, prepare_image, resize_labels,
+    resize_maps,
     working_shape,
 )
 from .presets import IEMParams
@@ -206,10 +207,11 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
         sigma=sig, smooth_threshold=smooth_threshold_for(params.smooth_threshold, nsp)
     )
     data = channels_last(image, layout)
-    low, high = _range_per_channel(
-        data, params.scaling, (params.percentile_low, params.percentile_high)
-    )
+    low, high = intensity_range(data, params)  # L*a*b* units for colour="lab" RGB
     problems = [()] if not layout.lead else list(np.ndindex(*layout.lead))
+    # one problem: scaled exactly as the 2-D path does (the preset's own rule);
+    # a stack: every slice alike, from the whole array's range
+    value_range = None if len(problems) == 1 else (low, high)
     batch = batch_size or _auto_batch(layout, work, regions, maps, dev)
     need = estimate_bytes(layout.spatial, layout.channels, regions, work, batch=batch,
                           maps=maps, problems=len(problems))
@@ -235,7 +237,7 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
         chunk = problems[first : first + batch]
         prepared = [
             replace(prepare_image(data[idx], run, channel_axis=-1, spatial_ndim=nsp,
-                                  value_range=(low, high)),
+                                  value_range=value_range),
                     has_channels=layout.has_channels)
             for idx in chunk
         ]
@@ -274,7 +276,7 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
             lab = resize_labels(lab_w, layout.spatial)
             if refine and tuple(work) != tuple(layout.spatial):
                 full = prepare_image(data[idx], full_params, channel_axis=-1,
-                                     spatial_ndim=nsp, value_range=(low, high))
+                                     spatial_ndim=nsp, value_range=value_range)
                 width = band_width(layout.spatial, work)
                 full_run = full_params.replace(sigma=axis_sigmas(
                     params.sigma, spatial_scale, sigma_units, None))
@@ -296,6 +298,8 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
             histories.append(list(state.history[b]))
             iterations.append(int(state.iterations[b]))
             converged.append(bool(state.converged[b]))
+        if value_range is None:
+            low, high = prepared[0].low, prepared[0].high
         del x, prepared
 
     inst = None
