@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.transform import resize
 
+from .colour import lab_range, lab_to_input, rgb_scale, to_lab, uses_lab
 from .presets import IEMParams
 
 MIN_SIDE = 5
@@ -46,12 +47,15 @@ class PreparedImage:
     low: np.ndarray  # (C,) input value mapped to -1
     high: np.ndarray  # (C,) input value mapped to +1
     has_channels: bool  # the input had a channel axis (kept last in outputs)
+    lab_scale: float | None = None  # worked in L*a*b*: RGB full scale of the input
 
     def to_input_units(self, maps: np.ndarray) -> np.ndarray:
         """``(K, C, *S)`` maps on the [-1, 1] scale to the input's units, channels last."""
         c = self.low.size
         span = (self.high - self.low).reshape(1, c, *([1] * (maps.ndim - 2)))
         out = (maps + 1) / 2 * span + self.low.reshape(span.shape)
+        if self.lab_scale is not None:
+            return lab_to_input(np.moveaxis(out, 1, -1), self.lab_scale)
         return np.moveaxis(out, 1, -1) if self.has_channels else out[:, 0]
 
 
@@ -153,7 +157,12 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
             f"image is {'x'.join(map(str, spatial))} pixels; IEM needs at least "
             f"{MIN_SIDE} pixels on each side"
         )
-    if value_range is None:
+    lab_scale = None
+    if uses_lab(params, image, has_channels):  # colour="lab", see napari_iem.colour
+        lab_scale, image = rgb_scale(image), to_lab(image)
+    if lab_scale is not None and value_range is None:
+        low, high = lab_range(image, (params.percentile_low, params.percentile_high))
+    elif value_range is None:
         low, high = _range_per_channel(
             image, params.scaling, (params.percentile_low, params.percentile_high)
         )
@@ -169,7 +178,18 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
     if work != tuple(spatial):
         data = resize(data, (data.shape[0], *work), order=1, anti_aliasing=True,
                       preserve_range=True).astype(np.float32)
-    return PreparedImage(np.ascontiguousarray(data), tuple(spatial), low, high, has_channels)
+    return PreparedImage(np.ascontiguousarray(data), tuple(spatial), low, high, has_channels,
+                         lab_scale)
+
+
+def intensity_range(image: np.ndarray, params: IEMParams,
+                    has_channels: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel values mapped to -1 and +1 for a channels-last ``image`` (a whole
+    stack, to scale its slices alike): L*a*b* units when ``params.colour`` applies."""
+    percentiles = (params.percentile_low, params.percentile_high)
+    if uses_lab(params, image, has_channels):
+        return lab_range(to_lab(image), percentiles)
+    return _range_per_channel(image, params.scaling, percentiles)
 
 
 def working_shape(shape, max_size: int | None) -> tuple[int, ...]:

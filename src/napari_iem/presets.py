@@ -40,6 +40,11 @@ class IEMParams:
         The percentiles of each channel mapped to -1 and +1 by the percentile rule
         (non-8-bit input under ``"auto"``; ``"percentile"``).  Values outside are
         clipped, so hot pixels and saturated spots cannot stretch the range.
+    colour : str
+        ``"rgb"``: channels as given (the paper); ``"lab"``: an RGB image is converted to
+        CIE L*a*b* and each channel stretched by its own robust range (at least 20 Lab
+        units), so colour differences count as much as lightness; images that are not
+        three-channel are unaffected.  See :mod:`napari_iem.colour`.
     foreground : str
         ``"border"``: for K=2 the region touching the image border less is foreground
         (label 1); ``"init"``: the region grown from the initial square stays label 1, as
@@ -58,6 +63,7 @@ class IEMParams:
     foreground: str = "init"
     percentile_low: float = 1.0
     percentile_high: float = 99.8
+    colour: str = "rgb"
 
     def replace(self, **changes) -> "IEMParams":
         """A copy with ``changes`` applied; unknown names raise a clear error."""
@@ -79,8 +85,25 @@ PRESETS: dict[str, IEMParams] = {
     # The paper's 4-of-9 smoothing favours growth so much that a contour started outside
     # an object cannot shrink onto it (a textured disc inside the start square: IoU 0.53
     # with 4, 1.00 with a true majority of 5); the border rule picks the foreground.
-    "default": IEMParams(smooth_threshold=5, scaling="auto", foreground="border"),
+    # Photos are inpainted in CIE Lab, each channel stretched by its own range, so that
+    # a colour difference counts as much as a brightness one (development horses, paper
+    # protocol, fixed IoU: 52 in RGB, 67 in Lab; napari_iem.colour).
+    "default": IEMParams(smooth_threshold=5, scaling="auto", foreground="border",
+                         colour="lab"),
+    # Micrographs: many small objects anywhere, not one in the middle.  The centred
+    # square cannot reach them (the contour only moves on its own boundary), so the
+    # start is the two-colour k-means partition; a finer inpainter (sigma 2: a nucleus
+    # is a few sigma across) and the paper's growth-favouring 4-of-9 smoothing, which
+    # keeps thin and dim object rims.  Development nuclei at full size, fixed IoU: 77
+    # with these settings, 21 with the photo default at 128.
+    "microscopy": IEMParams(sigma=2.0, init="kmeans", smooth_threshold=4,
+                            scaling="auto", foreground="border", colour="lab"),
 }
+
+# ``preset="auto"`` is resolved from the image by napari_iem.segment to "default" or
+# "microscopy" (napari_iem.autopreset); where no image is at hand (settings files,
+# the widget's parameter fields) it reads as the photo default.
+PRESETS["auto"] = PRESETS["default"]
 
 
 def get_preset(name: str) -> IEMParams:

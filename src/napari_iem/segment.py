@@ -18,6 +18,7 @@ from .memory import check_memory, estimate_bytes, with_cpu_fallback
 from .objective import region_maps
 from .optimize import optimize
 from .preprocess import PreparedImage, prepare_image, resize_labels, resize_maps
+from .autopreset import AUTO, group_by_preset, resolve_preset
 from .presets import IEMParams, get_preset
 
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
@@ -165,8 +166,10 @@ def iter_segment(
     regions : int
         Number of partitions K (2 to 64).
     preset : str
-        ``"default"`` or ``"paper"`` (the authors' algorithm, exactly); see
-        :mod:`napari_iem.presets`.
+        ``"default"`` (photos), ``"microscopy"``, ``"auto"`` (one of those two, chosen
+        from the image and recorded in ``result.params["preset"]``, see
+        :mod:`napari_iem.autopreset`) or ``"paper"`` (the authors' algorithm, exactly);
+        see :mod:`napari_iem.presets`.
     device : str
         ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
     channel_axis : int, optional
@@ -207,6 +210,7 @@ def iter_segment(
         (``result.metadata["device_fallback"]``).
     """
     regions = _check_regions(regions)
+    preset = resolve_preset(preset, image, channel_axis)  # "auto": photo or micrograph
     params = _params_for(preset, overrides)
     dev = resolve_device(device)
     nd_options = dict(
@@ -307,6 +311,15 @@ def segment_batch(
     runs all images of one size together and drops each from the batch at its own fixed
     point.
     """
+    if preset == AUTO:  # each image gets its own choice; batch those that agree
+        out: list = [None] * len(images)
+        for name, idx in group_by_preset(images, channel_axis).items():
+            batch = segment_batch([images[i] for i in idx], regions, preset=name,
+                                  device=device, channel_axis=channel_axis, flip=flip,
+                                  **overrides)
+            for i, r in zip(idx, batch):
+                out[i] = r
+        return out
     start = time.perf_counter()
     regions = _check_regions(regions)
     params = _params_for(preset, overrides)

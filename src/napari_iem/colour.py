@@ -1,0 +1,70 @@
+"""Colour space of the inpainter: RGB as given, or CIE L*a*b* with per-channel contrast.
+
+IEM measures how badly one region is predicted from the others by the mean absolute
+error over channels.  In RGB the three channels are strongly correlated (all follow
+brightness) and a hue difference between object and background is a small signal next
+to shading.  In CIE L*a*b* lightness and the two colour-opponent axes are separate and
+roughly perceptually uniform, so after each channel is stretched to [-1, 1] by its own
+robust range, a difference in colour counts as much as one in lightness.  Measured on
+the development horses (paper protocol, default preset otherwise unchanged): fixed IoU
+52 in RGB, 58 in Lab at a fixed scale, 67 in Lab stretched per channel.
+
+The stretch takes each channel's 1st to 99.8th percentile (as the micrograph rule does)
+but never less than ``MIN_SPAN`` Lab units, so a nearly grey photo does not have its
+colour noise blown up to full contrast.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Smallest range (L* and a*, b* units) stretched to [-1, 1]: about a fifth of the
+#: a*/b* gamut of sRGB, a fifth of L*'s 0..100.
+MIN_SPAN = 20.0
+PERCENTILES = (1.0, 99.8)
+_SAMPLE_MAX = 2**20
+
+
+def uses_lab(params, image: np.ndarray, has_channels: bool) -> bool:
+    """True when ``params.colour == "lab"`` applies: a channels-last 8-bit RGB image.
+
+    Only 8-bit three-channel pictures are taken for RGB: three channels of another dtype
+    are more likely three fluorescence stains, for which a colour space means nothing.
+    """
+    colour = getattr(params, "colour", "rgb")
+    if colour not in ("rgb", "lab"):
+        raise ValueError(f"colour must be 'rgb' or 'lab', got {colour!r}")
+    return (colour == "lab" and has_channels and image.shape[-1] == 3
+            and image.dtype == np.uint8)
+
+
+def rgb_scale(image: np.ndarray) -> float:
+    """The value of full intensity for ``image``'s dtype (255 for 8-bit, 1 for float)."""
+    if np.issubdtype(image.dtype, np.integer):
+        return float(np.iinfo(image.dtype).max)
+    hi = float(image.max())
+    return 1.0 if hi <= 1.0 else hi
+
+
+def to_lab(image: np.ndarray) -> np.ndarray:
+    """Channels-last RGB (any dtype) to float64 CIE L*a*b* (D65)."""
+    from skimage.color import rgb2lab
+
+    rgb = np.clip(image.astype(np.float64) / rgb_scale(image), 0.0, 1.0)
+    return rgb2lab(rgb)
+
+
+def lab_range(lab: np.ndarray, percentiles=PERCENTILES) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel values mapped to -1 and +1: robust range, at least ``MIN_SPAN`` wide."""
+    flat = lab.reshape(-1, 3)
+    if flat.shape[0] > _SAMPLE_MAX:
+        flat = flat[:: -(-flat.shape[0] // _SAMPLE_MAX)]
+    low, high = np.percentile(flat, percentiles, axis=0)
+    centre, span = (low + high) / 2, np.maximum(high - low, MIN_SPAN)
+    return centre - span / 2, centre + span / 2
+
+
+def lab_to_input(lab: np.ndarray, scale: float) -> np.ndarray:
+    """Channels-last L*a*b* back to RGB in the input's units (``0..scale``)."""
+    from skimage.color import lab2rgb
+
+    return lab2rgb(lab) * scale

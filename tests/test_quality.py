@@ -1,0 +1,106 @@
+"""The quality defaults: Lab colour, preset="auto", and the paper preset left alone."""
+import numpy as np
+import pytest
+
+from napari_iem import segment
+from napari_iem.autopreset import choose_preset, group_by_preset
+from napari_iem.colour import MIN_SPAN
+from napari_iem.presets import PRESETS, IEMParams, get_preset
+from napari_iem.preprocess import prepare_image
+from napari_iem.segment import segment_batch
+
+from synthetic import iou, textured_disc
+
+FAST = dict(max_iter=40)
+
+
+def colour_disc(size=64, seed=0):
+    """A disc that differs from its background in hue only (same grey level)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    truth = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2
+    img = np.empty((size, size, 3))
+    img[:] = (120, 150, 100)
+    img[truth] = (150, 120, 130)
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), truth
+
+
+def many_blobs(size=128, seed=0, rgb=False):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    truth = np.zeros((size, size), bool)
+    for cy, cx in rng.integers(8, size - 8, (20, 2)):
+        truth |= (yy - cy) ** 2 + (xx - cx) ** 2 < 16
+    grey = np.where(truth, 200.0, 30.0) + rng.normal(0, 5, truth.shape)
+    grey = np.clip(grey, 0, 255).astype(np.uint8)
+    if rgb:  # stained look: purple objects on pink
+        img = np.stack([np.where(truth, 110, 235), np.where(truth, 60, 190),
+                        np.where(truth, 150, 215)], -1) + rng.normal(0, 4, (size, size, 3))
+        return np.clip(img, 0, 255).astype(np.uint8), truth
+    return grey, truth
+
+
+def test_paper_preset_is_the_papers_algorithm():
+    p = get_preset("paper")
+    assert (p.smooth_threshold, p.init, p.colour, p.foreground, p.scaling) == (
+        4, "square", "rgb", "init", "paper")
+    assert (p.kernel_size, p.sigma, p.reps, p.lam, p.max_iter, p.max_size) == (
+        11, 5.0, 2, 1e-3, 150, None)
+    assert IEMParams().colour == "rgb"  # new fields default to the paper's behaviour
+
+
+def test_lab_scales_each_channel_and_returns_rgb_maps():
+    img, truth = colour_disc()
+    lab = prepare_image(img, get_preset("default"))
+    rgb = prepare_image(img, get_preset("paper"))
+    assert lab.lab_scale == 255.0 and rgb.lab_scale is None
+    assert lab.data.min() >= -1 and lab.data.max() <= 1
+    assert np.all(lab.high - lab.low >= MIN_SPAN - 1e-9)
+    res = segment(img, preset="default", **FAST)
+    assert res.inpainted.shape == (2, 64, 64, 3)
+    # maps come back in the input's RGB units, near the two colours
+    assert 0 <= res.inpainted.min() and res.inpainted.max() <= 255.5
+    assert iou(res.labels > 0, truth) > 0.9
+
+
+def test_lab_leaves_non_rgb_images_alone():
+    img, _ = textured_disc(48)
+    a = prepare_image(img, get_preset("default"))
+    b = prepare_image(img, get_preset("default").replace(colour="rgb"))
+    np.testing.assert_array_equal(a.data, b.data)
+    three = np.stack([img] * 3, -1).astype(np.uint16)  # 16-bit: stains, not colour
+    assert prepare_image(three, get_preset("default")).lab_scale is None
+    with pytest.raises(ValueError, match="colour"):
+        prepare_image(img[..., None].repeat(3, -1), get_preset("default").replace(
+            colour="hsv"))
+
+
+def test_auto_chooses_from_dtype_channels_and_statistics():
+    photo, _ = colour_disc()
+    grey, _ = many_blobs()
+    stained, _ = many_blobs(rgb=True)
+    assert choose_preset(photo) == "default"
+    assert choose_preset(grey) == "microscopy"  # single channel
+    assert choose_preset(np.stack([grey] * 3, -1)) == "microscopy"  # grey stored as RGB
+    assert choose_preset(photo.astype(np.uint16) * 200) == "microscopy"  # 16-bit
+    assert choose_preset(stained) == "microscopy"  # many small objects, none dominant
+    assert group_by_preset([photo, grey, photo]) == {"default": [0, 2], "microscopy": [1]}
+
+
+def test_auto_preset_is_recorded_and_overridable():
+    grey, truth = many_blobs()
+    res = segment(grey, preset="auto", **FAST)
+    assert res.params["preset"] == "microscopy"
+    assert res.params["init"] == "kmeans"
+    assert iou(res.labels > 0, truth) > 0.8
+    forced = segment(grey, preset="default", **FAST)
+    assert forced.params["preset"] == "default" and forced.params["init"] == "square"
+    photo, _ = colour_disc()
+    batch = segment_batch([grey, photo], preset="auto", **FAST)
+    assert [r.params["preset"] for r in batch] == ["microscopy", "default"]
+    np.testing.assert_array_equal(batch[0].labels, res.labels)
+
+
+def test_auto_is_a_known_preset_name():
+    assert "auto" in PRESETS and "microscopy" in PRESETS
