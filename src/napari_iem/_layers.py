@@ -26,6 +26,8 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 from napari.utils.colormaps import DirectLabelColormap
 
+from .settings import settings_from_params
+
 IEM_KEY = "iem"
 WRITTEN_KEY = "iem_written"
 LOCKED_KEY = "iem_locked"
@@ -113,6 +115,8 @@ def run_metadata(result, source: Layer, index: tuple[int, ...]) -> dict:
         "plane": list(index),
         "regions": int(result.regions),
         "params": dict(result.params),
+        # the same settings the widget saves and `napari-iem segment --config` reads
+        "settings": settings_from_params(result.params),
         "device": result.device,
         "iterations": int(result.iterations),
         "converged": bool(result.converged),

@@ -11,6 +11,7 @@ from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -23,6 +24,9 @@ from superqt import QCollapsible
 from . import _layers, _layers_nd
 from .devices import available_devices
 from .presets import PRESETS
+from .settings import (
+    SettingsError, load_settings, save_settings, settings_from_params, settings_to_params,
+)
 from .segment import iter_segment
 
 SQUARE = "centre square"
@@ -190,6 +194,18 @@ class IEMWidget(QWidget):
         row = QHBoxLayout()
         for button in (self.run_button, self.refine_button, self.flip_button):
             row.addWidget(button)
+        self.save_button = QPushButton("Save settings…")
+        self.load_button = QPushButton("Load settings…")
+        self.save_button.setToolTip(
+            "Write these settings to a TOML or JSON file, for "
+            "'napari-iem segment --config FILE' over a whole folder"
+        )
+        self.load_button.setToolTip("Set the controls from a settings file")
+        self.save_button.clicked.connect(lambda: self.save_settings())
+        self.load_button.clicked.connect(lambda: self.load_settings())
+        settings_row = QHBoxLayout()
+        settings_row.addWidget(self.save_button)
+        settings_row.addWidget(self.load_button)
         self.progress = QProgressBar()
         self.progress.setFormat("iteration %v / %m")
         self.progress.setValue(0)
@@ -197,6 +213,7 @@ class IEMWidget(QWidget):
         self.status.setWordWrap(True)
         layout = self.layout()
         layout.addLayout(row)
+        layout.addLayout(settings_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch()
@@ -233,6 +250,53 @@ class IEMWidget(QWidget):
         self.sigma.value = params.sigma
         self.lam.value = params.lam
         self.smooth.value = params.smooth_threshold
+
+    # -------------------------------------------------------------- settings
+    def settings(self) -> dict:
+        """The controls as a settings dict (:mod:`napari_iem.settings`): the preset,
+        the number of partitions and the parameters that differ from the preset."""
+        options = self.options()
+        params = {**PRESETS[options["preset"]].to_dict(), **options}
+        return settings_from_params(params, options["preset"], self.regions.value)
+
+    def save_settings(self, path: str | None = None):
+        """Write :meth:`settings` to ``path`` (asked for with a file dialog if None)."""
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save IEM settings", "iem-settings.toml",
+                "Settings (*.toml *.json)")
+            if not path:
+                return None
+        try:
+            saved = save_settings(path, self.settings())
+        except (OSError, SettingsError) as exc:
+            show_error(f"Could not save the settings: {exc}")
+            return None
+        self.status.setText(f"Settings saved to {saved}; use them with "
+                            f"'napari-iem segment --config {saved} ...'")
+        return saved
+
+    def load_settings(self, path: str | None = None) -> None:
+        """Set the controls from a settings file (asked for if ``path`` is None)."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Load IEM settings", "", "Settings (*.toml *.json)")
+            if not path:
+                return
+        try:
+            loaded = load_settings(path)
+        except (OSError, SettingsError) as exc:
+            show_error(f"Could not load the settings: {exc}")
+            return
+        self.preset.value = loaded["preset"]  # resets the parameter controls
+        self.regions.value = loaded["regions"]
+        params = settings_to_params(loaded)
+        self.max_iter.value = params.max_iter
+        self.sigma.value = params.sigma
+        self.lam.value = params.lam
+        self.smooth.value = params.smooth_threshold
+        self.max_side.value = params.max_size or 0
+        self.status.setText(f"Settings loaded from {path}")
 
     # ------------------------------------------------------------------- run
     @property

@@ -1,0 +1,49 @@
+"""The widget's settings travel to files, to the CLI and into the layer metadata."""
+import numpy as np
+
+from napari_iem._widget import IEMWidget
+from napari_iem.settings import load_settings, segment_kwargs
+from synthetic import textured_disc
+
+
+def make_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(textured_disc(48)[0], name="disc")
+    return viewer, IEMWidget(viewer)
+
+
+def test_saved_settings_reload_and_reach_the_engine(make_napari_viewer, tmp_path):
+    _, widget = make_widget(make_napari_viewer)
+    widget.regions.value = 3
+    widget.sigma.value = 3.0
+    widget.max_side.value = 0
+    path = widget.save_settings(str(tmp_path / "s.toml"))
+    saved = load_settings(path)
+    assert saved["regions"] == 3 and saved["params"]["sigma"] == 3.0
+    kwargs = segment_kwargs(saved)
+    assert kwargs["sigma"] == 3.0 and kwargs.get("max_size") is None
+
+    widget.regions.value = 2
+    widget.sigma.value = 5.0
+    widget.load_settings(str(path))
+    assert widget.regions.value == 3 and widget.sigma.value == 3.0
+
+
+def test_a_bad_settings_file_changes_nothing(make_napari_viewer, tmp_path):
+    _, widget = make_widget(make_napari_viewer)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("preset = 'default'\nunknown_key = 1\n")
+    before = widget.settings()
+    widget.load_settings(str(bad))
+    assert widget.settings() == before
+
+
+def test_the_labels_layer_carries_the_settings(make_napari_viewer, qtbot):
+    viewer, widget = make_widget(make_napari_viewer)
+    widget.max_iter.value = 20
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    layer = viewer.layers["disc IEM"]
+    settings = layer.metadata["iem"]["settings"]
+    assert settings["regions"] == 2 and settings["params"]["max_iter"] == 20
+    assert np.asarray(layer.data).shape == (48, 48)
