@@ -57,7 +57,7 @@ def blobs(shape, count, seed=0):
     return image, truth
 
 
-def run_case(name: str) -> dict:
+def run_case(name: str, preset: str = "default") -> dict:
     from napari_iem import segment
 
     case = CASES[name]
@@ -65,13 +65,13 @@ def run_case(name: str) -> dict:
     rss_input = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     res = segment(image, mode=case["mode"], max_size=case["max_size"], refine=True,
-                  maps=False, device="cpu")
+                  maps=False, device="cpu", preset=preset)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fg = res.labels > 0
     iou = float((fg & truth).sum() / max((fg | truth).sum(), 1))
     return {
-        "case": name, "shape": list(case["shape"]), "mode": case["mode"],
+        "case": name, "preset": preset, "shape": list(case["shape"]), "mode": case["mode"],
         "max_size": case["max_size"], "seconds": round(seconds, 1),
         "peak_rss_mb": round(peak), "input_and_truth_mb": round(rss_input),
         "estimate_mb": {k: round(v / 2**20) for k, v in
@@ -85,20 +85,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", choices=[*CASES, "all"])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--preset", default="default")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:
-        print(json.dumps(run_case(args.case)))
+        print(json.dumps(run_case(args.case, args.preset)))
         return
     names = list(CASES) if args.case == "all" else [args.case]
     rows = []
     for name in names:
-        out = subprocess.run([sys.executable, __file__, name, "--inner"], check=True,
+        out = subprocess.run([sys.executable, __file__, name, "--inner",
+                              "--preset", args.preset], check=True,
                              capture_output=True, text=True, cwd=REPO)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         if not args.json:
             r = rows[-1]
-            print(f"{r['case']:7s} {'x'.join(map(str, r['shape'])):>14s} "
+            print(f"{r['case']:7s} {r['preset']:10s} {'x'.join(map(str, r['shape'])):>14s} "
                   f"max_size={r['max_size']:<4d} {r['seconds']:8.1f} s  "
                   f"peak {r['peak_rss_mb']:6d} MB (input+truth {r['input_and_truth_mb']} MB)"
                   f"  IoU {r['iou']:.3f}  refine {r['refine']}", flush=True)
