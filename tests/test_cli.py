@@ -262,3 +262,28 @@ def test_evaluate_no_matches(tmp_path, capsys):
     (pred / "a.png").rename(pred / "z.png")
     code, _, err = run(["evaluate", pred, gt], capsys)
     assert code == 2 and "no prediction" in err
+
+
+def test_stack_slices_and_instances(tmp_path, capsys):
+    """--mode slices segments every plane of a TIFF stack; --instances writes objects."""
+    from synthetic import touching_discs
+
+    d = tmp_path / "in"
+    d.mkdir()
+    planes = [disc_image(40, 40, seed=s)[0] for s in range(3)]
+    tifffile.imwrite(d / "stack.tif", np.stack(planes), photometric="minisblack")
+    discs, truth = touching_discs(64)
+    tifffile.imwrite(d / "pair.tif", discs)
+    out = tmp_path / "out"
+    code, _, err = run(["segment", d / "stack.tif", "--out", out, "--mode", "slices",
+                        "--iterations", "30", "-q", "--workers", "0"], capsys)
+    assert code == 0, err
+    labels = tifffile.imread(out / "stack.tif")
+    assert labels.shape == (3, 40, 40)
+    for plane, (_, mask) in zip(labels, [disc_image(40, 40, seed=s) for s in range(3)]):
+        assert iou(plane == 1, mask) > 0.8
+    code, _, err = run(["segment", d / "pair.tif", "--out", out, "--instances", "-q",
+                        "--workers", "0"], capsys)
+    assert code == 0, err
+    objects = iio.imread(out / "pair.png")
+    assert len(np.unique(objects[truth > 0])) >= 2  # the touching pair is split

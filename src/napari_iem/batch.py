@@ -305,16 +305,20 @@ def _segment_task(items: list[tuple[int, str, str]], cfg: dict) -> list[dict]:
     kwargs = dict(preset=cfg["preset"], device=cfg["device"], **cfg["overrides"])
     if cfg.get("channel_axis") is not None:
         kwargs["channel_axis"] = -1  # moved last above
+    nd = cfg.get("nd_options") or {}
     results: list = []
     if images:
         try:
-            results = segment_batch(images, cfg["regions"], **kwargs)
+            if nd:  # stacks, volumes, instances: one image at a time
+                results = [segment(img, cfg["regions"], **kwargs, **nd) for img in images]
+            else:
+                results = segment_batch(images, cfg["regions"], **kwargs)
         except Exception:
             # Find the culprit: run the images one by one, recording each error.
             results = []
             for img, (index, _) in zip(images, ok):
                 try:
-                    results.append(segment(img, cfg["regions"], **kwargs))
+                    results.append(segment(img, cfg["regions"], **kwargs, **nd))
                 except Exception as exc:
                     records[index]["error"] = f"segmentation failed: {exc}"
                     results.append(None)
@@ -324,7 +328,8 @@ def _segment_task(items: list[tuple[int, str, str]], cfg: dict) -> list[dict]:
         if res is None:
             continue
         try:
-            path = write_labels(res.labels, out_dir, stem)
+            labels = res.instances if nd.get("instances") else res.labels
+            path = write_labels(labels, out_dir, stem)
             if cfg.get("overlay") and res.labels.ndim == 2:
                 odir = out_dir / OVERLAY_DIR
                 odir.mkdir(exist_ok=True)
@@ -438,6 +443,7 @@ def run_batch(
     device: str = "auto",
     protocol: str | None = None,
     channel_axis: int | None = None,
+    nd_options: dict | None = None,
     recursive: bool = False,
     max_pixels: int | None = None,
     task_images: int = 32,
@@ -475,6 +481,10 @@ def run_batch(
     channel_axis : int, optional
         Axis of the stored arrays that holds channels (e.g. 0 for a (C, Y, X) TIFF), when
         it is not a trailing RGB(A) axis.
+    nd_options : dict, optional
+        ``mode`` (``"2d"``, ``"slices"``, ``"volume"``), ``instances`` and ``refine``, as
+        for :func:`napari_iem.segment.segment`; with any of them set, images are
+        segmented one at a time, and ``instances=True`` writes the object labels.
     recursive : bool
         Search folders recursively.
     max_pixels : int, optional
@@ -603,6 +613,8 @@ def run_batch(
         "device": device, "overrides": dict(overrides), "protocol": protocol,
         "overlay": overlay, "max_pixels": max_pixels, "torch_threads": None,
         "channel_axis": channel_axis,
+        "nd_options": {k: v for k, v in (nd_options or {}).items()
+                       if v not in (None, False, "2d")},
     }
 
     client = cluster = None

@@ -124,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--channel-axis", type=int, metavar="AXIS",
                      help="axis of the stored images that holds channels, e.g. 0 for "
                           "(C, Y, X) TIFFs (default: grey, or RGB(A) last)")
+    seg.add_argument("--mode", choices=["2d", "slices", "volume"], default="2d",
+                     help="for stacks (TIFF): 'slices' segments every 2-D plane, 'volume' "
+                          "the last three axes as one 3-D problem (default: 2d)")
+    seg.add_argument("--instances", action="store_true",
+                     help="write one label per object (distance-transform watershed of "
+                          "the foreground) instead of the regions")
+    seg.add_argument("--refine", action="store_true",
+                     help="with --size, refine the boundary at full resolution "
+                          "(large images)")
     seg.add_argument("--recursive", action="store_true", help="search folders recursively")
     seg.add_argument("--report", choices=["csv", "json"], default="csv",
                      help="format of OUT/iem-report.* (default: csv)")
@@ -178,6 +187,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
             overlay=args.overlay, device=args.device,
             protocol=None if args.protocol == "full" else args.protocol,
             channel_axis=args.channel_axis,
+            nd_options={"mode": args.mode, "instances": args.instances,
+                        "refine": args.refine},
             recursive=args.recursive, max_pixels=args.max_pixels,
             task_images=args.task_images, report=args.report,
             progress=not args.quiet, **settings["params"],
