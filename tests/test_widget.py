@@ -2,7 +2,6 @@
 import time
 
 import numpy as np
-import pytest
 
 from napari_iem import _layers, _widget
 from napari_iem._sample_data import textured_disc
@@ -10,23 +9,6 @@ from napari_iem.segment import iter_segment
 
 SIZE = 64
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
-    widget.max_iter.value = 30
-    return viewer, widget
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    """Texts of the error and warning notifications the widget shows."""
-    shown = []
-    monkeypatch.setattr(_widget, "show_error", shown.append)
-    monkeypatch.setattr(_widget, "show_warning", shown.append)
-    return shown
 
 
 def disc_truth(size=SIZE):

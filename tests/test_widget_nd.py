@@ -10,19 +10,10 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
+def viewer_widget(viewer_widget):
+    viewer, widget = viewer_widget
     widget.max_iter.value = 20
     return viewer, widget
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    shown = []
-    monkeypatch.setattr(_widget, "show_error", shown.append)
-    monkeypatch.setattr(_widget, "show_warning", shown.append)
-    return shown
 
 
 def run_and_wait(qtbot, widget):

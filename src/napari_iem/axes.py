@@ -48,7 +48,7 @@ from .multiscale import band_width, refine_boundary
 from .objective import region_maps
 from .optimize import optimize
 from .preprocess import (
-    _range_per_channel, check_image, intensity_range, prepare_image, resize_labels,
+    check_image, intensity_range, prepare_image, resize_labels,
     resize_maps,
     working_shape,
 )

@@ -185,7 +185,7 @@ def optimize(
 
     Returns (as the generator's value) the final :class:`OptimState`.
     """
-    batch, shape, nd = x.shape[0], tuple(x.shape[2:]), x.ndim - 2
+    batch, shape = x.shape[0], tuple(x.shape[2:])
     objective = IEMObjective(x, regions, params)
     if init is not None:
         labels = init.to(device=x.device, dtype=torch.int64).clone()
