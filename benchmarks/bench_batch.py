@@ -135,7 +135,7 @@ def main(argv=None) -> int:
             rows.append((name, mode, n, seconds, n / seconds, rep.failed, same))
             print(f"{name} {mode}: {seconds:.1f} s ({rep.mode})", file=sys.stderr)
 
-    print(f"| images | mode | n | seconds | images/s | failed | same labels |")
+    print("| images | mode | n | seconds | images/s | failed | same labels |")
     print("|---|---|---|---|---|---|---|")
     for name, mode, n, seconds, rate, failed, same in rows:
         print(f"| {name} | {mode} | {n} | {seconds:.1f} | {rate:.2f} | {failed} | {same} |")
