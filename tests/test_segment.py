@@ -179,3 +179,11 @@ def test_mps_equals_cpu():
     a = segment(image, 2, device="cpu").labels
     b = segment(image, 2, device="mps").labels
     assert (a == b).mean() > 0.999
+
+
+def test_init_by_name_or_by_labels():
+    image, truth = three_regions(48)
+    by_name = segment(image, 2, init="kmeans", max_iter=5)
+    assert by_name.params["init"] == "kmeans"
+    with pytest.raises(ValueError, match="init must be"):
+        segment(image, 2, init="random")

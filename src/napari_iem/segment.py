@@ -174,9 +174,10 @@ def iter_segment(
         ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
     channel_axis : int, optional
         Axis of ``image`` that holds channels, when not a trailing RGB(A) axis.
-    init : ndarray of int, shape (H, W), optional
+    init : ndarray of int, shape (H, W), or str, optional
         Start from these labels (0..K-1) instead of the preset's initialization; used to
-        refine a user's correction.
+        refine a user's correction.  A string names an initialization instead
+        (``"square"`` or ``"kmeans"``, the ``init`` field of the parameters).
     locked : ndarray of bool, shape (H, W), optional
         Pixels whose label in ``init`` the optimiser may not change.
     flip : bool
@@ -210,6 +211,8 @@ def iter_segment(
         (``result.metadata["device_fallback"]``).
     """
     regions = _check_regions(regions)
+    if isinstance(init, str):  # a named start, not labels
+        overrides["init"], init = init, None
     preset = resolve_preset(preset, image, channel_axis)  # "auto": photo or micrograph
     params = _params_for(preset, overrides)
     dev = resolve_device(device)
