@@ -66,6 +66,9 @@ __all__ = [
     "plan_tasks",
 ]
 
+#: Without workers= or scheduler=, a local Dask cluster is used only above this many
+#: CPU cores (below, in-process runs were faster: docs/benchmarks.md).
+LOCAL_DASK_MIN_CORES = 4
 #: Report file name in the output folder (``.csv`` or ``.json``).
 REPORT_NAME = "iem-report"
 OVERLAY_DIR = "overlays"
@@ -468,7 +471,8 @@ def run_batch(
         Address of an existing Dask scheduler, or a client; see the module docstring.
     workers : int, optional
         0 runs in-process; N >= 1 starts a local Dask cluster with N workers; None
-        chooses (one worker per core, in-process for a single task).
+        chooses: in-process for a single task or on a machine of at most
+        ``LOCAL_DASK_MIN_CORES`` cores, otherwise one worker per core.
     overwrite : bool
         Redo files whose labels exist (default: skip them).
     overlay : bool
@@ -594,8 +598,12 @@ def run_batch(
     elif workers == 0:
         mode, n_workers = "in-process", 0
     elif workers is None:
+        # On a few cores torch already uses them all in-process, and a local cluster
+        # measured 1.3-3x slower on 2 cores (docs/benchmarks.md): Dask only on larger
+        # machines, for jobs of more than one task.
         single = len(plan_tasks(keys, pixels, task_images, task_megapixels)) <= 1
-        mode, n_workers = ("in-process", 0) if (single or n_cpu == 1) else ("local", n_cpu)
+        small = single or n_cpu <= LOCAL_DASK_MIN_CORES
+        mode, n_workers = ("in-process", 0) if small else ("local", n_cpu)
     else:
         mode, n_workers = "local", workers
 

@@ -30,8 +30,9 @@ examples:
 Labels are written as OUT/<stem>.png (0 background, 1..K-1 regions; .tif for 16-bit or
 n-D), with a report OUT/iem-report.csv.  Files whose labels already exist are skipped,
 so rerunning an interrupted command resumes it (--overwrite redoes them).  Without
---workers or --scheduler, large jobs run on a local Dask cluster with one worker per
-CPU core and small ones in this process; --workers 0 always runs in this process.
+--workers or --scheduler, work runs in this process, or on a local Dask cluster with one
+worker per core for large jobs on machines of more than 4 cores; --workers 0 always runs
+in this process.
 
 exit status: 0 all done, 1 some files failed (see the report), 2 the command could not
 run, 130 interrupted."""
