@@ -48,7 +48,7 @@ from .multiscale import band_width, refine_boundary
 from .objective import region_maps
 from .optimize import optimize
 from .preprocess import (
-    check_image, intensity_range, prepare_image, resize_labels,
+    check_image, check_init, intensity_range, prepare_image, resize_labels,
     resize_maps,
     working_shape,
 )
@@ -217,7 +217,7 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
                           maps=maps, problems=len(problems))
     what = f"an input of shape {layout.shape} (mode={mode!r})"
     check_memory(need, dev, what=what)
-    init_a, locked_a = _check_init(init, locked, layout, regions)
+    init_a, locked_a = check_init(init, locked, layout.output_shape, regions)
 
     out_shape = layout.output_shape
     dtype = np.uint8 if regions <= 255 else np.uint16
@@ -350,29 +350,6 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
         instances=inst,
     )
     return result
-
-
-def _check_init(init, locked, layout: Layout, regions: int):
-    if init is None:
-        if locked is not None:
-            raise ValueError("locked pixels need an init labelling to lock")
-        return None, None
-    init = np.asarray(init)
-    if init.shape != layout.output_shape:
-        raise ValueError(
-            f"init labels have shape {init.shape}, the image (without channels) "
-            f"{layout.output_shape}: they must match"
-        )
-    if init.size and (init.min() < 0 or init.max() >= regions):
-        raise ValueError(
-            f"init labels must lie in 0..{regions - 1} for regions={regions}, "
-            f"found {init.min()}..{init.max()}"
-        )
-    if locked is not None:
-        locked = np.asarray(locked, dtype=bool)
-        if locked.shape != init.shape:
-            raise ValueError(f"locked mask has shape {locked.shape}, init {init.shape}")
-    return init, locked
 
 
 def _split_all(labels: np.ndarray, layout: Layout, spatial_scale, options: dict):

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from .autopreset import AUTO, group_by_preset, resolve_preset
 from .devices import resolve_device
 from .memory import check_memory, estimate_bytes, with_cpu_fallback
 from .objective import region_maps
 from .optimize import optimize
-from .preprocess import PreparedImage, prepare_image, resize_labels, resize_maps
-from .autopreset import AUTO, group_by_preset, resolve_preset
+from .preprocess import (
+    PreparedImage, check_init, prepare_image, resize_labels, resize_maps,
+)
 from .presets import IEMParams, get_preset
 
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
@@ -349,31 +351,14 @@ def segment_batch(
 
 def _prepare_init(init, locked, prepared: PreparedImage, regions: int):
     """Bring a user's labels (and locked pixels) to the working resolution."""
+    init, locked = check_init(init, locked, prepared.shape, regions)
     if init is None:
-        if locked is not None:
-            raise ValueError("locked pixels need an init labelling to lock")
         return None, None
-    init = np.asarray(init)
-    if init.shape != prepared.shape:
-        raise ValueError(
-            f"init labels have shape {init.shape}, the image {prepared.shape}: "
-            "they must match"
-        )
-    if init.size and (init.min() < 0 or init.max() >= regions):
-        raise ValueError(
-            f"init labels must lie in 0..{regions - 1} for regions={regions}, "
-            f"found {init.min()}..{init.max()}"
-        )
     work = prepared.data.shape[1:]
     init_w = resize_labels(init.astype(np.int64), work)
     init_t = torch.from_numpy(init_w.astype(np.int64))
     locked_t = None
     if locked is not None:
-        locked = np.asarray(locked, dtype=bool)
-        if locked.shape != prepared.shape:
-            raise ValueError(
-                f"locked mask has shape {locked.shape}, the image {prepared.shape}"
-            )
         locked_t = torch.from_numpy(resize_labels(locked.astype(np.uint8), work) > 0)
     return init_t, locked_t
 
