@@ -22,15 +22,19 @@ def has_display() -> bool:
 
 
 def run_headless(out: Path) -> int:
-    """Write the samples to ``out/inputs`` and segment them with the CLI."""
+    """Write the samples to ``out/samples`` and segment them with the CLI into
+    ``out/labels`` (labels, overlays and the run's report)."""
     from .cli import main as cli_main
 
-    inputs = out / "inputs"
+    inputs, labels = out / "samples", out / "labels"
     inputs.mkdir(parents=True, exist_ok=True)
     for name, load in SAMPLES.items():
         iio.imwrite(inputs / f"{name}.png", load())
-    status = cli_main(["segment", str(inputs), "--out", str(out), "--overlay", "--size", "256"])
-    print(f"\nlabels and overlays of {len(SAMPLES)} sample images are in {out.resolve()}")
+    status = cli_main(["segment", str(inputs), "--out", str(labels), "--overlay",
+                       "--size", "256"])
+    if status == 0:
+        print(f"\nlabels of {len(SAMPLES)} sample images are in {labels.resolve()}, "
+              f"overlays in {(labels / 'overlays').resolve()}")
     return status
 
 
