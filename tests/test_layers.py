@@ -114,13 +114,20 @@ def test_fewer_regions_remove_stale_inpaintings(scene):
     assert "img IEM inpainted 2" not in layers
 
 
-def test_refine_locks_accumulate(scene):
-    layers, source = scene
+def publish_and_paint_corner(layers, source):
+    """Publish a result, paint its top-left pixel as a user would, and take the
+    refinement inputs: (layer, painted data, init, locked)."""
     out = _layers.publish_result(layers, source, fake_result(half_labels()))
     painted = out.data.copy()
     painted[0, 0] = 1
     out.data = painted
     init, locked = _layers.refine_inputs(out)
+    return out, painted, init, locked
+
+
+def test_refine_locks_accumulate(scene):
+    layers, source = scene
+    out, painted, init, locked = publish_and_paint_corner(layers, source)
     assert locked.sum() == 1 and locked[0, 0]
 
     result = fake_result(half_labels())  # the engine "undid" the fix
@@ -157,11 +164,7 @@ def test_flip_needs_two_regions(scene):
 
 def test_painting_during_refine_sends_it_to_a_new_layer(scene):
     layers, source = scene
-    out = _layers.publish_result(layers, source, fake_result(half_labels()))
-    painted = out.data.copy()
-    painted[0, 0] = 1
-    out.data = painted
-    init, locked = _layers.refine_inputs(out)
+    out, painted, init, locked = publish_and_paint_corner(layers, source)
     later = painted.copy()
     later[7, 0] = 1  # painted while the refinement ran
     out.data = later
