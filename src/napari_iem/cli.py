@@ -1,8 +1,9 @@
 """The ``napari-iem`` command: ``segment`` many files, ``evaluate`` against ground truth.
 
 ``napari-iem segment`` is a thin layer over :func:`napari_iem.batch.run_batch`;
-``napari-iem evaluate`` over :mod:`napari_iem.metrics`.  Exit status: 0 success, 1 some
-files failed, 2 the command could not run (bad arguments, missing input, unreadable
+``napari-iem evaluate`` over :mod:`napari_iem.metrics`; ``napari-iem distill`` (the
+paper's optional second stage) over :mod:`napari_iem.distill`.  Exit status: 0 success,
+1 some files failed, 2 the command could not run (bad arguments, missing input, unreadable
 settings, unwritable output folder), 130 interrupted.  Errors are one line on stderr.
 """
 from __future__ import annotations
@@ -47,6 +48,24 @@ foreground.  Metrics per image, then averaged: Acc, IoU and Dice with the better
 two polarities (as the IEM paper reports them), mIoU (mean of foreground and background
 IoU, each with its own flip), and fixed IoU (the tool's foreground, no flip).  The table
 shows percentages, --json fractions in [0, 1]."""
+
+_DISTILL_EPILOG = """\
+examples:
+  napari-iem segment photos/ --out iem/
+  napari-iem distill photos/ iem/ --out student/
+  napari-iem distill images/ iem/ --out student/ --protocol paper --save-model horse.pt
+
+The paper's optional second stage ("IEM+SegNet"): a small U-Net is trained on the IEM
+labels of the whole folder (pseudo-labels: no ground truth is used) and then predicts
+every image.  Labels are matched to images by stem (LABELS/x.png for IMAGES/x.jpg);
+images without labels are not trained on but are predicted.  The student is binary:
+any label > 0 is foreground.  Predictions are written as OUT/<stem>.png (0 background,
+1 foreground), named as 'segment' names its labels; existing files are replaced.
+Training is deterministic for a given --seed on the CPU.  It is opt-in: check on your
+data that it helps (see docs/distill.md).
+
+exit status: 0 all done, 1 some files could not be read (the others were used),
+2 the command could not run, 130 interrupted."""
 
 
 def _whole_number(minimum: int):
@@ -159,6 +178,39 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--per-image", action="store_true",
                     help="also list the metrics of every image")
     ev.set_defaults(func=cmd_evaluate)
+
+    di = sub.add_parser(
+        "distill", help="train a small network on a folder's IEM labels and predict "
+                        "with it (the paper's optional second stage)",
+        description="Train a small segmentation network (a U-Net) on the IEM labels of "
+                    "a folder of images and write its predictions.",
+        epilog=_DISTILL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    di.add_argument("images", metavar="IMAGES", help="folder (or file) of images")
+    di.add_argument("labels", metavar="LABELS",
+                    help="folder of IEM label images, as written by 'napari-iem segment'")
+    di.add_argument("-o", "--out", required=True, metavar="DIR",
+                    help="output folder for the student's labels (created)")
+    di.add_argument("--epochs", type=_positive_int, metavar="N",
+                    help="passes over all images (default 30; a few images need more)")
+    di.add_argument("--device", default="auto", metavar="D",
+                    help="torch device: auto (default), cpu, cuda, cuda:1, mps")
+    di.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
+                    help="seed of the weights, order and flips (default 0)")
+    di.add_argument("--save-model", metavar="PATH",
+                    help="also write the trained network to PATH (napari_iem.distill."
+                         "load_student reads it)")
+    di.add_argument("--size", type=_whole_number(16), metavar="N",
+                    help="the network's square working resolution (default 128)")
+    di.add_argument("--protocol", choices=["full", "paper"], default="full",
+                    help="'paper': bring each image to the paper's 128x128 protocol "
+                         "first (use with 'segment --protocol paper')")
+    di.add_argument("--vflip", action="store_true",
+                    help="also train on vertically flipped images (micrographs)")
+    di.add_argument("--recursive", action="store_true", help="search IMAGES recursively")
+    di.add_argument("-q", "--quiet", action="store_true",
+                    help="no progress and no summary")
+    di.set_defaults(func=cmd_distill)
     return parser
 
 
@@ -293,6 +345,104 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"not scored: {shown}", file=sys.stderr)
     for line in problems:
         print(f"napari-iem: not scored: {line}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+# --------------------------------------------------------------------------- distill
+
+def _distill_input(path: Path, protocol: str):
+    """An image for the student, checked to be 2-D grey or colour."""
+    from .distill import image_to_input
+    from .io import read_image
+
+    img = read_image(path)
+    if protocol == "paper":
+        from .metrics import paper_protocol
+
+        img = paper_protocol(img)
+    image_to_input(img)  # raises ValueError for stacks and other layouts
+    return img
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    import time
+
+    from .distill import (DEFAULT_EPOCHS, DEFAULT_SIZE, predict_student, save_student,
+                          train_student)
+    from .io import ImageReadError, find_images, read_labels, unique_stems, write_labels
+
+    images_in, labels_dir, out_dir = Path(args.images), Path(args.labels), Path(args.out)
+    if not labels_dir.is_dir():
+        raise FileNotFoundError(f"LABELS is not a folder: {labels_dir}")
+    if out_dir.resolve() == labels_dir.resolve():
+        raise ValueError(f"--out {out_dir} is the LABELS folder: the student's labels "
+                         "would replace the IEM labels it learns from; choose another")
+    if images_in.is_dir() and out_dir.resolve() == images_in.resolve():
+        raise ValueError(f"--out {out_dir} is the IMAGES folder; choose another")
+    files = find_images([images_in], recursive=args.recursive)
+    if not files:
+        raise ValueError(f"no images (PNG, JPEG, TIFF) in {images_in}")
+    stems = unique_stems(files)
+    label_files = _label_files(labels_dir)
+    if not set(stems) & set(label_files):
+        raise ValueError(f"no image in {images_in} has a label file of the same name in "
+                         f"{labels_dir}")
+
+    problems: list[str] = []
+    images, names, train_x, train_y = [], [], [], []
+    for path, stem in zip(files, stems):
+        try:
+            img = _distill_input(path, args.protocol)
+        except (ImageReadError, ValueError) as exc:
+            problems.append(str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            continue
+        images.append(img)
+        names.append(stem)
+        if stem not in label_files:
+            continue
+        try:
+            lab = read_labels(label_files[stem])
+        except ImageReadError as exc:
+            problems.append(str(exc))
+            continue
+        if lab.shape != img.shape[:2]:
+            hint = ""
+            if args.protocol == "full" and lab.shape == (128, 128):
+                hint = " (labels made with --protocol paper? add --protocol paper)"
+            problems.append(
+                f"{label_files[stem]}: labels {'x'.join(map(str, lab.shape))} but image "
+                f"{'x'.join(map(str, img.shape[:2]))}{hint}; not trained on")
+            continue
+        train_x.append(img)
+        train_y.append(lab)
+    for line in problems:
+        print(f"napari-iem: {line}", file=sys.stderr)
+    if not train_x:
+        raise ValueError("no image could be paired with its labels"
+                         + (f": {problems[0]}" if problems else ""))
+
+    epochs = args.epochs or DEFAULT_EPOCHS
+    every = max(1, epochs // 10)
+
+    def progress(epoch: int, total: int, loss: float) -> None:
+        if not args.quiet and (epoch % every == 0 or epoch == total):
+            print(f"epoch {epoch}/{total}: loss {loss:.4f}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    model = train_student(train_x, train_y, epochs=epochs, device=args.device,
+                          seed=args.seed, size=args.size or DEFAULT_SIZE,
+                          vflip=args.vflip, progress=progress)
+    seconds = time.perf_counter() - start
+    if args.save_model:
+        save_student(model, args.save_model)
+    preds = predict_student(model, images, args.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stem, pred in zip(names, preds):
+        write_labels(pred, out_dir, stem)
+    if not args.quiet:
+        print(f"trained on {len(train_x)} image(s) in {seconds:.0f} s; wrote "
+              f"{len(preds)} label image(s) to {out_dir}"
+              + (f"; model saved to {args.save_model}" if args.save_model else ""))
     return EXIT_FAILED if problems else EXIT_OK
 
 
