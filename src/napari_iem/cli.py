@@ -419,7 +419,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         print(f"napari-iem: {line}", file=sys.stderr)
     if not train_x:
         raise ValueError("no image could be paired with its labels"
-                         + (f": {problems[0]}" if problems else ""))
+                         + (" (see the messages above)" if problems else ""))
 
     epochs = args.epochs or DEFAULT_EPOCHS
     every = max(1, epochs // 10)
