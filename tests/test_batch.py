@@ -115,7 +115,8 @@ def test_resume_after_crash(folder, tmp_path, monkeypatch):
     seen = []
 
     def counting(images, *a, **k):
-        seen.extend(images)
+        if k.get("preset") != "auto":  # "auto" hands each image on to its own preset
+            seen.extend(images)
         return real_batch(images, *a, **k)
 
     monkeypatch.setattr(seg, "segment_batch", counting)

@@ -104,3 +104,62 @@ def test_auto_preset_is_recorded_and_overridable():
 
 def test_auto_is_a_known_preset_name():
     assert "auto" in PRESETS and "microscopy" in PRESETS
+
+
+def test_sqrt_intensity_lifts_the_dim_end_and_maps_back():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 4000, (40, 40)).astype(np.uint16)
+    img[0, 0], img[0, 1] = 0, 3999
+    linear = get_preset("microscopy").replace(intensity="linear")
+    root = prepare_image(img, get_preset("microscopy"))
+    flat = prepare_image(img, linear)
+    assert root.sqrt_zero == 0.0 and flat.sqrt_zero is None
+    dim = img == np.sort(img.ravel())[img.size // 10]  # a dim pixel: the root lifts it
+    assert root.data[0][dim].min() > flat.data[0][dim].max() + 0.1
+    # maps on the [-1, 1] scale come back in input units, for both rules
+    for prepared in (root, flat):
+        back = prepared.to_input_units(prepared.data[None])[0]
+        inside = (img >= prepared.low[0]) & (img <= prepared.high[0])
+        np.testing.assert_allclose(back[inside], img[inside], rtol=1e-4, atol=0.05)
+    with pytest.raises(ValueError, match="intensity must be 'linear' or 'sqrt'"):
+        prepare_image(img, linear.replace(intensity="log"))
+
+
+def test_sqrt_counts_from_the_low_end_of_negative_data():
+    img = np.linspace(-50.0, 50.0, 400).reshape(20, 20)
+    prepared = prepare_image(img, get_preset("microscopy"))
+    assert prepared.sqrt_zero == pytest.approx(prepared.low[0])
+    assert np.isfinite(prepared.data).all()
+    back = prepared.to_input_units(prepared.data[None])[0]
+    inside = (img >= prepared.low[0]) & (img <= prepared.high[0])
+    np.testing.assert_allclose(back[inside], img[inside], atol=1e-3)
+
+
+def test_grey_stored_as_rgb_is_one_channel_with_rgb_maps():
+    grey, truth = many_blobs()
+    rgb = np.stack([grey] * 3, -1)
+    prepared = prepare_image(rgb, get_preset("microscopy"))
+    assert prepared.data.shape[0] == 1 and prepared.lab_scale is None
+    np.testing.assert_array_equal(prepared.data, prepare_image(grey, get_preset(
+        "microscopy")).data)
+    res = segment(rgb, preset="microscopy", **FAST)
+    assert res.inpainted.shape == (2, *grey.shape, 3)
+    assert np.array_equal(res.inpainted[..., 0], res.inpainted[..., 2])
+    assert iou(res.labels > 0, truth) > 0.8
+
+
+def test_area_rule_calls_the_larger_region_background():
+    """A disc filling most of the frame without touching its edge: the border rule calls
+    it foreground, the area rule background; with many small blobs both agree."""
+    image, truth = textured_disc(64, radius=27)
+    assert truth.mean() > 0.5
+    border = segment(image, 2, foreground="border", **FAST)
+    area = segment(image, 2, foreground="area", **FAST)
+    assert iou(border.labels == 1, truth) > 0.9
+    assert iou(area.labels == 0, truth) > 0.9
+    grey, blobs = many_blobs()
+    for rule in ("border", "area"):
+        res = segment(grey, preset="microscopy", foreground=rule, **FAST)
+        assert iou(res.labels > 0, blobs) > 0.8
+    with pytest.raises(ValueError, match="'init', 'border' or 'area'"):
+        segment(image, 2, foreground="middle", **FAST)

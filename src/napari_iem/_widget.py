@@ -5,6 +5,8 @@ The widget is thin: the engine (:mod:`napari_iem.segment`) runs in a napari
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Select, SpinBox
 from napari.layers import Image, Labels
@@ -22,16 +24,22 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from . import _layers, _layers_nd
+from .autopreset import AUTO, choose_preset
 from .devices import available_devices
-from .presets import PRESETS
+from .presets import DEFAULT_PRESET, PRESETS
 from .settings import (
-    SettingsError, load_settings, save_settings, settings_from_params, settings_to_params,
+    SettingsError, load_settings, save_settings, settings_from_params,
 )
 from .segment import iter_segment
 
 SQUARE = "centre square"
 PREVIEW_EVERY = 5  # iterations between two live previews
 DEFAULT_MAX_SIDE = 256
+#: the parameters the widget shows, set from the preset when one is picked
+TIED_TO_PRESET = ("max_iter", "sigma", "lam", "smooth_threshold")
+PRESET_TIP = ("auto: 'default' for a photo, 'microscopy' for a micrograph, picked from "
+              "the chosen image (the parameters below show the pick); paper: the "
+              "authors' algorithm exactly.")
 
 
 class _Failed:
@@ -93,7 +101,10 @@ class IEMWidget(QWidget):
     def _build_form(self) -> None:
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.regions = SpinBox(label="partitions", value=2, min=2, max=8)
-        self.preset = ComboBox(label="preset", choices=sorted(PRESETS), value="default")
+        self.preset = ComboBox(
+            label="preset", choices=sorted(PRESETS), value=DEFAULT_PRESET,
+            tooltip=PRESET_TIP,
+        )
         self.device = ComboBox(label="device", choices=["auto", *available_devices()])
         self.max_side = SpinBox(
             label="max side (px)", value=DEFAULT_MAX_SIDE, min=0, max=16384, step=32,
@@ -165,6 +176,8 @@ class IEMWidget(QWidget):
     def _on_image_changed(self, _value=None) -> None:
         self.channel_axis.reset_choices()
         self.channel_layers.reset_choices()
+        if self.preset.value == AUTO:  # the pick may change; edited values stay
+            self._show_params(PRESETS[self._picked_preset()], keep_edits=True)
 
     def _channel_axis_choices(self, _widget=None):
         layer = self.image.value if hasattr(self, "image") else None
@@ -245,11 +258,37 @@ class IEMWidget(QWidget):
             box.reset_choices()
 
     def _on_preset(self, name: str) -> None:
-        params = PRESETS[name]
-        self.max_iter.value = params.max_iter
-        self.sigma.value = params.sigma
-        self.lam.value = params.lam
-        self.smooth.value = params.smooth_threshold
+        self._show_params(PRESETS[self._picked_preset()])
+
+    def _show_params(self, params, keep_edits: bool = False) -> None:
+        """Set the parameter controls from ``params``; with ``keep_edits``, only those
+        still showing the previous preset's value (the user's edits stay)."""
+        shown = getattr(self, "_shown", None)
+        controls = (self.max_iter, self.sigma, self.lam, self.smooth)
+        for name, box in zip(TIED_TO_PRESET, controls):
+            if keep_edits and shown is not None and not math.isclose(
+                    box.value, getattr(shown, name), rel_tol=1e-6, abs_tol=1e-9):
+                continue
+            box.value = getattr(params, name)
+        self._shown = params
+        self.preset.tooltip = PRESET_TIP + (
+            f" Here auto picks '{self._picked_preset()}'." if self.preset.value == AUTO
+            else "")
+
+    def _picked_preset(self) -> str:
+        """The preset a run uses: the chosen one, or for ``auto`` the one
+        :func:`~napari_iem.autopreset.choose_preset` picks for the displayed plane of
+        the chosen image (the photo default while there is none)."""
+        if self.preset.value != AUTO:
+            return self.preset.value
+        layer = self.image.value if hasattr(self, "image") else None
+        if layer is None:
+            return "default"
+        try:
+            plane, _ = _layers.image_plane(layer, self.viewer.dims.point)
+        except ValueError:
+            return "default"
+        return choose_preset(plane)
 
     # -------------------------------------------------------------- settings
     def settings(self) -> dict:
@@ -257,7 +296,10 @@ class IEMWidget(QWidget):
         the number of partitions and the parameters that differ from the preset."""
         options = self.options()
         params = {**PRESETS[options["preset"]].to_dict(), **options}
-        return settings_from_params(params, options["preset"], self.regions.value)
+        settings = settings_from_params(params, options["preset"], self.regions.value)
+        if self.preset.value == AUTO and not set(settings["params"]) & set(TIED_TO_PRESET):
+            settings["preset"] = AUTO  # unchanged picks: let each image pick again
+        return settings
 
     def save_settings(self, path: str | None = None):
         """Write :meth:`settings` to ``path`` (asked for with a file dialog if None)."""
@@ -288,13 +330,10 @@ class IEMWidget(QWidget):
         except (OSError, SettingsError) as exc:
             show_error(f"Could not load the settings: {exc}")
             return
-        self.preset.value = loaded["preset"]  # resets the parameter controls
+        self.preset.value = loaded["preset"]
         self.regions.value = loaded["regions"]
-        params = settings_to_params(loaded)
-        self.max_iter.value = params.max_iter
-        self.sigma.value = params.sigma
-        self.lam.value = params.lam
-        self.smooth.value = params.smooth_threshold
+        params = PRESETS[self._picked_preset()].replace(**loaded["params"])
+        self._show_params(params)
         self.max_side.value = params.max_size or 0
         self.status.setText(f"Settings loaded from {path}")
 
@@ -313,7 +352,7 @@ class IEMWidget(QWidget):
     def options(self) -> dict:
         """The engine keyword arguments chosen in the widget (no init/locked)."""
         return {
-            "preset": self.preset.value,
+            "preset": self._picked_preset(),
             "device": self.device.value,
             "max_size": self.max_side.value or None,
             "max_iter": self.max_iter.value,

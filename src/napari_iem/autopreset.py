@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .colour import is_grey_rgb
+
 MIN_OBJECTS = 8
 MAX_LARGEST_SHARE = 0.4
 #: components smaller than this share of the image do not count as objects
 MIN_OBJECT_SHARE = 5e-4
 ANALYSIS_SIZE = 256
-
-
-def _is_grey_rgb(rgb: np.ndarray) -> bool:
-    sample = rgb[:: max(1, rgb.shape[0] // 256), :: max(1, rgb.shape[1] // 256)]
-    return bool(np.array_equal(sample[..., 0], sample[..., 1])
-                and np.array_equal(sample[..., 1], sample[..., 2]))
 
 
 def object_statistics(grey: np.ndarray) -> tuple[int, float]:
@@ -67,7 +63,7 @@ def choose_preset(image: np.ndarray, channel_axis: int | None = None) -> str:
         return "microscopy"
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
-    if image.ndim != 3 or image.shape[-1] != 3 or _is_grey_rgb(image):
+    if image.ndim != 3 or image.shape[-1] != 3 or is_grey_rgb(image):
         return "microscopy"
     n, largest = object_statistics(image.mean(-1))
     if n >= MIN_OBJECTS and largest < MAX_LARGEST_SHARE:

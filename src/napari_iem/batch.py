@@ -55,6 +55,7 @@ from .io import (
     write_labels,
     write_overlay,
 )
+from .presets import DEFAULT_PRESET
 
 __all__ = [
     "BatchError",
@@ -437,7 +438,7 @@ def run_batch(
     inputs: Iterable[str | os.PathLike] | str | os.PathLike,
     out_dir: str | os.PathLike,
     regions: int = 2,
-    preset: str = "default",
+    preset: str = DEFAULT_PRESET,
     *,
     scheduler=None,
     workers: int | None = None,

@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-k", "--regions", type=int, metavar="K",
                      help="number of regions K, 2 to 64 (default 2: foreground/background)")
     seg.add_argument("--preset", choices=sorted(PRESETS),
-                     help="parameter set: 'paper' is the authors' algorithm exactly, "
-                          "'default' the tool's (default: default)")
+                     help="parameter set: 'auto' (the default) picks 'default' for "
+                          "photos or 'microscopy' for micrographs, per image; 'paper' is "
+                          "the authors' algorithm exactly")
     seg.add_argument("--size", type=_positive_int, metavar="N",
                      help="working resolution: segment with the longer side scaled down to "
                           "N pixels; labels are written at full size")

@@ -37,6 +37,15 @@ def uses_lab(params, image: np.ndarray, has_channels: bool) -> bool:
             and image.dtype == np.uint8)
 
 
+def is_grey_rgb(image: np.ndarray) -> bool:
+    """True for a channels-last three-channel image whose channels are all equal: a grey
+    picture stored as RGB (common for micrographs saved as PNG), which carries one
+    channel of information and no colour."""
+    return bool(image.ndim >= 3 and image.shape[-1] == 3
+                and np.array_equal(image[..., 0], image[..., 1])
+                and np.array_equal(image[..., 1], image[..., 2]))
+
+
 def rgb_scale(image: np.ndarray) -> float:
     """The value of full intensity for ``image``'s dtype (255 for 8-bit, 1 for float)."""
     if np.issubdtype(image.dtype, np.integer):

@@ -17,6 +17,12 @@ Intensity rule (``scaling``):
   The percentiles are the parameters ``percentile_low`` and ``percentile_high``.
 * ``"percentile"`` forces the percentile rule, ``"minmax"`` maps min..max to [-1, 1].
 
+With ``intensity="sqrt"`` the rule is applied to the square roots of the values,
+measured from zero (from the low end of the range when the data go negative): the
+variance-stabilising transform of photon-counting images (Anscombe), under which shot
+noise is as strong on a bright nucleus as on the dark background.  The range is found in
+input units and carried through the square root, which keeps its order.
+
 NaN or infinite pixels are refused with a message (IEM's filters would spread them over
 the whole image); an image with a single value is refused (there is nothing to split).
 """
@@ -27,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.transform import resize
 
-from .colour import lab_range, lab_to_input, rgb_scale, to_lab, uses_lab
+from .colour import (is_grey_rgb, lab_range, lab_to_input, rgb_scale, to_lab,
+                     uses_lab)
 from .presets import IEMParams
 
 MIN_SIDE = 5
@@ -48,15 +55,28 @@ class PreparedImage:
     high: np.ndarray  # (C,) input value mapped to +1
     has_channels: bool  # the input had a channel axis (kept last in outputs)
     lab_scale: float | None = None  # worked in L*a*b*: RGB full scale of the input
+    sqrt_zero: float | None = None  # intensity="sqrt": the value whose root is 0
+    grey_rgb: bool = False  # a grey RGB input, worked on as its one channel
 
     def to_input_units(self, maps: np.ndarray) -> np.ndarray:
         """``(K, C, *S)`` maps on the [-1, 1] scale to the input's units, channels last."""
         c = self.low.size
-        span = (self.high - self.low).reshape(1, c, *([1] * (maps.ndim - 2)))
-        out = (maps + 1) / 2 * span + self.low.reshape(span.shape)
+        low, high = (self._scaled(v).reshape(1, c, *([1] * (maps.ndim - 2)))
+                     for v in (self.low, self.high))
+        out = (maps + 1) / 2 * (high - low) + low
+        if self.sqrt_zero is not None:
+            out = out * out + self.sqrt_zero
         if self.lab_scale is not None:
             return lab_to_input(np.moveaxis(out, 1, -1), self.lab_scale)
+        if self.grey_rgb:
+            return np.repeat(np.moveaxis(out, 1, -1), 3, axis=-1)
         return np.moveaxis(out, 1, -1) if self.has_channels else out[:, 0]
+
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
+        """Input values in the units the range is applied in (their roots under sqrt)."""
+        if self.sqrt_zero is None:
+            return np.asarray(values, dtype=np.float64)
+        return np.sqrt(np.clip(np.asarray(values, dtype=np.float64) - self.sqrt_zero, 0, None))
 
 
 def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndarray, bool]:
@@ -157,9 +177,15 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
             f"image is {'x'.join(map(str, spatial))} pixels; IEM needs at least "
             f"{MIN_SIDE} pixels on each side"
         )
-    lab_scale = None
+    lab_scale, grey_rgb = None, False
     if uses_lab(params, image, has_channels):  # colour="lab", see napari_iem.colour
-        lab_scale, image = rgb_scale(image), to_lab(image)
+        # a grey picture stored as RGB has no colour: its one channel as stored (the
+        # Lab lightness would squash the dim end of a dark micrograph); a stack's
+        # slices (value_range given) keep one rule for all, so they stay in Lab
+        if value_range is None and is_grey_rgb(image):
+            image, grey_rgb = image[..., :1], True
+        else:
+            lab_scale, image = rgb_scale(image), to_lab(image)
     if lab_scale is not None and value_range is None:
         low, high = lab_range(image, (params.percentile_low, params.percentile_high))
     elif value_range is None:
@@ -168,18 +194,31 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
         )
     else:
         low, high = (np.asarray(v, dtype=np.float64) for v in value_range)
+    zero = (float(min(0.0, np.min(low))) if _takes_sqrt(params, lab_scale is not None)
+            else None)
+    prepared = PreparedImage(np.empty(0, np.float32), tuple(spatial), low, high,
+                             has_channels, lab_scale, zero, grey_rgb)
+    lo, hi = prepared._scaled(low), prepared._scaled(high)  # hi > lo: roots keep order
     data = np.empty(image.shape, dtype=np.float32)
     step = max(1, CHUNK_PIXELS // max(1, image[:1].size))
     for i in range(0, image.shape[0], step):  # same values as one pass, less memory
-        part = (image[i : i + step].astype(np.float64) - low) / (high - low) * 2 - 1
+        part = (prepared._scaled(image[i : i + step]) - lo) / (hi - lo) * 2 - 1
         data[i : i + step] = np.clip(part, -1, 1)
     data = np.moveaxis(data, -1, 0)
     work = working_shape(spatial, params.max_size)
     if work != tuple(spatial):
         data = resize(data, (data.shape[0], *work), order=1, anti_aliasing=True,
                       preserve_range=True).astype(np.float32)
-    return PreparedImage(np.ascontiguousarray(data), tuple(spatial), low, high, has_channels,
-                         lab_scale)
+    prepared.data = np.ascontiguousarray(data)
+    return prepared
+
+
+def _takes_sqrt(params: IEMParams, lab: bool) -> bool:
+    """Whether ``params.intensity`` asks for the square root (never on L*a*b* data)."""
+    intensity = params.intensity
+    if intensity not in ("linear", "sqrt"):
+        raise ValueError(f"intensity must be 'linear' or 'sqrt', got {intensity!r}")
+    return intensity == "sqrt" and not lab
 
 
 def intensity_range(image: np.ndarray, params: IEMParams,

@@ -21,7 +21,7 @@ from .optimize import optimize
 from .preprocess import (
     PreparedImage, check_init, prepare_image, resize_labels, resize_maps,
 )
-from .presets import IEMParams, get_preset
+from .presets import DEFAULT_PRESET, IEMParams, get_preset
 
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
 
@@ -140,7 +140,7 @@ def iter_segment(
     image: np.ndarray,
     regions: int = 2,
     *,
-    preset: str = "default",
+    preset: str = DEFAULT_PRESET,
     device: str = "auto",
     channel_axis: int | None = None,
     init: np.ndarray | None = None,
@@ -168,10 +168,10 @@ def iter_segment(
     regions : int
         Number of partitions K (2 to 64).
     preset : str
-        ``"default"`` (photos), ``"microscopy"``, ``"auto"`` (one of those two, chosen
-        from the image and recorded in ``result.params["preset"]``, see
-        :mod:`napari_iem.autopreset`) or ``"paper"`` (the authors' algorithm, exactly);
-        see :mod:`napari_iem.presets`.
+        ``"auto"`` (the default: ``"default"`` for a photo or ``"microscopy"`` for a
+        micrograph, chosen from the image and recorded in ``result.params["preset"]``,
+        see :mod:`napari_iem.autopreset`), ``"default"`` (photos), ``"microscopy"`` or
+        ``"paper"`` (the authors' algorithm, exactly); see :mod:`napari_iem.presets`.
     device : str
         ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
     channel_axis : int, optional
@@ -304,7 +304,7 @@ def segment_batch(
     images: Sequence[np.ndarray],
     regions: int = 2,
     *,
-    preset: str = "default",
+    preset: str = DEFAULT_PRESET,
     device: str = "auto",
     channel_axis: int | None = None,
     flip: bool = False,
@@ -398,20 +398,26 @@ def _region_order(labels: np.ndarray, regions: int, rule: str) -> np.ndarray:
     """Old label of each new label: background first, by the ``foreground`` rule.
 
     ``"init"`` keeps the optimiser's labels (the paper's choice).  ``"border"`` makes the
-    region with the largest share of the image border label 0 (background) and orders
-    the others by decreasing area: objects of interest rarely fill the frame's edge.
+    region with the largest share of the image border label 0 (background): objects of
+    interest rarely fill the frame's edge.  ``"area"`` makes the largest region the
+    background: in a micrograph the objects are many, small and scattered, so they meet
+    the border about as often as their area predicts and the border says little, while
+    the background is the bulk of the field.  The other regions follow by decreasing area.
     """
     if rule == "init":
         return np.arange(regions)
-    if rule != "border":
-        raise ValueError(f"foreground rule must be 'init' or 'border', got {rule!r}")
-    border = np.concatenate([  # every face of the image (volume), first then last
-        face.ravel() for d in range(labels.ndim)
-        for face in (labels.take(0, axis=d), labels.take(-1, axis=d))
-    ])
-    border_share = np.bincount(border, minlength=regions) / border.size
     area = np.bincount(labels.ravel(), minlength=regions)
-    background = int(np.argmax(border_share))
+    if rule == "border":
+        border = np.concatenate([  # every face of the image (volume), first then last
+            face.ravel() for d in range(labels.ndim)
+            for face in (labels.take(0, axis=d), labels.take(-1, axis=d))
+        ])
+        background = int(np.argmax(np.bincount(border, minlength=regions)))
+    elif rule == "area":
+        background = int(np.argmax(area))
+    else:
+        raise ValueError(
+            f"foreground rule must be 'init', 'border' or 'area', got {rule!r}")
     others = sorted(
         (k for k in range(regions) if k != background), key=lambda k: (-area[k], k)
     )

@@ -35,7 +35,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .io import atomic_output
-from .presets import PRESETS, IEMParams, get_preset
+from .presets import DEFAULT_PRESET, PRESETS, IEMParams, get_preset
 
 __all__ = [
     "SettingsError",
@@ -142,7 +142,7 @@ def validate_settings(data: Mapping, source: str = "settings") -> dict:
     version = data.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise SettingsError(f"{source}: unsupported settings version {version!r}")
-    preset = data.get("preset", "default")
+    preset = data.get("preset", DEFAULT_PRESET)
     if not isinstance(preset, str) or preset not in PRESETS:
         raise SettingsError(f"{source}: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     regions = data.get("regions", 2)
@@ -168,7 +168,7 @@ def validate_settings(data: Mapping, source: str = "settings") -> dict:
     return {"preset": preset, "regions": regions, "params": clean}
 
 
-def make_settings(preset: str = "default", regions: int = 2, **params) -> dict:
+def make_settings(preset: str = DEFAULT_PRESET, regions: int = 2, **params) -> dict:
     """Build a validated settings mapping from keyword arguments.
 
     Examples
@@ -187,7 +187,7 @@ def settings_from_params(params: Mapping, preset: str | None = None,
     ``regions`` default to the entries of the same name in ``params``.
     """
     params = dict(params)
-    preset = preset if preset is not None else params.pop("preset", "default")
+    preset = preset if preset is not None else params.pop("preset", DEFAULT_PRESET)
     regions = regions if regions is not None else params.pop("regions", 2)
     params.pop("preset", None)
     params.pop("regions", None)
