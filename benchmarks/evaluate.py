@@ -8,6 +8,8 @@ paper's 128x128 protocol or at full size, and prints the metrics table of
     .venv/bin/python benchmarks/evaluate.py --set horse --limit 5
     .venv/bin/python benchmarks/evaluate.py --set nuclei --protocol full --instances
     .venv/bin/python benchmarks/evaluate.py --set horse --preset paper --batch 64 --json
+    .venv/bin/python benchmarks/evaluate.py --set nuclei --protocol full \
+        --preset microscopy --param intensity=linear --param sigma=3
 
 Baselines: Otsu's threshold on grey (bright = foreground) and morphological Chan-Vese
 (100 iterations, checkerboard start; its label 1 is taken as foreground).  Metrics: see
@@ -81,10 +83,30 @@ def load_set(root: Path, protocol: str, limit: int | None, instances: bool):
     return items
 
 
+def parse_params(pairs) -> dict:
+    """``["sigma=3", "init=kmeans"]`` as typed parameter overrides (checked by the
+    same rules as a settings file, :mod:`napari_iem.settings`)."""
+    from napari_iem.settings import SettingsError, validate_settings
+
+    raw = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"evaluate.py: --param needs NAME=VALUE, got {pair!r}")
+        try:
+            raw[name] = json.loads(value)
+        except json.JSONDecodeError:
+            raw[name] = value  # a word such as kmeans
+    try:
+        return validate_settings({"params": raw}, source="--param")["params"]
+    except SettingsError as exc:
+        sys.exit(f"evaluate.py: {exc}")
+
+
 def run_iem(items, args):
     from napari_iem.segment import segment, segment_batch
 
-    overrides = {}
+    overrides = parse_params(args.param)
     if args.iterations:
         overrides["max_iter"] = args.iterations
     if args.size:
@@ -149,6 +171,8 @@ def main(argv=None) -> int:
     parser.add_argument("--regions", type=int, default=2)
     parser.add_argument("--iterations", type=int, help="override max_iter")
     parser.add_argument("--size", type=int, help="override max_size (working resolution)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one preset parameter (repeatable), e.g. sigma=3")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--limit", type=int, help="only the first N images (by name)")
     parser.add_argument("--batch", type=int, default=0, metavar="N",
@@ -172,6 +196,7 @@ def main(argv=None) -> int:
     if not args.no_iem:
         preds, seconds, iters = run_iem(items, args)
         name = f"IEM {args.preset}" + (f", {args.iterations} it" if args.iterations else "")
+        name += "".join(f", {p}" for p in args.param)
         row, per_image = score(name, preds, items, seconds, args.instances)
         row["median_iterations"] = float(np.median(iters))
         rows.append(row)
