@@ -29,13 +29,17 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def iem_masks(items, preset: str, device: str, cache: Path | None):
-    """IEM labels of every image (from ``cache`` when it holds the same stems)."""
+    """IEM labels of every image (from ``cache`` when it holds the same stems, made
+    with the same presets: a preset that changed, or that "auto" may pick, invalidates
+    it)."""
+    from napari_iem.presets import PRESETS
     from napari_iem.segment import segment
 
     stems = [s for s, *_ in items]
+    params = json.dumps({name: p.to_dict() for name, p in PRESETS.items()}, sort_keys=True)
     if cache is not None and cache.is_file():
         data = np.load(cache)
-        if list(data["stems"]) == stems:
+        if list(data["stems"]) == stems and "params" in data and str(data["params"]) == params:
             print(f"IEM masks from {cache}", file=sys.stderr)
             return list(data["masks"]), float(data["seconds"])
     preds = []
@@ -47,7 +51,7 @@ def iem_masks(items, preset: str, device: str, cache: Path | None):
     seconds = time.perf_counter() - start
     if cache is not None:
         np.savez_compressed(cache, stems=np.array(stems), masks=np.stack(preds),
-                            seconds=seconds)
+                            seconds=seconds, params=np.array(params))
     return preds, seconds
 
 
