@@ -94,7 +94,8 @@ class FileRecord:
 
     ``status`` is ``done``, ``skipped`` (labels already there), ``failed`` or
     ``cancelled`` (not run because the job was interrupted).  ``seconds`` is the task's
-    time divided by the images in it (reading, segmenting and writing).
+    time divided by the images in it (reading, segmenting and writing).  ``preset`` is
+    the one that ran (what ``"auto"`` picked for this image).
     """
 
     file: str
@@ -102,6 +103,7 @@ class FileRecord:
     status: str = "pending"
     shape: str = ""
     regions: int | None = None
+    preset: str = ""
     iterations: int | None = None
     converged: bool | None = None
     objective: float | None = None
@@ -343,6 +345,7 @@ def _segment_task(items: list[tuple[int, str, str]], cfg: dict) -> list[dict]:
             continue
         rec.update(
             status="done", output=path.name, regions=res.regions,
+            preset=res.params.get("preset", ""),
             iterations=res.iterations, converged=res.converged,
             objective=float(res.objective[-1]) if res.objective else None,
             device=res.device,
@@ -392,8 +395,8 @@ def _fill_skipped(rec: FileRecord, old: dict | None) -> None:
         return
     conv = {"regions": int, "iterations": int, "objective": float, "seconds": float,
             "converged": lambda v: v if isinstance(v, bool) else str(v) == "True"}
-    for key in ("shape", "regions", "iterations", "converged", "objective", "seconds",
-                "device"):
+    for key in ("shape", "regions", "preset", "iterations", "converged", "objective",
+                "seconds", "device"):
         v = old.get(key)
         if v in (None, ""):
             continue
