@@ -1,12 +1,13 @@
 """The quality defaults: Lab colour, preset="auto", and the paper preset left alone."""
 import numpy as np
 import pytest
+from skimage import data
 
 from napari_iem import segment
 from napari_iem.autopreset import choose_preset, group_by_preset
 from napari_iem.colour import MIN_SPAN
 from napari_iem.presets import PRESETS, IEMParams, get_preset
-from napari_iem.preprocess import prepare_image
+from napari_iem.preprocess import prepare_image, settle_intensity
 from napari_iem.segment import segment_batch
 
 from synthetic import iou, textured_disc
@@ -111,7 +112,7 @@ def test_sqrt_intensity_lifts_the_dim_end_and_maps_back():
     img = rng.integers(0, 4000, (40, 40)).astype(np.uint16)
     img[0, 0], img[0, 1] = 0, 3999
     linear = get_preset("microscopy").replace(intensity="linear")
-    root = prepare_image(img, get_preset("microscopy"))
+    root = prepare_image(img, linear.replace(intensity="sqrt"))
     flat = prepare_image(img, linear)
     assert root.sqrt_zero == 0.0 and flat.sqrt_zero is None
     dim = img == np.sort(img.ravel())[img.size // 10]  # a dim pixel: the root lifts it
@@ -121,13 +122,13 @@ def test_sqrt_intensity_lifts_the_dim_end_and_maps_back():
         back = prepared.to_input_units(prepared.data[None])[0]
         inside = (img >= prepared.low[0]) & (img <= prepared.high[0])
         np.testing.assert_allclose(back[inside], img[inside], rtol=1e-4, atol=0.05)
-    with pytest.raises(ValueError, match="intensity must be 'linear' or 'sqrt'"):
+    with pytest.raises(ValueError, match="intensity must be 'linear', 'sqrt' or 'auto'"):
         prepare_image(img, linear.replace(intensity="log"))
 
 
 def test_sqrt_counts_from_the_low_end_of_negative_data():
     img = np.linspace(-50.0, 50.0, 400).reshape(20, 20)
-    prepared = prepare_image(img, get_preset("microscopy"))
+    prepared = prepare_image(img, get_preset("microscopy").replace(intensity="sqrt"))
     assert prepared.sqrt_zero == pytest.approx(prepared.low[0])
     assert np.isfinite(prepared.data).all()
     back = prepared.to_input_units(prepared.data[None])[0]
@@ -163,3 +164,32 @@ def test_area_rule_calls_the_larger_region_background():
         assert iou(res.labels > 0, blobs) > 0.8
     with pytest.raises(ValueError, match="'init', 'border' or 'area'"):
         segment(image, 2, foreground="middle", **FAST)
+
+
+def test_auto_intensity_roots_dark_field_only():
+    """Fluorescence (bright blobs on a near-black floor) gets the root; a phase-contrast
+    image (mid-grey background, a dark halo round a bright cell) stays linear: under the
+    root the halo, not the cell, would become the foreground."""
+    grey, truth = many_blobs()  # background 30, blobs 200 of 255
+    phase = data.cell()  # bundled with scikit-image: background 68, halo 21, cell 182
+    yy, xx = np.mgrid[: phase.shape[0], : phase.shape[1]]
+    r2 = (yy - 375) ** 2 + (xx - 430) ** 2  # the cell is a disc of radius ~60 there
+    auto = get_preset("microscopy")
+    assert auto.intensity == "auto"
+    assert settle_intensity(auto, grey).intensity == "sqrt"
+    assert settle_intensity(auto, phase).intensity == "linear"
+    assert prepare_image(grey, auto).sqrt_zero == 0.0
+    assert prepare_image(phase, auto).sqrt_zero is None
+    res = segment(grey, preset="microscopy", **FAST)
+    assert res.params["intensity"] == "sqrt"  # what ran is recorded
+    assert iou(res.labels > 0, truth) > 0.8
+    cell = segment(phase, preset="microscopy", max_size=256, **FAST)
+    assert cell.params["intensity"] == "linear"
+    assert (cell.labels > 0)[r2 < 50**2].mean() > 0.95  # the bright cell...
+    assert (cell.labels > 0)[(r2 > 75**2) & (r2 < 90**2)].mean() < 0.05  # ...not its halo
+    stack = np.stack([grey, grey // 2])
+    assert segment(stack, mode="slices", preset="microscopy", maps=False,
+                   **FAST).params["intensity"] == "sqrt"
+    batch = segment_batch([grey, phase], preset="microscopy", **FAST)
+    assert [r.params["intensity"] for r in batch] == ["sqrt", "linear"]
+    assert settle_intensity(auto, np.zeros((0, 4))).intensity == "auto"  # left to check_image

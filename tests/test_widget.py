@@ -151,7 +151,7 @@ def test_picker_follows_added_removed_renamed_layers(viewer_widget):
     assert widget.image.value is a
     viewer.layers.remove("b")
     assert widget.image.choices == (a,)
-    assert widget.init.choices == (_widget.SQUARE, viewer.layers["seeds"])
+    assert widget.init.choices == (_widget.PRESET_START, viewer.layers["seeds"])
 
 
 def test_user_edited_layer_survives_rerun(viewer_widget, qtbot):

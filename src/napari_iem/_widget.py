@@ -32,7 +32,7 @@ from .settings import (
 )
 from .segment import iter_segment
 
-SQUARE = "centre square"
+PRESET_START = "preset's start"
 PREVIEW_EVERY = 5  # iterations between two live previews
 DEFAULT_MAX_SIDE = 256
 #: the parameters the widget shows, set from the preset when one is picked
@@ -113,9 +113,10 @@ class IEMWidget(QWidget):
         )
         self.init = ComboBox(
             label="initialization", choices=self._init_choices,
-            tooltip="Start from the centred square (the paper's start; k-means clusters "
-            "for more than 2 partitions) or from the labels of an existing Labels "
-            "layer (values 0..partitions-1).",
+            tooltip="Start from the preset's own start (a centred square for photos and "
+            "the paper; k-means colour clusters for micrographs and for more than 2 "
+            "partitions) or from the labels of an existing Labels layer (values "
+            "0..partitions-1).",
         )
         self.max_iter = SpinBox(label="iterations", min=1, max=5000)
         self.sigma = FloatSpinBox(label="sigma (px)", min=0.5, max=100.0, step=0.5)
@@ -240,7 +241,7 @@ class IEMWidget(QWidget):
             (lay.name, lay) for lay in self.viewer.layers
             if isinstance(lay, Labels) and not self._is_preview(lay)
         ]
-        return [(SQUARE, SQUARE), *labels]
+        return [(PRESET_START, PRESET_START), *labels]
 
     def _connect_layers(self) -> None:
         events = self.viewer.layers.events
@@ -438,7 +439,7 @@ class IEMWidget(QWidget):
             if request is None:
                 return
             source, data, options, job = request
-            if self.init.value != SQUARE:
+            if self.init.value != PRESET_START:
                 init = np.array(self.init.value.data)
                 expected = data.shape if options.get("channel_axis") is None else \
                     tuple(n for a, n in enumerate(data.shape)
@@ -449,7 +450,7 @@ class IEMWidget(QWidget):
                     show_error(
                         f"IEM: initialization layer '{self.init.value.name}' has shape "
                         f"{init.shape}, the input {expected}: choose a Labels layer of "
-                        f"that shape, or '{SQUARE}'."
+                        f"that shape, or '{PRESET_START}'."
                     )
                     return
                 options["init"] = init
@@ -460,13 +461,13 @@ class IEMWidget(QWidget):
             return
         source, plane, index = picked
         options = self.options()
-        if self.init.value != SQUARE:
+        if self.init.value != PRESET_START:
             init = np.array(self.init.value.data)  # a copy: painting goes on meanwhile
             if init.shape != plane.shape[:2]:
                 show_error(
                     f"IEM: initialization layer '{self.init.value.name}' has shape "
                     f"{init.shape}, the image plane {plane.shape[:2]}: choose a Labels "
-                    f"layer of the image's size, or '{SQUARE}'."
+                    f"layer of the image's size, or '{PRESET_START}'."
                 )
                 return
             options["init"] = init

@@ -51,7 +51,9 @@ class IEMParams:
         transform for photon-counting images: shot noise grows with brightness, and
         after the root it is as strong on a bright nucleus as on the dark background,
         so the inpainter's squared error weighs both alike and dim objects are not
-        drowned by bright ones.  Ignored on L*a*b* data.  See :mod:`napari_iem.preprocess`.
+        drowned by bright ones; ``"auto"``: the root for a dark-field image (most
+        values near the bottom of the range: fluorescence), linear otherwise.  Ignored
+        on L*a*b* data.  See :mod:`napari_iem.preprocess`.
     foreground : str
         ``"border"``: for K=2 the region touching the image border less is foreground
         (label 1); ``"area"``: the smaller region is foreground (objects scattered over a
@@ -102,15 +104,15 @@ PRESETS: dict[str, IEMParams] = {
     # Micrographs: many small objects anywhere, not one in the middle.  The centred
     # square cannot reach them (the contour only moves on its own boundary), so the
     # start is the two-colour k-means partition and the inpainter is finer (sigma 2: a
-    # nucleus is a few sigma across).  Fluorescence counts photons, so intensities are
-    # taken through the square root (shot noise made even; dim nuclei keep their
-    # contrast) and a true majority smooths the labels.  Scattered nuclei meet the
+    # nucleus is a few sigma across).  Fluorescence counts photons, so a dark-field
+    # image is taken through the square root (shot noise made even; dim nuclei keep
+    # their contrast) and a true majority smooths the labels.  Scattered nuclei meet the
     # border as often as their area predicts, so the background is the larger region.
     # Development nuclei at full size, fixed IoU: 80 with these settings, 77 with linear
     # intensities, 4-of-9 smoothing and the border rule, 21 with the photo default at
     # 128 (docs/evaluation.md).
     "microscopy": IEMParams(sigma=2.0, init="kmeans", smooth_threshold=5,
-                            scaling="percentile", intensity="sqrt", foreground="area",
+                            scaling="percentile", intensity="auto", foreground="area",
                             colour="lab"),
 }
 

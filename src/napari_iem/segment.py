@@ -19,7 +19,7 @@ from .memory import check_memory, estimate_bytes, with_cpu_fallback
 from .objective import region_maps
 from .optimize import optimize
 from .preprocess import (
-    PreparedImage, check_init, prepare_image, resize_labels, resize_maps,
+    PreparedImage, check_init, prepare_image, resize_labels, resize_maps, settle_intensity,
 )
 from .presets import DEFAULT_PRESET, IEMParams, get_preset
 
@@ -216,7 +216,9 @@ def iter_segment(
     if isinstance(init, str):  # a named start, not labels
         overrides["init"], init = init, None
     preset = resolve_preset(preset, image, channel_axis)  # "auto": photo or micrograph
-    params = _params_for(preset, overrides)
+    # intensity "auto" settled once for the whole input (a stack's slices alike) and
+    # recorded in result.params
+    params = settle_intensity(_params_for(preset, overrides), image)
     dev = resolve_device(device)
     nd_options = dict(
         mode=mode, channel_axis=channel_axis, scale=scale, sigma_units=sigma_units,
@@ -329,7 +331,9 @@ def segment_batch(
     regions = _check_regions(regions)
     params = _params_for(preset, overrides)
     dev = resolve_device(device)
-    prepared = [prepare_image(im, params, channel_axis=channel_axis) for im in images]
+    settled = [settle_intensity(params, im) for im in images]  # each image's own rule
+    prepared = [prepare_image(im, p, channel_axis=channel_axis)
+                for im, p in zip(images, settled)]
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(prepared):
         groups.setdefault(p.data.shape, []).append(i)
@@ -344,7 +348,7 @@ def segment_batch(
             state = stop.value
         for b, i in enumerate(idx):
             results[i] = _finish(
-                state, b, x, prepared[i], params, preset, regions, dev, flip, start
+                state, b, x, prepared[i], settled[i], preset, regions, dev, flip, start
             )
     return results  # type: ignore[return-value]
 
