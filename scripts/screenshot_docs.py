@@ -69,9 +69,9 @@ def coffee_shots() -> None:
 
     labels = viewer.layers["coffee IEM"]
     rows, cols = np.ogrid[: labels.data.shape[0], : labels.data.shape[1]]
-    cup = ((rows - 112) / 95) ** 2 + ((cols - 292) / 118) ** 2 < 1
+    saucer = ((rows - 235) / 165) ** 2 + ((cols - 290) / 220) ** 2 < 1
     painted = labels.data.copy()
-    painted[cup] = 1  # the user paints the white cup into the foreground
+    painted[~saucer] = 0  # the user erases the table from the foreground
     labels.data = painted
     widget.refine_button.click()
     settle(widget)

@@ -187,3 +187,14 @@ def test_init_by_name_or_by_labels():
     assert by_name.params["init"] == "kmeans"
     with pytest.raises(ValueError, match="init must be"):
         segment(image, 2, init="random")
+
+
+def test_refine_keeps_the_users_label_numbers():
+    """A user's labels keep their numbers: painting the background region as 1 and the
+    object as 0 must not be undone by the foreground rule."""
+    image, truth = textured_disc(64)
+    first = segment(image, 2, max_iter=40)
+    swapped = (first.labels == 0).astype(np.uint8)  # the user calls the outside "1"
+    again = segment(image, 2, init=swapped, max_iter=40)
+    assert again.params["foreground"] == "init"
+    assert iou(again.labels == 0, truth) > 0.9

@@ -178,7 +178,8 @@ def iter_segment(
         Axis of ``image`` that holds channels, when not a trailing RGB(A) axis.
     init : ndarray of int, shape (H, W), or str, optional
         Start from these labels (0..K-1) instead of the preset's initialization; used to
-        refine a user's correction.  A string names an initialization instead
+        refine a user's correction.  The labels keep their numbers in the result (the
+        ``foreground`` rule is not applied: what the user called 1 stays 1).  A string names an initialization instead
         (``"square"`` or ``"kmeans"``, the ``init`` field of the parameters).
     locked : ndarray of bool, shape (H, W), optional
         Pixels whose label in ``init`` the optimiser may not change.
@@ -219,6 +220,8 @@ def iter_segment(
     # intensity "auto" settled once for the whole input (a stack's slices alike) and
     # recorded in result.params
     params = settle_intensity(_params_for(preset, overrides), image)
+    if init is not None:  # the user's labels keep their numbers (no foreground rule)
+        params = params.replace(foreground="init")
     dev = resolve_device(device)
     nd_options = dict(
         mode=mode, channel_axis=channel_axis, scale=scale, sigma_units=sigma_units,
