@@ -122,6 +122,11 @@ class IEMWidget(QWidget):
         self.sigma = FloatSpinBox(label="sigma (px)", min=0.5, max=100.0, step=0.5)
         self.lam = FloatSpinBox(label="lambda", min=0.0, max=1.0, step=0.0001)
         self.smooth = SpinBox(label="smoothing threshold", min=1, max=9)
+        self.min_piece = SpinBox(
+            label="min piece size (px)", value=0, min=0, max=10**7,
+            tooltip="Clean-up: pieces of any region smaller than this many pixels join "
+            "their surroundings (specks dropped, small holes filled). 0 = off.",
+        )
         self._build_nd_form()
         self.preset.changed.connect(self._on_preset)
         self.image.changed.connect(self._on_image_changed)
@@ -131,6 +136,7 @@ class IEMWidget(QWidget):
         ])
         advanced = Container(widgets=[
             self.max_iter, self.sigma, self.physical, self.lam, self.smooth,
+            self.min_piece,
             self.channel_axis, self.channel_layers, self.refine_edges,
         ])
         self.advanced = QCollapsible("Advanced")
@@ -335,6 +341,7 @@ class IEMWidget(QWidget):
         self.regions.value = loaded["regions"]
         params = PRESETS[self._picked_preset()].replace(**loaded["params"])
         self._show_params(params)
+        self.min_piece.value = params.min_piece_size
         self.max_side.value = params.max_size or 0
         self.status.setText(f"Settings loaded from {path}")
 
@@ -360,6 +367,7 @@ class IEMWidget(QWidget):
             "sigma": self.sigma.value,
             "lam": self.lam.value,
             "smooth_threshold": self.smooth.value,
+            "min_piece_size": self.min_piece.value,
         }
 
     def _source_plane(self):

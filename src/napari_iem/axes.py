@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .cleanup import drop_small_pieces
 from .instances import split_instances
 from .memory import check_memory, estimate_bytes
 from .multiscale import band_width, refine_boundary
@@ -282,10 +283,11 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
                     params.sigma, spatial_scale, sigma_units, None))
                 lab, info = refine_boundary(full.data, lab, regions, full_run,
                                             width=width, device=dev)
-                if locked_a is not None:
-                    lab = np.where(locked_a[idx], init_a[idx], lab)
                 refine_info.append(info)
                 del full
+            lab = drop_small_pieces(lab, params.min_piece_size)
+            if locked_a is not None:  # the user's locks win over the clean-up
+                lab = np.where(locked_a[idx], init_a[idx], lab)
             labels_out[idx] = lab
             if maps:
                 lab_t = torch.from_numpy(np.ascontiguousarray(lab_w))[None].to(dev)

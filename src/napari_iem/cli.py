@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--iterations", type=_positive_int, metavar="N",
                      help="at most N iterations (the run stops earlier when the labels "
                           "stop changing)")
+    seg.add_argument("--min-size", type=_whole_number(0), metavar="N",
+                     help="clean-up: pieces of any region smaller than N pixels join "
+                          "their surroundings (specks dropped, holes filled); default 0, off")
     seg.add_argument("--device", default="auto", metavar="D",
                      help="torch device: auto (default), cpu, cuda, cuda:1, mps")
     seg.add_argument("--config", metavar="FILE",
@@ -231,6 +234,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         params["max_size"] = args.size
     if args.iterations is not None:
         params["max_iter"] = args.iterations
+    if args.min_size is not None:
+        params["min_piece_size"] = args.min_size
     settings["params"] = params
     settings = validate_settings(settings, source="options")
     try:

@@ -54,6 +54,10 @@ class IEMParams:
         drowned by bright ones; ``"auto"``: the root for a dark-field image (most
         values near the bottom of the range: fluorescence), linear otherwise.  Ignored
         on L*a*b* data.  See :mod:`napari_iem.preprocess`.
+    min_piece_size : int
+        Clean-up: connected pieces of any region smaller than this many pixels (voxels)
+        join their surroundings (foreground specks dropped, holes filled); ``0`` is off.
+        See :mod:`napari_iem.cleanup`.
     foreground : str
         ``"border"``: for K=2 the region touching the image border less is foreground
         (label 1); ``"area"``: the smaller region is foreground (objects scattered over a
@@ -75,6 +79,7 @@ class IEMParams:
     percentile_high: float = 99.8
     colour: str = "rgb"
     intensity: str = "linear"
+    min_piece_size: int = 0
 
     def replace(self, **changes) -> "IEMParams":
         """A copy with ``changes`` applied; unknown names raise a clear error."""

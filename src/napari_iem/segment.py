@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .autopreset import AUTO, group_by_preset, resolve_preset
+from .cleanup import drop_small_pieces
 from .devices import resolve_device
 from .memory import check_memory, estimate_bytes, with_cpu_fallback
 from .objective import region_maps
@@ -179,8 +180,9 @@ def iter_segment(
     init : ndarray of int, shape (H, W), or str, optional
         Start from these labels (0..K-1) instead of the preset's initialization; used to
         refine a user's correction.  The labels keep their numbers in the result (the
-        ``foreground`` rule is not applied: what the user called 1 stays 1).  A string names an initialization instead
-        (``"square"`` or ``"kmeans"``, the ``init`` field of the parameters).
+        ``foreground`` rule is not applied: what the user called 1 stays 1).  A string
+        names an initialization instead (``"square"`` or ``"kmeans"``, the ``init``
+        field of the parameters).
     locked : ndarray of bool, shape (H, W), optional
         Pixels whose label in ``init`` the optimiser may not change.
     flip : bool
@@ -383,7 +385,8 @@ def _finish(state, b, x, prepared, params, preset, regions, dev, flip, start) ->
     inpainted_np = inpainted_w[0].cpu().numpy()[order]  # (K, C, h, w)
     error_np = error_w[0].cpu().numpy()
     dtype = np.uint8 if regions <= 255 else np.uint16
-    labels = resize_labels(labels_np, prepared.shape).astype(dtype)
+    labels = drop_small_pieces(resize_labels(labels_np, prepared.shape).astype(dtype),
+                               params.min_piece_size)
     inpainted = prepared.to_input_units(resize_maps(inpainted_np, prepared.shape))
     error = resize_maps(error_np[None], prepared.shape)[0]
     result = IEMResult(
