@@ -69,7 +69,7 @@ class PreparedImage:
     def to_input_units(self, maps: np.ndarray) -> np.ndarray:
         """``(K, C, *S)`` maps on the [-1, 1] scale to the input's units, channels last."""
         c = self.low.size
-        low, high = (self._scaled(v).reshape(1, c, *([1] * (maps.ndim - 2)))
+        low, high = (_root_units(v, self.sqrt_zero).reshape(1, c, *([1] * (maps.ndim - 2)))
                      for v in (self.low, self.high))
         out = (maps + 1) / 2 * (high - low) + low
         if self.sqrt_zero is not None:
@@ -80,11 +80,12 @@ class PreparedImage:
             return np.repeat(np.moveaxis(out, 1, -1), 3, axis=-1)
         return np.moveaxis(out, 1, -1) if self.has_channels else out[:, 0]
 
-    def _scaled(self, values: np.ndarray) -> np.ndarray:
-        """Input values in the units the range is applied in (their roots under sqrt)."""
-        if self.sqrt_zero is None:
-            return np.asarray(values, dtype=np.float64)
-        return np.sqrt(np.clip(np.asarray(values, dtype=np.float64) - self.sqrt_zero, 0, None))
+
+def _root_units(values, zero: float | None) -> np.ndarray:
+    """Values (float64) in the units the range is applied in: as they are, or for
+    ``intensity="sqrt"`` the roots of their distance above ``zero``."""
+    values = np.asarray(values, dtype=np.float64)
+    return values if zero is None else np.sqrt(np.clip(values - zero, 0, None))
 
 
 def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndarray, bool]:
@@ -205,21 +206,19 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
     params = settle_intensity(params, image)
     zero = (float(min(0.0, np.min(low))) if _takes_sqrt(params, lab_scale is not None)
             else None)
-    prepared = PreparedImage(np.empty(0, np.float32), tuple(spatial), low, high,
-                             has_channels, lab_scale, zero, grey_rgb)
-    lo, hi = prepared._scaled(low), prepared._scaled(high)  # hi > lo: roots keep order
+    lo, hi = _root_units(low, zero), _root_units(high, zero)  # hi > lo: roots keep order
     data = np.empty(image.shape, dtype=np.float32)
     step = max(1, CHUNK_PIXELS // max(1, image[:1].size))
     for i in range(0, image.shape[0], step):  # same values as one pass, less memory
-        part = (prepared._scaled(image[i : i + step]) - lo) / (hi - lo) * 2 - 1
+        part = (_root_units(image[i : i + step], zero) - lo) / (hi - lo) * 2 - 1
         data[i : i + step] = np.clip(part, -1, 1)
     data = np.moveaxis(data, -1, 0)
     work = working_shape(spatial, params.max_size)
     if work != tuple(spatial):
         data = resize(data, (data.shape[0], *work), order=1, anti_aliasing=True,
                       preserve_range=True).astype(np.float32)
-    prepared.data = np.ascontiguousarray(data)
-    return prepared
+    return PreparedImage(np.ascontiguousarray(data), tuple(spatial), low, high,
+                         has_channels, lab_scale, zero, grey_rgb)
 
 
 def _takes_sqrt(params: IEMParams, lab: bool) -> bool:
