@@ -184,7 +184,8 @@ class IEMWidget(QWidget):
         self.channel_axis.reset_choices()
         self.channel_layers.reset_choices()
         if self.preset.value == AUTO:  # the pick may change; edited values stay
-            self._show_params(PRESETS[self._picked_preset()], keep_edits=True)
+            picked = self._picked_preset()
+            self._show_params(PRESETS[picked], picked, keep_edits=True)
 
     def _channel_axis_choices(self, _widget=None):
         layer = self.image.value if hasattr(self, "image") else None
@@ -265,11 +266,13 @@ class IEMWidget(QWidget):
             box.reset_choices()
 
     def _on_preset(self, name: str) -> None:
-        self._show_params(PRESETS[self._picked_preset()])
+        picked = self._picked_preset()
+        self._show_params(PRESETS[picked], picked)
 
-    def _show_params(self, params, keep_edits: bool = False) -> None:
-        """Set the parameter controls from ``params``; with ``keep_edits``, only those
-        still showing the previous preset's value (the user's edits stay)."""
+    def _show_params(self, params, picked: str, keep_edits: bool = False) -> None:
+        """Set the parameter controls from ``params`` (preset ``picked``, named in the
+        tooltip under auto); with ``keep_edits``, only the controls still showing the
+        previous preset's value (the user's edits stay)."""
         shown = getattr(self, "_shown", None)
         controls = (self.max_iter, self.sigma, self.lam, self.smooth)
         for name, box in zip(TIED_TO_PRESET, controls):
@@ -279,7 +282,7 @@ class IEMWidget(QWidget):
             box.value = getattr(params, name)
         self._shown = params
         self.preset.tooltip = PRESET_TIP + (
-            f" Here auto picks '{self._picked_preset()}'." if self.preset.value == AUTO
+            f" Here auto picks '{picked}'." if self.preset.value == AUTO
             else "")
 
     def _picked_preset(self) -> str:
@@ -339,8 +342,9 @@ class IEMWidget(QWidget):
             return
         self.preset.value = loaded["preset"]
         self.regions.value = loaded["regions"]
-        params = PRESETS[self._picked_preset()].replace(**loaded["params"])
-        self._show_params(params)
+        picked = self._picked_preset()
+        params = PRESETS[picked].replace(**loaded["params"])
+        self._show_params(params, picked)
         self.min_piece.value = params.min_piece_size
         self.max_side.value = params.max_size or 0
         self.status.setText(f"Settings loaded from {path}")

@@ -239,10 +239,10 @@ def settle_intensity(params: IEMParams, image=None) -> IEMParams:
     if intensity != "auto" or image is None:
         return params
     flat = np.asarray(image).ravel()
-    if flat.size == 0 or flat.dtype.kind not in "biuf" or not np.isfinite(flat).all():
-        return params  # left to check_image, which says what is wrong
     if flat.size > SAMPLE_MAX:
         flat = flat[:: -(-flat.size // SAMPLE_MAX)]
+    if flat.size == 0 or flat.dtype.kind not in "biuf" or not np.isfinite(flat).all():
+        return params  # left to check_image, which says what is wrong
     low, median, high = np.percentile(
         flat.astype(np.float64), (params.percentile_low, 50, params.percentile_high))
     dark = median - low <= DARK_SHARE * (high - low)
