@@ -203,9 +203,11 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
         )
     else:
         low, high = (np.asarray(v, dtype=np.float64) for v in value_range)
-    params = settle_intensity(params, image)
-    zero = (float(min(0.0, np.min(low))) if _takes_sqrt(params, lab_scale is not None)
-            else None)
+    # the root is never taken on L*a*b* data (checked, not computed, there); a stack
+    # arrives with its rule settled
+    lab = lab_scale is not None
+    root = settle_intensity(params, None if lab else image).intensity == "sqrt" and not lab
+    zero = float(min(0.0, np.min(low))) if root else None
     lo, hi = _root_units(low, zero), _root_units(high, zero)  # hi > lo: roots keep order
     data = np.empty(image.shape, dtype=np.float32)
     step = max(1, CHUNK_PIXELS // max(1, image[:1].size))
@@ -219,11 +221,6 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
                       preserve_range=True).astype(np.float32)
     return PreparedImage(np.ascontiguousarray(data), tuple(spatial), low, high,
                          has_channels, lab_scale, zero, grey_rgb)
-
-
-def _takes_sqrt(params: IEMParams, lab: bool) -> bool:
-    """Whether ``params.intensity`` asks for the square root (never on L*a*b* data)."""
-    return settle_intensity(params).intensity == "sqrt" and not lab
 
 
 def settle_intensity(params: IEMParams, image=None) -> IEMParams:
