@@ -24,19 +24,19 @@ from naive_iem import naive_iem  # noqa: E402
 
 from napari_iem import segment_batch  # noqa: E402
 
-HORSES = ROOT.parent / "shared" / "data" / "horse" / "images"
+HORSES = ROOT.parent / "shared" / "data" / "horse" / "images"  # --horses overrides
 
 
-def photos(n: int, size: int) -> list[np.ndarray]:
+def photos(n: int, size: int, folder: Path = HORSES) -> list[np.ndarray]:
     """``n`` RGB photos at ``size`` x ``size`` (development horses if present, by the
     paper protocol; scikit-image samples otherwise)."""
     from skimage import data
     from skimage.transform import resize
 
-    if HORSES.is_dir():
+    if folder.is_dir():
         import imageio.v3 as iio
 
-        files = sorted(HORSES.glob("*.png"))
+        files = sorted(folder.glob("*.png"))
         sources = [iio.imread(f)[..., :3] for f in files[: max(n, 1)]]
     else:
         sources = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
@@ -56,8 +56,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_case(size: int, batch: int, iters: int, device: str) -> list[str]:
-    images = photos(batch, size)
+def run_case(size: int, batch: int, iters: int, device: str,
+             folder: Path = HORSES) -> list[str]:
+    images = photos(batch, size, folder)
     dev = torch.device(device)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(dev) / 255 * 2 - 1
     if dev.type == "cuda":
@@ -107,6 +108,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sizes", default="128:1,128:BATCH,512:1",
                         help="comma-separated size:batch cases")
+    parser.add_argument("--horses", type=Path, default=HORSES,
+                        help="folder of development photos (default ../shared/data/horse/images)")
     args = parser.parse_args(argv)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"device: {args.device} ({name}), torch {torch.__version__}, "
@@ -117,7 +120,7 @@ def main(argv=None):
     for case in args.sizes.split(","):
         size, batch = case.split(":")
         batch = args.batch if batch == "BATCH" else int(batch)
-        for row in run_case(int(size), batch, args.iters, args.device):
+        for row in run_case(int(size), batch, args.iters, args.device, args.horses):
             print(row, flush=True)
 
 

@@ -6,6 +6,7 @@ in-process (threads), so nothing is spawned.
 import csv
 import importlib
 import json
+import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -192,6 +193,12 @@ def test_bad_arguments(folder, tmp_path, kwargs, words):
     with pytest.raises(BatchError, match=words):
         run_batch(folder, tmp_path / "out", progress=False, **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cluster_without_distributed_says_what_to_install(folder, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # its import fails
+    with pytest.raises(BatchError, match=r"pip install 'dask\[distributed\]'"):
+        run_batch(folder, tmp_path / "out", scheduler="tcp://127.0.0.1:1", progress=False)
 
 
 def test_missing_input_and_no_images(tmp_path):

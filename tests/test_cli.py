@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_iem import available_devices
 from napari_iem.cli import main
 
 
@@ -95,7 +96,8 @@ def test_segment_folder(image_dir, tmp_path, capsys):
         assert (out / "overlays" / f"{stem}.png").is_file()
     rows = list(csv.DictReader(open(out / "iem-report.csv")))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
-    assert all(int(r["iterations"]) <= 20 and r["device"] == "cpu" for r in rows)
+    best = available_devices()[0]  # "auto": the GPU where there is one
+    assert all(int(r["iterations"]) <= 20 and r["device"] == best for r in rows)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 

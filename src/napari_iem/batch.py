@@ -427,7 +427,12 @@ def _workers_ignore_sigint(processes: bool):
 
 
 def _connect(scheduler):
-    from distributed import Client
+    try:
+        from distributed import Client
+    except ImportError:  # a partial install: dask[distributed] is a dependency
+        raise BatchError(f"cannot connect to the Dask scheduler at {scheduler}: the "
+                         "'distributed' package is missing; pip install 'dask[distributed]'"
+                         ) from None
 
     if isinstance(scheduler, Client):
         return scheduler, False
