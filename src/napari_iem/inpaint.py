@@ -19,6 +19,7 @@ code.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +96,23 @@ def band_blocks(n: int, kernel: torch.Tensor, reps: int, block: int) -> torch.Te
     return out
 
 
+@lru_cache(maxsize=64)
+def axis_operator(n: int, kernel_size: int, sigma: float, reps: int) -> tuple[str, torch.Tensor]:
+    """The filter along one axis of length ``n``: ``("dense", n x n matrix)`` or
+    ``("blocks", band_blocks(...))``, in float64 on the CPU.
+
+    Cached: building the band costs thousands of tiny tensor operations (milliseconds),
+    as much as a whole small image's optimisation on a GPU, and a batch, the maps after
+    a run and every run of a session all ask for the same few operators.  Callers copy
+    it to their device and precision, never modify it.
+    """
+    k = gaussian_kernel1d(kernel_size, sigma)
+    block = max(BLOCK, reps * (kernel_size // 2))
+    if n <= max(DENSE_MAX, block):
+        return "dense", band_matrix(n, k, reps)
+    return "blocks", band_blocks(n, k, reps, block)
+
+
 class GaussianFilter:
     """The repeated separable Gaussian ``G`` for one spatial shape, on one device.
 
@@ -119,12 +137,8 @@ class GaussianFilter:
         self.reps = reps
         self._ops = []
         for n, s in zip(self.shape, sigmas):
-            k = gaussian_kernel1d(kernel_size, float(s))
-            block = max(BLOCK, reps * (kernel_size // 2))
-            if n <= max(DENSE_MAX, block):
-                self._ops.append(("dense", band_matrix(n, k, reps).to(device, dtype)))
-            else:
-                self._ops.append(("blocks", band_blocks(n, k, reps, block).to(device, dtype)))
+            kind, op = axis_operator(n, int(kernel_size), float(s), int(reps))
+            self._ops.append((kind, op.to(device, dtype)))
         self.ones = self(torch.ones(self.shape, device=device, dtype=dtype))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

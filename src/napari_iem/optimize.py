@@ -226,8 +226,9 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
     batch, n = labels.shape[0], params.max_iter
     window = CYCLE_WINDOW if labels[0].numel() <= CYCLE_WINDOW_MAX_PIXELS else 1
     recent = [labels.to(torch.uint8)]  # recent[-p] is the state p iterations ago
+    running = active.tolist()  # the same images as ``active``, on the host
     for it in range(1, n + 1):
-        everyone = active.numel() == batch
+        everyone = len(running) == batch
         index = None if everyone else active
         current = labels if everyone else labels[active]
         lock = None if locked is None else (locked if everyone else locked[active])
@@ -236,22 +237,27 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
         new = smooth(new, regions, params.smooth_threshold, lock)
         labels[active] = new
         state.objective[active] = j
-        for b, value in zip(active.tolist(), j.tolist()):
-            state.history[b].append(value)
-        state.iterations[active.cpu()] += 1
         new8 = new.to(torch.uint8)
-        period = torch.zeros(active.numel(), dtype=torch.int64, device=labels.device)
+        period = torch.zeros(len(running), dtype=torch.int64, device=labels.device)
         for p in range(min(window, len(recent)), 0, -1):  # smallest period wins
-            same = (recent[-p][active] == new8).flatten(1).all(1)
+            past = recent[-p] if everyone else recent[-p][active]
+            same = (past == new8).flatten(1).all(1)
             period = torch.where(same, p, period)
-        for i in (period > 0).nonzero().flatten().tolist():
-            b, p = int(active[i]), int(period[i])
-            labels[b] = recent[-p + (n - it) % p][b] if (n - it) % p else labels[b]
-            state.period[b] = p
-        state.converged[active[period == 1].cpu()] = True
-        active = active[period == 0]
+        # the one wait for the device per iteration: what follows decides on the host
+        values, periods = j.tolist(), period.tolist()
+        state.iterations[running] += 1
+        for b, value in zip(running, values):
+            state.history[b].append(value)
+        for b, p in zip(running, periods):
+            if p:
+                if (n - it) % p:
+                    labels[b] = recent[-p + (n - it) % p][b]
+                state.period[b], state.converged[b] = p, p == 1
+        if any(periods):
+            running = [b for b, p in zip(running, periods) if not p]
+            active = torch.tensor(running, dtype=torch.int64, device=labels.device)
         recent = (recent + [labels.to(torch.uint8)])[-max(window, 1):]
         state.iteration = it
         yield state
-        if active.numel() == 0:
+        if not running:
             break
