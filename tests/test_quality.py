@@ -2,9 +2,11 @@
 import numpy as np
 import pytest
 from skimage import data
+from skimage.filters import gaussian
 
 from napari_iem import segment
-from napari_iem.autopreset import choose_preset, group_by_preset
+from napari_iem.autopreset import (MAX_CENTRE_CONTRAST, centre_contrast, choose_preset,
+                                   group_by_preset)
 from napari_iem.colour import MIN_SPAN
 from napari_iem.presets import PRESETS, IEMParams, get_preset
 from napari_iem.preprocess import prepare_image, settle_intensity
@@ -87,6 +89,25 @@ def test_auto_chooses_from_dtype_channels_and_statistics():
     assert choose_preset(photo.astype(np.uint16) * 200) == "microscopy"  # 16-bit
     assert choose_preset(stained) == "microscopy"  # many small objects, none dominant
     assert group_by_preset([photo, grey, photo]) == {"default": [0, 2], "microscopy": [1]}
+
+
+def test_auto_reads_the_centre_against_the_frame():
+    """Stained tissue whose dark stain is one network over the whole field (no many
+    separate objects) is a micrograph: its centre looks like its frame.  The same two
+    colours with the stain gathered in the middle are a photo of one object."""
+    rng = np.random.default_rng(1)
+    field = gaussian(rng.normal(size=(128, 128)), 8)
+    stain = field > np.quantile(field, 0.55)  # 45 % of the field in three pieces
+    purple, pink = np.array([110, 60, 150]), np.array([235, 190, 215])
+    noise = rng.normal(0, 4, (128, 128, 3))
+    tissue = np.clip(np.where(stain[..., None], purple, pink) + noise, 0, 255).astype(np.uint8)
+    assert centre_contrast(tissue) < MAX_CENTRE_CONTRAST
+    assert choose_preset(tissue) == "microscopy"
+    yy, xx = np.mgrid[:128, :128]
+    middle = (yy - 64) ** 2 + (xx - 64) ** 2 < 35**2
+    photo = np.clip(np.where(middle[..., None], purple, pink) + noise, 0, 255).astype(np.uint8)
+    assert centre_contrast(photo) > 0.2 and choose_preset(photo) == "default"
+    assert choose_preset(photo[:1, :1]) == "default"  # no frame to compare: no crash
 
 
 def test_auto_preset_is_recorded_and_overridable():

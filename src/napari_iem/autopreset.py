@@ -8,10 +8,14 @@ uses only the image:
 
 * not 8-bit, not three channels, or three equal channels (a grey picture stored as RGB):
   a micrograph (16-bit and float cameras, fluorescence, multichannel stacks);
-* an 8-bit colour picture is a micrograph when its two-class Otsu partition (grey,
-  lightly smoothed, at most 256 pixels a side) has many separate objects and no dominant
-  one: at least ``MIN_OBJECTS`` components in the minority class and the largest holding
-  less than ``MAX_LARGEST_SHARE`` of it (stained tissue, H&E); otherwise a photo.
+* an 8-bit colour picture is a photo when the colours of its centre differ from those
+  of the frame around it, and a micrograph when they do not.  The photo preset starts
+  from the centred square (the middle three fifths of each axis) and bets on one object there;
+  where the square and the frame share nearly all of their colour distribution
+  (Bhattacharyya coefficient of coarse L*a*b* histograms at least ``1 -
+  MAX_CENTRE_CONTRAST``) there is no such object to start from, and objects are
+  scattered over the field (stained tissue, H&E, a star field): the k-means start of
+  ``microscopy`` is the one that can reach them.
 
 The user can always name a preset instead of ``"auto"``; the choice is recorded in
 ``result.params["preset"]`` (with ``result.params["requested_preset"] == "auto"``).
@@ -22,34 +26,40 @@ import numpy as np
 
 from .colour import is_grey_rgb
 
-MIN_OBJECTS = 8
-MAX_LARGEST_SHARE = 0.4
-#: components smaller than this share of the image do not count as objects
-MIN_OBJECT_SHARE = 5e-4
+#: 1 - the Bhattacharyya coefficient below which the centre looks like the frame
+MAX_CENTRE_CONTRAST = 0.05
 ANALYSIS_SIZE = 256
+BINS = 8  # per L*a*b* channel, between its 1st and 99th percentiles
 
 
-def object_statistics(grey: np.ndarray) -> tuple[int, float]:
-    """Objects in the minority class of Otsu's partition, and the largest one's share."""
-    from skimage.filters import gaussian, threshold_otsu
-    from skimage.measure import label
+def centre_contrast(rgb: np.ndarray) -> float:
+    """How far the colours of the centre square of ``rgb`` are from those of its frame.
+
+    ``1 - sum(sqrt(p_centre * p_frame))`` over coarse L*a*b* histograms: 0 when the
+    centre square (the photo preset's start, ``[n // 5, n - n // 5)`` on each axis) and
+    the frame around it have the same colour distribution, 1 when they share no colour.
+    Computed at most ``ANALYSIS_SIZE`` pixels a side.
+    """
+    from skimage.color import rgb2lab
     from skimage.transform import resize
 
-    g = grey.astype(np.float64)
-    f = ANALYSIS_SIZE / max(g.shape)
+    f = ANALYSIS_SIZE / max(rgb.shape[:2])
     if f < 1:
-        g = resize(g, tuple(max(1, round(n * f)) for n in g.shape), anti_aliasing=True)
-    g = gaussian(g, 1.0)
-    if g.min() == g.max():
-        return 0, 1.0
-    fg = g > threshold_otsu(g)
-    if fg.mean() > 0.5:
-        fg = ~fg
-    sizes = np.bincount(label(fg).ravel())[1:]
-    if sizes.size == 0:
-        return 0, 1.0
-    n = int((sizes >= MIN_OBJECT_SHARE * fg.size).sum())
-    return n, float(sizes.max() / sizes.sum())
+        rgb = resize(rgb, tuple(max(1, round(n * f)) for n in rgb.shape[:2]),
+                     anti_aliasing=True)
+    h, w = rgb.shape[:2]
+    lab = rgb2lab(rgb).reshape(-1, 3)
+    low, high = np.percentile(lab, [1, 99], axis=0)
+    q = np.clip(((lab - low) / np.maximum(high - low, 1e-6) * BINS).astype(int), 0, BINS - 1)
+    colour = (q[:, 0] * BINS + q[:, 1]) * BINS + q[:, 2]
+    centre = np.zeros((h, w), bool)
+    centre[h // 5 : h - h // 5, w // 5 : w - w // 5] = True
+    centre = centre.ravel()
+    if centre.all() or not centre.any():  # too small to have a frame
+        return 1.0
+    p_centre = np.bincount(colour[centre], minlength=BINS**3) / centre.sum()
+    p_frame = np.bincount(colour[~centre], minlength=BINS**3) / (~centre).sum()
+    return float(1 - np.sqrt(p_centre * p_frame).sum())
 
 
 def choose_preset(image: np.ndarray, channel_axis: int | None = None) -> str:
@@ -65,8 +75,7 @@ def choose_preset(image: np.ndarray, channel_axis: int | None = None) -> str:
         image = image[..., :3]
     if image.ndim != 3 or image.shape[-1] != 3 or is_grey_rgb(image):
         return "microscopy"
-    n, largest = object_statistics(image.mean(-1))
-    if n >= MIN_OBJECTS and largest < MAX_LARGEST_SHARE:
+    if centre_contrast(image) < MAX_CENTRE_CONTRAST:
         return "microscopy"
     return "default"
 
