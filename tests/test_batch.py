@@ -116,7 +116,7 @@ def test_resume_after_crash(folder, tmp_path, monkeypatch):
     seen = []
 
     def counting(images, *a, **k):
-        if k.get("preset") != "auto":  # "auto" hands each image on to its own preset
+        if k.get("preset") != "default":  # "default" hands each image to its pick
             seen.extend(images)
         return real_batch(images, *a, **k)
 
@@ -285,17 +285,17 @@ def test_outputs_inside_input_folder_are_not_inputs(folder):
     assert again.skipped == 8
 
 
-def test_report_names_the_preset_auto_picked(tmp_path):
+def test_report_names_the_preset_the_default_picked(tmp_path):
     d = tmp_path / "in"
     d.mkdir()
     grey = disc(40, 40, 20, 20, 10, 1)
-    iio.imwrite(d / "grey.png", grey)  # one channel: a micrograph to "auto"
+    iio.imwrite(d / "grey.png", grey)  # one channel: a micrograph to "default"
     iio.imwrite(d / "photo.png", np.stack([grey, grey // 2 + 40, 255 - grey], -1))
     report = run_batch(d, tmp_path / "out", workers=0, progress=False, max_iter=ITER)
-    assert report.ok and report.settings["preset"] == "auto"
+    assert report.ok and report.settings["preset"] == "default"
     rows = report_rows(tmp_path / "out")
     assert rows["grey.png"]["preset"] == "microscopy"
-    assert rows["photo.png"]["preset"] == "default"
+    assert rows["photo.png"]["preset"] == "photo"
     again = run_batch(d, tmp_path / "out", workers=0, progress=False, max_iter=ITER)
     assert again.skipped == 2  # a skipped file keeps what its earlier run recorded
     assert report_rows(tmp_path / "out")["grey.png"]["preset"] == "microscopy"

@@ -20,7 +20,7 @@ def fake_result(labels, channels=None):
         objective=[0.5, 0.75],
         iterations=2,
         converged=True,
-        params={"preset": "default", "regions": regions, "sigma": 5.0},
+        params={"preset": "photo", "regions": regions, "sigma": 5.0},
         device="cpu",
         seconds=0.25,
     )

@@ -33,7 +33,7 @@ def test_refinement_recovers_full_resolution_edges():
 
 def test_only_boundary_tiles_run_and_locked_pixels_stay():
     im, truth = textured_disc(192, seed=1)
-    params = get_preset("default")
+    params = get_preset("photo")
     data = prepare_image(im, params).data
     coarse = resize_labels(resize_labels(truth.astype(np.int64), (48, 48)), (192, 192))
     refined, info = refine_boundary(data, coarse, 2, params, width=5, tile=32)

@@ -1,4 +1,5 @@
-"""The quality defaults: Lab colour, preset="auto", and the paper preset left alone."""
+"""The quality defaults: Lab colour, preset="default" picking per image, and the paper
+preset left alone."""
 import numpy as np
 import pytest
 from skimage import data
@@ -55,12 +56,12 @@ def test_paper_preset_is_the_papers_algorithm():
 
 def test_lab_scales_each_channel_and_returns_rgb_maps():
     img, truth = colour_disc()
-    lab = prepare_image(img, get_preset("default"))
+    lab = prepare_image(img, get_preset("photo"))
     rgb = prepare_image(img, get_preset("paper"))
     assert lab.lab_scale == 255.0 and rgb.lab_scale is None
     assert lab.data.min() >= -1 and lab.data.max() <= 1
     assert np.all(lab.high - lab.low >= MIN_SPAN - 1e-9)
-    res = segment(img, preset="default", **FAST)
+    res = segment(img, preset="photo", **FAST)
     assert res.inpainted.shape == (2, 64, 64, 3)
     # maps come back in the input's RGB units, near the two colours
     assert 0 <= res.inpainted.min() and res.inpainted.max() <= 255.5
@@ -69,13 +70,13 @@ def test_lab_scales_each_channel_and_returns_rgb_maps():
 
 def test_lab_leaves_non_rgb_images_alone():
     img, _ = textured_disc(48)
-    a = prepare_image(img, get_preset("default"))
-    b = prepare_image(img, get_preset("default").replace(colour="rgb"))
+    a = prepare_image(img, get_preset("photo"))
+    b = prepare_image(img, get_preset("photo").replace(colour="rgb"))
     np.testing.assert_array_equal(a.data, b.data)
     three = np.stack([img] * 3, -1).astype(np.uint16)  # 16-bit: stains, not colour
-    assert prepare_image(three, get_preset("default")).lab_scale is None
+    assert prepare_image(three, get_preset("photo")).lab_scale is None
     with pytest.raises(ValueError, match="colour"):
-        prepare_image(img[..., None].repeat(3, -1), get_preset("default").replace(
+        prepare_image(img[..., None].repeat(3, -1), get_preset("photo").replace(
             colour="hsv"))
 
 
@@ -83,12 +84,12 @@ def test_auto_chooses_from_dtype_channels_and_statistics():
     photo, _ = colour_disc()
     grey, _ = many_blobs()
     stained, _ = many_blobs(rgb=True)
-    assert choose_preset(photo) == "default"
+    assert choose_preset(photo) == "photo"
     assert choose_preset(grey) == "microscopy"  # single channel
     assert choose_preset(np.stack([grey] * 3, -1)) == "microscopy"  # grey stored as RGB
     assert choose_preset(photo.astype(np.uint16) * 200) == "microscopy"  # 16-bit
     assert choose_preset(stained) == "microscopy"  # many small objects, none dominant
-    assert group_by_preset([photo, grey, photo]) == {"default": [0, 2], "microscopy": [1]}
+    assert group_by_preset([photo, grey, photo]) == {"photo": [0, 2], "microscopy": [1]}
 
 
 def test_auto_reads_the_centre_against_the_frame():
@@ -106,26 +107,31 @@ def test_auto_reads_the_centre_against_the_frame():
     yy, xx = np.mgrid[:128, :128]
     middle = (yy - 64) ** 2 + (xx - 64) ** 2 < 35**2
     photo = np.clip(np.where(middle[..., None], purple, pink) + noise, 0, 255).astype(np.uint8)
-    assert centre_contrast(photo) > 0.2 and choose_preset(photo) == "default"
-    assert choose_preset(photo[:1, :1]) == "default"  # no frame to compare: no crash
+    assert centre_contrast(photo) > 0.2 and choose_preset(photo) == "photo"
+    assert choose_preset(photo[:1, :1]) == "photo"  # no frame to compare: no crash
 
 
 def test_auto_preset_is_recorded_and_overridable():
     grey, truth = many_blobs()
-    res = segment(grey, preset="auto", **FAST)
+    res = segment(grey, **FAST)  # preset="default"
     assert res.params["preset"] == "microscopy"
     assert res.params["init"] == "kmeans"
     assert iou(res.labels > 0, truth) > 0.8
-    forced = segment(grey, preset="default", **FAST)
-    assert forced.params["preset"] == "default" and forced.params["init"] == "square"
+    forced = segment(grey, preset="photo", **FAST)
+    assert forced.params["preset"] == "photo" and forced.params["init"] == "square"
     photo, _ = colour_disc()
-    batch = segment_batch([grey, photo], preset="auto", **FAST)
-    assert [r.params["preset"] for r in batch] == ["microscopy", "default"]
+    batch = segment_batch([grey, photo], preset="default", **FAST)
+    assert [r.params["preset"] for r in batch] == ["microscopy", "photo"]
     np.testing.assert_array_equal(batch[0].labels, res.labels)
 
 
-def test_auto_is_a_known_preset_name():
-    assert "auto" in PRESETS and "microscopy" in PRESETS
+def test_preset_names_and_the_old_auto_alias():
+    assert {"default", "photo", "microscopy", "paper"} == set(PRESETS)
+    assert get_preset("auto") is get_preset("default")  # its name during development
+    grey, _ = many_blobs()
+    assert segment(grey, preset="auto", **FAST).params["preset"] == "microscopy"
+    with pytest.raises(ValueError, match="choose one of"):
+        get_preset("photos")
 
 
 def test_sqrt_intensity_lifts_the_dim_end_and_maps_back():

@@ -41,7 +41,7 @@ def test_result_fields_are_consistent():
     assert r.inpainted.shape == (2, 48, 48, 3) and r.inpainted.dtype == np.float32
     assert r.error.shape == (48, 48) and (r.error >= 0).all()
     assert len(r.objective) == r.iterations <= 30
-    assert r.params["regions"] == 2 and r.params["preset"] == "default"
+    assert r.params["regions"] == 2 and r.params["preset"] == "photo"
     assert r.device == available_devices()[0] and r.seconds > 0
     # the inpainting is in the input's units: close to the image where it is smooth
     assert 0 <= r.inpainted.min() and r.inpainted.max() <= 255

@@ -33,7 +33,8 @@ def test_toml_text_is_readable():
 
 def test_defaults_and_types():
     s = validate_settings({})
-    assert s == {"preset": "auto", "regions": 2, "params": {}}
+    assert s == {"preset": "default", "regions": 2, "params": {}}
+    assert validate_settings({"preset": "auto"})["preset"] == "default"  # the old name
     s = validate_settings({"params": {"sigma": 3, "max_iter": 20.0, "max_size": "none"}})
     assert s["params"] == {"sigma": 3.0, "max_iter": 20, "max_size": None}
     assert isinstance(s["params"]["sigma"], float)

@@ -26,7 +26,7 @@ def test_anisotropic_stack_uses_the_scale():
     vol = np.where(truth, 180 + 30 * np.sin(xx / 1.5), 70) + 15 * rng.standard_normal(truth.shape)
     vol = vol.astype(np.float32)
     res = segment(vol, mode="volume", scale=(2.0, 1.0, 1.0), **FAST)
-    assert res.params["preset"] == "microscopy"  # "auto" on a float volume: sigma 2
+    assert res.params["preset"] == "microscopy"  # "default" on a float volume: sigma 2
     assert res.metadata["sigma_working_pixels"] == [1.0, 2.0, 2.0]
     assert iou(res.labels, truth) > 0.85
 

@@ -49,22 +49,22 @@ def test_the_labels_layer_carries_the_settings(make_napari_viewer, qtbot):
     assert np.asarray(layer.data).shape == (48, 48)
 
 
-def test_auto_shows_the_preset_it_picks_and_keeps_edits(make_napari_viewer, qtbot):
-    viewer, widget = make_widget(make_napari_viewer)  # a grey disc: a micrograph to auto
-    assert widget.preset.value == "auto"
+def test_default_shows_the_preset_it_picks_and_keeps_edits(make_napari_viewer, qtbot):
+    viewer, widget = make_widget(make_napari_viewer)  # a grey disc: a micrograph
+    assert widget.preset.value == "default"
     assert widget.sigma.value == 2.0 and "microscopy" in widget.preset.tooltip
-    assert widget.settings()["preset"] == "auto"  # nothing edited: each image picks again
+    assert widget.settings()["preset"] == "default"  # nothing edited: each image picks
     widget.max_iter.value = 20
     viewer.add_image(textured_disc(48, rgb=True)[0], name="photo")
     widget.image.value = viewer.layers["photo"]
-    assert widget.sigma.value == 5.0 and "'default'" in widget.preset.tooltip
+    assert widget.sigma.value == 5.0 and "'photo'" in widget.preset.tooltip
     assert widget.max_iter.value == 20  # the user's edit stays
     widget.sigma.value = 3.0
-    assert widget.settings()["preset"] == "default"  # an edit ties it to the pick
+    assert widget.settings()["preset"] == "photo"  # an edit ties it to the pick
     assert widget.settings()["params"]["sigma"] == 3.0
     widget.run()
     qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
     params = viewer.layers["photo IEM"].metadata["iem"]["params"]
-    assert params["preset"] == "default" and params["sigma"] == 3.0
+    assert params["preset"] == "photo" and params["sigma"] == 3.0
     widget.preset.value = "paper"  # choosing a preset sets every control
     assert widget.max_iter.value == 150 and widget.sigma.value == 5.0

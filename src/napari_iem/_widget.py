@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from . import _layers, _layers_nd
-from .autopreset import AUTO, choose_preset
+from .autopreset import choose_preset
 from .devices import available_devices
 from .presets import DEFAULT_PRESET, PRESETS
 from .settings import (
@@ -37,7 +37,7 @@ PREVIEW_EVERY = 5  # iterations between two live previews
 DEFAULT_MAX_SIDE = 256
 #: the parameters the widget shows, set from the preset when one is picked
 TIED_TO_PRESET = ("max_iter", "sigma", "lam", "smooth_threshold")
-PRESET_TIP = ("auto: 'default' for a photo, 'microscopy' for a micrograph, picked from "
+PRESET_TIP = ("default: 'photo' for a photo, 'microscopy' for a micrograph, picked from "
               "the chosen image (the parameters below show the pick); paper: the "
               "authors' algorithm exactly.")
 
@@ -183,7 +183,7 @@ class IEMWidget(QWidget):
     def _on_image_changed(self, _value=None) -> None:
         self.channel_axis.reset_choices()
         self.channel_layers.reset_choices()
-        if self.preset.value == AUTO:  # the pick may change; edited values stay
+        if self.preset.value == DEFAULT_PRESET:  # the pick may change; edits stay
             picked = self._picked_preset()
             self._show_params(PRESETS[picked], picked, keep_edits=True)
 
@@ -271,7 +271,7 @@ class IEMWidget(QWidget):
 
     def _show_params(self, params, picked: str, keep_edits: bool = False) -> None:
         """Set the parameter controls from ``params`` (preset ``picked``, named in the
-        tooltip under auto); with ``keep_edits``, only the controls still showing the
+        tooltip under default); with ``keep_edits``, only the controls still showing the
         previous preset's value (the user's edits stay)."""
         shown = getattr(self, "_shown", None)
         controls = (self.max_iter, self.sigma, self.lam, self.smooth)
@@ -282,22 +282,22 @@ class IEMWidget(QWidget):
             box.value = getattr(params, name)
         self._shown = params
         self.preset.tooltip = PRESET_TIP + (
-            f" Here auto picks '{picked}'." if self.preset.value == AUTO
+            f" Here default picks '{picked}'." if self.preset.value == DEFAULT_PRESET
             else "")
 
     def _picked_preset(self) -> str:
-        """The preset a run uses: the chosen one, or for ``auto`` the one
+        """The preset a run uses: the chosen one, or for ``default`` the one
         :func:`~napari_iem.autopreset.choose_preset` picks for the displayed plane of
-        the chosen image (the photo default while there is none)."""
-        if self.preset.value != AUTO:
+        the chosen image (the photo preset while there is none)."""
+        if self.preset.value != DEFAULT_PRESET:
             return self.preset.value
         layer = self.image.value if hasattr(self, "image") else None
         if layer is None:
-            return "default"
+            return "photo"
         try:
             plane, _ = _layers.image_plane(layer, self.viewer.dims.point)
         except ValueError:
-            return "default"
+            return "photo"
         return choose_preset(plane)
 
     # -------------------------------------------------------------- settings
@@ -307,8 +307,9 @@ class IEMWidget(QWidget):
         options = self.options()
         params = {**PRESETS[options["preset"]].to_dict(), **options}
         settings = settings_from_params(params, options["preset"], self.regions.value)
-        if self.preset.value == AUTO and not set(settings["params"]) & set(TIED_TO_PRESET):
-            settings["preset"] = AUTO  # unchanged picks: let each image pick again
+        if self.preset.value == DEFAULT_PRESET and not (
+                set(settings["params"]) & set(TIED_TO_PRESET)):
+            settings["preset"] = DEFAULT_PRESET  # unchanged picks: each image picks again
         return settings
 
     def save_settings(self, path: str | None = None):

@@ -1,7 +1,7 @@
-"""``preset="auto"``: choose between the photo and the micrograph defaults from the image.
+"""``preset="default"``: choose between the photo and the micrograph presets from the image.
 
-IEM's two defaults differ in what they assume about the picture (see
-:mod:`napari_iem.presets`): ``default`` starts from a centred square, for one object
+IEM's two presets for real work differ in what they assume about the picture (see
+:mod:`napari_iem.presets`): ``photo`` starts from a centred square, for one object
 near the middle of a photo; ``microscopy`` starts from a two-colour k-means partition
 with a finer inpainter, for many small objects scattered over a micrograph.  The choice
 uses only the image:
@@ -17,14 +17,15 @@ uses only the image:
   scattered over the field (stained tissue, H&E, a star field): the k-means start of
   ``microscopy`` is the one that can reach them.
 
-The user can always name a preset instead of ``"auto"``; the choice is recorded in
-``result.params["preset"]`` (with ``result.params["requested_preset"] == "auto"``).
+The user can always name a preset instead of ``"default"``; the choice is recorded in
+``result.params["preset"]``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .colour import is_grey_rgb
+from .presets import DEFAULT_PRESET, preset_name
 
 #: 1 - the Bhattacharyya coefficient below which the centre looks like the frame
 MAX_CENTRE_CONTRAST = 0.05
@@ -63,7 +64,7 @@ def centre_contrast(rgb: np.ndarray) -> float:
 
 
 def choose_preset(image: np.ndarray, channel_axis: int | None = None) -> str:
-    """``"default"`` (photos) or ``"microscopy"`` for ``image``; see the module doc."""
+    """``"photo"`` or ``"microscopy"`` for ``image``; see the module doc."""
     image = np.asarray(image)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
@@ -77,19 +78,17 @@ def choose_preset(image: np.ndarray, channel_axis: int | None = None) -> str:
         return "microscopy"
     if centre_contrast(image) < MAX_CENTRE_CONTRAST:
         return "microscopy"
-    return "default"
-
-
-AUTO = "auto"
+    return "photo"
 
 
 def resolve_preset(preset: str, image, channel_axis: int | None = None) -> str:
-    """``preset`` itself, or for ``"auto"`` the preset :func:`choose_preset` picks."""
-    return choose_preset(image, channel_axis) if preset == AUTO else preset
+    """``preset`` itself, or for ``"default"`` the preset :func:`choose_preset` picks."""
+    name = preset_name(preset)
+    return choose_preset(image, channel_axis) if name == DEFAULT_PRESET else name
 
 
 def group_by_preset(images, channel_axis: int | None = None) -> dict[str, list[int]]:
-    """Indices of ``images`` per preset chosen for them by ``"auto"``."""
+    """Indices of ``images`` per preset chosen for them by ``"default"``."""
     groups: dict[str, list[int]] = {}
     for i, image in enumerate(images):
         groups.setdefault(choose_preset(image, channel_axis), []).append(i)

@@ -95,7 +95,7 @@ class FileRecord:
     ``status`` is ``done``, ``skipped`` (labels already there), ``failed`` or
     ``cancelled`` (not run because the job was interrupted).  ``seconds`` is the task's
     time divided by the images in it (reading, segmenting and writing).  ``preset`` is
-    the one that ran (what ``"auto"`` picked for this image).
+    the one that ran (what ``"default"`` picked for this image).
     """
 
     file: str

@@ -89,7 +89,7 @@ _non_negative_int = _whole_number(0)
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-iem`` (exposed for documentation and tests)."""
-    from .presets import PRESETS
+    from .presets import PRESET_ALIASES, PRESETS
 
     parser = argparse.ArgumentParser(
         prog="napari-iem",
@@ -112,10 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder for labels, overlays and the report (created)")
     seg.add_argument("-k", "--regions", type=int, metavar="K",
                      help="number of regions K, 2 to 64 (default 2: foreground/background)")
-    seg.add_argument("--preset", choices=sorted(PRESETS),
-                     help="parameter set: 'auto' (the default) picks 'default' for "
-                          "photos or 'microscopy' for micrographs, per image; 'paper' is "
-                          "the authors' algorithm exactly")
+    seg.add_argument("--preset", choices=[*sorted(PRESETS), *PRESET_ALIASES],
+                     metavar="{" + ",".join(sorted(PRESETS)) + "}",
+                     help="parameter set: 'default' picks 'photo' for photos or "
+                          "'microscopy' for micrographs, per image; 'paper' is the "
+                          "authors' algorithm exactly")
     seg.add_argument("--size", type=_positive_int, metavar="N",
                      help="working resolution: segment with the longer side scaled down to "
                           "N pixels; labels are written at full size")

@@ -104,8 +104,8 @@ PRESETS: dict[str, IEMParams] = {
     # Photos are inpainted in CIE Lab, each channel stretched by its own range, so that
     # a colour difference counts as much as a brightness one (development horses, paper
     # protocol, fixed IoU: 52 in RGB, 67 in Lab; napari_iem.colour).
-    "default": IEMParams(smooth_threshold=5, scaling="auto", foreground="border",
-                         colour="lab"),
+    "photo": IEMParams(smooth_threshold=5, scaling="auto", foreground="border",
+                       colour="lab"),
     # Micrographs: many small objects anywhere, not one in the middle.  The centred
     # square cannot reach them (the contour only moves on its own boundary), so the
     # start is the two-colour k-means partition and the inpainter is finer (sigma 2: a
@@ -114,29 +114,34 @@ PRESETS: dict[str, IEMParams] = {
     # their contrast) and a true majority smooths the labels.  Scattered nuclei meet the
     # border as often as their area predicts, so the background is the larger region.
     # Development nuclei at full size, fixed IoU: 80 with these settings, 77 with linear
-    # intensities, 4-of-9 smoothing and the border rule, 21 with the photo default at
+    # intensities, 4-of-9 smoothing and the border rule, 21 with the photo preset at
     # 128 (docs/evaluation.md).
     "microscopy": IEMParams(sigma=2.0, init="kmeans", smooth_threshold=5,
                             scaling="percentile", intensity="auto", foreground="area",
                             colour="lab"),
 }
 
-# ``preset="auto"`` is resolved from the image by napari_iem.segment to "default" or
-# "microscopy" (napari_iem.autopreset); where no image is at hand (settings files) it
-# reads as the photo default.
-PRESETS["auto"] = PRESETS["default"]
-
 #: What every entry point (segment, the CLI, the widget, settings files) uses unless
-#: told otherwise: the photo or micrograph defaults, picked per image, so a user who
-#: names no preset gets the right one for a photo and for a micrograph.
-DEFAULT_PRESET = "auto"
+#: told otherwise: ``photo`` or ``microscopy``, picked per image from the image itself
+#: (napari_iem.autopreset), so a user who names no preset gets the right one for a
+#: photo and for a micrograph.  Where no image is at hand (a settings file read on its
+#: own) its fields read as the photo preset's.
+DEFAULT_PRESET = "default"
+PRESETS[DEFAULT_PRESET] = PRESETS["photo"]
+
+#: Earlier names still understood: ``auto`` was the default's name in development.
+PRESET_ALIASES = {"auto": DEFAULT_PRESET}
+
+
+def preset_name(name: str) -> str:
+    """The name of preset ``name`` with aliases resolved; a ValueError that lists the
+    valid names when there is no such preset."""
+    name = PRESET_ALIASES.get(name, name) if isinstance(name, str) else name
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return name
 
 
 def get_preset(name: str) -> IEMParams:
     """Return the preset called ``name`` or raise a ValueError listing the valid names."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown preset {name!r}; choose one of {sorted(PRESETS)}"
-        ) from None
+    return PRESETS[preset_name(name)]

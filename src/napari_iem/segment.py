@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .autopreset import AUTO, group_by_preset, resolve_preset
+from .autopreset import group_by_preset, resolve_preset
 from .cleanup import drop_small_pieces
 from .devices import resolve_device
 from .memory import check_memory, estimate_bytes, with_cpu_fallback
@@ -22,7 +22,7 @@ from .optimize import optimize
 from .preprocess import (
     PreparedImage, check_init, prepare_image, resize_labels, resize_maps, settle_intensity,
 )
-from .presets import DEFAULT_PRESET, IEMParams, get_preset
+from .presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
 
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
 
@@ -169,10 +169,11 @@ def iter_segment(
     regions : int
         Number of partitions K (2 to 64).
     preset : str
-        ``"auto"`` (the default: ``"default"`` for a photo or ``"microscopy"`` for a
-        micrograph, chosen from the image and recorded in ``result.params["preset"]``,
-        see :mod:`napari_iem.autopreset`), ``"default"`` (photos), ``"microscopy"`` or
-        ``"paper"`` (the authors' algorithm, exactly); see :mod:`napari_iem.presets`.
+        ``"default"`` (``"photo"`` for a photo or ``"microscopy"`` for a micrograph,
+        chosen from the image and recorded in ``result.params["preset"]``, see
+        :mod:`napari_iem.autopreset`), ``"photo"`` (one object near the middle),
+        ``"microscopy"`` (many small objects anywhere) or ``"paper"`` (the authors'
+        algorithm, exactly); see :mod:`napari_iem.presets`.
     device : str
         ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
     channel_axis : int, optional
@@ -218,7 +219,7 @@ def iter_segment(
     regions = _check_regions(regions)
     if isinstance(init, str):  # a named start, not labels
         overrides["init"], init = init, None
-    preset = resolve_preset(preset, image, channel_axis)  # "auto": photo or micrograph
+    preset = resolve_preset(preset, image, channel_axis)  # "default": photo or micrograph
     # intensity "auto" settled once for the whole input (a stack's slices alike) and
     # recorded in result.params
     params = settle_intensity(_params_for(preset, overrides), image)
@@ -323,7 +324,7 @@ def segment_batch(
     runs all images of one size together and drops each from the batch at its own fixed
     point.
     """
-    if preset == AUTO:  # each image gets its own choice; batch those that agree
+    if preset_name(preset) == DEFAULT_PRESET:  # each image picks; batch those that agree
         out: list = [None] * len(images)
         for name, idx in group_by_preset(images, channel_axis).items():
             batch = segment_batch([images[i] for i in idx], regions, preset=name,

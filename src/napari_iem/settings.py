@@ -35,7 +35,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .io import atomic_output
-from .presets import DEFAULT_PRESET, PRESETS, IEMParams, get_preset
+from .presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
 
 __all__ = [
     "SettingsError",
@@ -142,9 +142,10 @@ def validate_settings(data: Mapping, source: str = "settings") -> dict:
     version = data.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise SettingsError(f"{source}: unsupported settings version {version!r}")
-    preset = data.get("preset", DEFAULT_PRESET)
-    if not isinstance(preset, str) or preset not in PRESETS:
-        raise SettingsError(f"{source}: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    try:
+        preset = preset_name(data.get("preset", DEFAULT_PRESET))
+    except ValueError as exc:
+        raise SettingsError(f"{source}: {exc}") from None
     regions = data.get("regions", 2)
     if isinstance(regions, float) and regions.is_integer():
         regions = int(regions)
@@ -191,9 +192,10 @@ def settings_from_params(params: Mapping, preset: str | None = None,
     regions = regions if regions is not None else params.pop("regions", 2)
     params.pop("preset", None)
     params.pop("regions", None)
-    if preset not in PRESETS:
-        raise SettingsError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    base = get_preset(preset).to_dict()
+    try:
+        base = get_preset(preset).to_dict()
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     known = _field_types()
     diff = {k: v for k, v in params.items() if k in known and base.get(k) != v}
     return validate_settings({"preset": preset, "regions": regions, "params": diff})
