@@ -1,4 +1,4 @@
-"""What ``preset="auto"`` picks on a development set, and why.
+"""What ``preset="default"`` picks on a development set, and why.
 
     .venv/bin/python benchmarks/auto_routing.py --set horse --protocol paper
     .venv/bin/python benchmarks/auto_routing.py --set nuclei --protocol full

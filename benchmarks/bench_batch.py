@@ -75,7 +75,7 @@ def main(argv=None) -> int:
                         help="number of 1024x1024 images (default 20)")
     parser.add_argument("--small-size", type=int, default=128)
     parser.add_argument("--large-size", type=int, default=1024)
-    parser.add_argument("--preset", default="default")
+    parser.add_argument("--preset", default="photo")
     parser.add_argument("--iterations", type=int, help="override max_iter")
     parser.add_argument("--size", type=int, help="override max_size (working resolution)")
     parser.add_argument("--modes", default=",".join(MODES),

@@ -57,7 +57,7 @@ def blobs(shape, count, seed=0):
     return image, truth
 
 
-def run_case(name: str, preset: str = "default") -> dict:
+def run_case(name: str, preset: str = "photo") -> dict:
     from napari_iem import segment
 
     case = CASES[name]
@@ -85,7 +85,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", choices=[*CASES, "all"])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--preset", default="default")
+    parser.add_argument("--preset", default="photo")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:

@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 def iem_masks(items, preset: str, device: str, cache: Path | None):
     """IEM labels of every image (from ``cache`` when it holds the same stems, made
-    with the same presets: a preset that changed, or that "auto" may pick, invalidates
-    it)."""
+    with the same presets: a preset that changed, or that "default" may pick,
+    invalidates it)."""
     from napari_iem.presets import PRESETS
     from napari_iem.segment import segment
 

@@ -5,7 +5,7 @@ Compares, on ``../shared/data/nuclei`` at full size (``images/``, ``masks/``,
 
 * Otsu on grey, bright = foreground, connected components (scikit-image);
 * Otsu + distance-transform watershed (:func:`napari_iem.instances.split_instances`);
-* IEM (``default`` preset), connected components;
+* IEM (``--preset``, ``default`` unless told), connected components;
 * IEM + distance-transform watershed (``segment(..., instances=True)``).
 
 Every method gets one polarity, the one it picks itself (no oracle flip): Otsu takes

@@ -7,7 +7,7 @@ sees the same load, and prints seconds per image, the ratio to the first preset 
 the mean iterations.  Example, from the repository root::
 
     .venv/bin/python benchmarks/time_presets.py --set nuclei --protocol full \\
-        --every 30 --presets paper microscopy auto --threads 1
+        --every 30 --presets paper microscopy default --threads 1
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--set", default="horse",
                         help="data set name under ../shared/data, or a folder path")
     parser.add_argument("--protocol", choices=["paper", "full"], default="paper")
-    parser.add_argument("--presets", nargs="+", default=["paper", "default", "auto"])
+    parser.add_argument("--presets", nargs="+", default=["paper", "photo", "default"])
     parser.add_argument("--every", type=int, default=10, help="every N-th image by name")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads")

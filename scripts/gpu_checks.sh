@@ -37,7 +37,7 @@ for dev in cuda cpu; do
     | tee "$OUT/bench_engine_$dev.txt"
   log "evaluation on $dev"
   {
-    for preset in paper default; do
+    for preset in paper photo; do
       for batch in 0 64; do  # one image per call, then 64 per call
         echo "horse, $preset, batch $batch"
         timeout 90 $PY benchmarks/evaluate.py --set "$DATA/horse" --protocol paper \
@@ -46,9 +46,9 @@ for dev in cuda cpu; do
     done
     if [ $dev = cuda ]; then  # the whole set once, for the scores
       timeout 120 $PY benchmarks/evaluate.py --set "$DATA/nuclei" --protocol full \
-        --preset auto --device $dev 2>&1 | tail -3
+        --preset default --device $dev 2>&1 | tail -3
     fi
     timeout 120 $PY benchmarks/evaluate.py --set "$DATA/nuclei" --protocol full \
-      --preset auto --device $dev --limit 60 2>&1 | tail -3
+      --preset default --device $dev --limit 60 2>&1 | tail -3
   } | tee "$OUT/evaluate_$dev.txt"
 done
