@@ -7,7 +7,7 @@ from skimage.filters import gaussian
 
 from napari_iem import segment
 from napari_iem.autopreset import (MAX_CENTRE_CONTRAST, centre_contrast, choose_preset,
-                                   group_by_preset)
+                                   explain_choice, group_by_preset)
 from napari_iem.colour import MIN_SPAN
 from napari_iem.presets import PRESETS, IEMParams, get_preset
 from napari_iem.preprocess import prepare_image, settle_intensity
@@ -90,6 +90,8 @@ def test_auto_chooses_from_dtype_channels_and_statistics():
     assert choose_preset(photo.astype(np.uint16) * 200) == "microscopy"  # 16-bit
     assert choose_preset(stained) == "microscopy"  # many small objects, none dominant
     assert group_by_preset([photo, grey, photo]) == {"photo": [0, 2], "microscopy": [1]}
+    assert "grey picture stored as RGB" in explain_choice(np.stack([grey] * 3, -1))[1]
+    assert "uint16" in explain_choice(photo.astype(np.uint16))[1]
 
 
 def test_auto_reads_the_centre_against_the_frame():

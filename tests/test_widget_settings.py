@@ -58,6 +58,7 @@ def test_default_shows_the_preset_it_picks_and_keeps_edits(make_napari_viewer, q
     viewer.add_image(textured_disc(48, rgb=True)[0], name="photo")
     widget.image.value = viewer.layers["photo"]
     assert widget.sigma.value == 5.0 and "'photo'" in widget.preset.tooltip
+    assert "centre differs from its frame" in widget.preset.tooltip  # and why
     assert widget.max_iter.value == 20  # the user's edit stays
     widget.sigma.value = 3.0
     assert widget.settings()["preset"] == "photo"  # an edit ties it to the pick

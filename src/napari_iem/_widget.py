@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from . import _layers, _layers_nd
-from .autopreset import choose_preset
+from .autopreset import explain_choice
 from .devices import available_devices
 from .presets import DEFAULT_PRESET, PRESETS
 from .settings import (
@@ -184,8 +184,8 @@ class IEMWidget(QWidget):
         self.channel_axis.reset_choices()
         self.channel_layers.reset_choices()
         if self.preset.value == DEFAULT_PRESET:  # the pick may change; edits stay
-            picked = self._picked_preset()
-            self._show_params(PRESETS[picked], picked, keep_edits=True)
+            picked, why = self._pick()
+            self._show_params(PRESETS[picked], picked, why, keep_edits=True)
 
     def _channel_axis_choices(self, _widget=None):
         layer = self.image.value if hasattr(self, "image") else None
@@ -266,13 +266,14 @@ class IEMWidget(QWidget):
             box.reset_choices()
 
     def _on_preset(self, name: str) -> None:
-        picked = self._picked_preset()
-        self._show_params(PRESETS[picked], picked)
+        picked, why = self._pick()
+        self._show_params(PRESETS[picked], picked, why)
 
-    def _show_params(self, params, picked: str, keep_edits: bool = False) -> None:
+    def _show_params(self, params, picked: str, why: str = "",
+                     keep_edits: bool = False) -> None:
         """Set the parameter controls from ``params`` (preset ``picked``, named in the
-        tooltip under default); with ``keep_edits``, only the controls still showing the
-        previous preset's value (the user's edits stay)."""
+        tooltip under default with the reason ``why``); with ``keep_edits``, only the
+        controls still showing the previous preset's value (the user's edits stay)."""
         shown = getattr(self, "_shown", None)
         controls = (self.max_iter, self.sigma, self.lam, self.smooth)
         for name, box in zip(TIED_TO_PRESET, controls):
@@ -282,23 +283,27 @@ class IEMWidget(QWidget):
             box.value = getattr(params, name)
         self._shown = params
         self.preset.tooltip = PRESET_TIP + (
-            f" Here default picks '{picked}'." if self.preset.value == DEFAULT_PRESET
-            else "")
+            f" Here default picks '{picked}'" + (f": {why}." if why else ".")
+            if self.preset.value == DEFAULT_PRESET else "")
 
     def _picked_preset(self) -> str:
-        """The preset a run uses: the chosen one, or for ``default`` the one
-        :func:`~napari_iem.autopreset.choose_preset` picks for the displayed plane of
+        """The preset a run uses (see :meth:`_pick`)."""
+        return self._pick()[0]
+
+    def _pick(self) -> tuple[str, str]:
+        """The preset a run uses and why: the chosen one, or for ``default`` the one
+        :func:`~napari_iem.autopreset.explain_choice` picks for the displayed plane of
         the chosen image (the photo preset while there is none)."""
         if self.preset.value != DEFAULT_PRESET:
-            return self.preset.value
+            return self.preset.value, ""
         layer = self.image.value if hasattr(self, "image") else None
         if layer is None:
-            return "photo"
+            return "photo", "no image chosen yet"
         try:
             plane, _ = _layers.image_plane(layer, self.viewer.dims.point)
         except ValueError:
-            return "photo"
-        return choose_preset(plane)
+            return "photo", "no image plane to look at"
+        return explain_choice(plane)
 
     # -------------------------------------------------------------- settings
     def settings(self) -> dict:

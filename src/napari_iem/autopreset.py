@@ -69,20 +69,31 @@ def centre_contrast(rgb: np.ndarray) -> float:
 
 def choose_preset(image: np.ndarray, channel_axis: int | None = None) -> str:
     """``"photo"`` or ``"microscopy"`` for ``image``; see the module doc."""
+    return explain_choice(image, channel_axis)[0]
+
+
+def explain_choice(image: np.ndarray, channel_axis: int | None = None) -> tuple[str, str]:
+    """The preset :func:`choose_preset` picks for ``image`` and, in a few words, why
+    (for the widget's tooltip)."""
     image = np.asarray(image)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
         if image.shape[-1] == 1:
             image = image[..., 0]
     if image.dtype != np.uint8:
-        return "microscopy"
+        return "microscopy", f"{image.dtype} data, not an 8-bit picture"
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
-    if image.ndim != 3 or image.shape[-1] != 3 or is_grey_rgb(image):
-        return "microscopy"
-    if centre_contrast(image) < MAX_CENTRE_CONTRAST:
-        return "microscopy"
-    return "photo"
+    if image.ndim != 3 or image.shape[-1] != 3:
+        return "microscopy", "not a colour picture"
+    if is_grey_rgb(image):
+        return "microscopy", "a grey picture stored as RGB"
+    contrast = centre_contrast(image)
+    if contrast < MAX_CENTRE_CONTRAST:
+        return "microscopy", (f"its centre looks like its frame (colour contrast "
+                              f"{contrast:.2f}): objects all over")
+    return "photo", (f"its centre differs from its frame (colour contrast {contrast:.2f}): "
+                     "an object in the middle")
 
 
 def resolve_preset(preset: str, image, channel_axis: int | None = None) -> str:
