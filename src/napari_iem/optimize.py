@@ -243,8 +243,10 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
             past = recent[-p] if everyone else recent[-p][active]
             same = (past == new8).flatten(1).all(1)
             period = torch.where(same, p, period)
-        # the one wait for the device per iteration: what follows decides on the host
-        values, periods = j.tolist(), period.tolist()
+        # the one wait for the device per iteration, one transfer: what follows decides
+        # on the host (float64 holds the float32 objectives and the periods exactly)
+        both = torch.cat([j.to(torch.float64), period.to(torch.float64)]).tolist()
+        values, periods = both[: len(running)], [int(p) for p in both[len(running):]]
         state.iterations[running] += 1
         for b, value in zip(running, values):
             state.history[b].append(value)
