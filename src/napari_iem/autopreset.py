@@ -10,8 +10,8 @@ uses only the image:
   a micrograph (16-bit and float cameras, fluorescence, multichannel stacks);
 * an 8-bit colour picture is a photo when the colours of its centre differ from those
   of the frame around it, and a micrograph when they do not.  The photo preset starts
-  from the centred square (the middle three fifths of each axis) and bets on one object there;
-  where the square and the frame share nearly all of their colour distribution
+  from the centred square (the middle three fifths of each axis) and bets on one
+  object there; where the square and the frame share nearly all of their colours
   (Bhattacharyya coefficient of coarse L*a*b* histograms at least ``1 -
   MAX_CENTRE_CONTRAST``) there is no such object to start from, and objects are
   scattered over the field (stained tissue, H&E, a star field): the k-means start of
@@ -55,7 +55,7 @@ def centre_contrast(rgb: np.ndarray) -> float:
     h, w = rgb.shape[:2]
     lab = rgb2lab(rgb).reshape(-1, 3)
     low, high = np.percentile(lab, [1, 99], axis=0)
-    q = np.clip(((lab - low) / np.maximum(high - low, 1e-6) * BINS).astype(int), 0, BINS - 1)
+    q = ((lab - low) / np.maximum(high - low, 1e-6) * BINS).astype(int).clip(0, BINS - 1)
     colour = (q[:, 0] * BINS + q[:, 1]) * BINS + q[:, 2]
     centre = np.zeros((h, w), bool)
     centre[h // 5 : h - h // 5, w // 5 : w - w // 5] = True
