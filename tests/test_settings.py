@@ -35,6 +35,8 @@ def test_defaults_and_types():
     s = validate_settings({})
     assert s == {"preset": "default", "regions": 2, "params": {}}
     assert validate_settings({"preset": "auto"})["preset"] == "default"  # the old name
+    with pytest.raises(SettingsError, match="unknown preset"):
+        validate_settings({"preset": ["photo"]})
     s = validate_settings({"params": {"sigma": 3, "max_iter": 20.0, "max_size": "none"}})
     assert s["params"] == {"sigma": 3.0, "max_iter": 20, "max_size": None}
     assert isinstance(s["params"]["sigma"], float)

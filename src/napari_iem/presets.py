@@ -136,8 +136,9 @@ PRESET_ALIASES = {"auto": DEFAULT_PRESET}
 def preset_name(name: str) -> str:
     """The name of preset ``name`` with aliases resolved; a ValueError that lists the
     valid names when there is no such preset."""
-    name = PRESET_ALIASES.get(name, name) if isinstance(name, str) else name
-    if name not in PRESETS:
+    if isinstance(name, str):
+        name = PRESET_ALIASES.get(name, name)
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return name
 
