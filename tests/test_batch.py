@@ -46,7 +46,8 @@ def label_files(out):
 
 
 def report_rows(out):
-    return {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "iem-report.csv"))}
+    rows = csv.DictReader((out / "iem-report.csv").read_text().splitlines())
+    return {r["file"].rsplit("/", 1)[-1]: r for r in rows}
 
 
 def test_dask_cluster_equals_sequential(folder, tmp_path):
