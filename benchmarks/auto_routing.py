@@ -5,7 +5,7 @@
 
 Prints how many images go to each preset, then, for the 8-bit colour images (the only
 ones whose pick depends on their content), the spread of the centre-against-frame
-contrast (:func:`napari_iem.autopreset.centre_contrast`) and the images nearest the
+contrast (:func:`napari_iem.engine.autopreset.centre_contrast`) and the images nearest the
 threshold.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from evaluate import DATA, load_set
-from napari_iem.autopreset import MAX_CENTRE_CONTRAST, centre_contrast, choose_preset
-from napari_iem.colour import is_grey_rgb
+from napari_iem.engine.autopreset import MAX_CENTRE_CONTRAST, centre_contrast, choose_preset
+from napari_iem.engine.colour import is_grey_rgb
 
 
 def main(argv=None):

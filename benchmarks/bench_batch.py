@@ -2,7 +2,7 @@
 
 Makes N synthetic 128x128 images and M synthetic 1024x1024 images (textured discs on a
 textured background, RGB PNG) in a temporary folder, segments each set with
-:func:`napari_iem.batch.run_batch` in four ways and prints images per second:
+:func:`napari_iem.batch.run.run_batch` in four ways and prints images per second:
 
 * ``sequential``: in-process, one image per task (one ``segment_batch`` call per image);
 * ``batched``: in-process, up to 32 same-size images per ``segment_batch`` call;
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", help="keep images and outputs here (default: temp)")
     args = parser.parse_args(argv)
 
-    from napari_iem.batch import run_batch
+    from napari_iem.batch.run import run_batch
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(modes) - set(MODES)
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
 
     # Warm up this process (imports, first torch calls) so that the first mode timed
     # does not pay for it; Dask workers pay their own start-up, as a user would.
-    from napari_iem.segment import segment
+    from napari_iem.api import segment
 
     segment(synthetic(64, 1), preset=args.preset, max_iter=2)
 

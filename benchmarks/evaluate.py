@@ -13,7 +13,7 @@ paper's 128x128 protocol or at full size, and prints the metrics table of
 
 Baselines: Otsu's threshold on grey (bright = foreground) and morphological Chan-Vese
 (100 iterations, checkerboard start; its label 1 is taken as foreground).  Metrics: see
-:mod:`napari_iem.metrics` (Acc, IoU, Dice with the oracle's flip, mIoU, fixed IoU).
+:mod:`napari_iem.analysis.metrics` (Acc, IoU, Dice with the oracle's flip, mIoU, fixed IoU).
 """
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ def chan_vese(image: np.ndarray) -> np.ndarray:
 
 
 def load_set(root: Path, protocol: str, limit: int | None, instances: bool):
-    from napari_iem.io import read_image, read_labels
-    from napari_iem.metrics import paper_protocol
+    from napari_iem.files.io import read_image, read_labels
+    from napari_iem.analysis.metrics import paper_protocol
 
     images_dir, masks_dir = root / "images", root / "masks"
     if not images_dir.is_dir() or not masks_dir.is_dir():
@@ -85,8 +85,8 @@ def load_set(root: Path, protocol: str, limit: int | None, instances: bool):
 
 def parse_params(pairs) -> dict:
     """``["sigma=3", "init=kmeans"]`` as typed parameter overrides (checked by the
-    same rules as a settings file, :mod:`napari_iem.settings`)."""
-    from napari_iem.settings import SettingsError, validate_settings
+    same rules as a settings file, :mod:`napari_iem.files.settings`)."""
+    from napari_iem.files.settings import SettingsError, validate_settings
 
     raw = {}
     for pair in pairs:
@@ -104,7 +104,7 @@ def parse_params(pairs) -> dict:
 
 
 def run_iem(items, args):
-    from napari_iem.segment import segment, segment_batch
+    from napari_iem.api import segment, segment_batch
 
     overrides = parse_params(args.param)
     if args.iterations:
@@ -136,7 +136,7 @@ def run_baseline(fn, items):
 
 
 def score(name, preds, items, seconds, instances):
-    from napari_iem.metrics import evaluate_pairs, instance_f1
+    from napari_iem.analysis.metrics import evaluate_pairs, instance_f1
 
     mean, per_image = evaluate_pairs(preds, [m for _, _, m, _ in items])
     row = {"method": name, **mean, "seconds_per_image": seconds / max(1, len(items))}

@@ -1,10 +1,10 @@
 """IEM alone against IEM + a student network trained on IEM's masks (the paper's
-optional second stage, :mod:`napari_iem.distill`).
+optional second stage, :mod:`napari_iem.analysis.distill`).
 
 Unsupervised throughout: IEM segments every image of the set, a small U-Net is trained
 on *all* of those masks (the ground truth is never used for training, only to score),
 and the student then predicts every image.  Both are scored with
-:mod:`napari_iem.metrics` under the paper's 128x128 protocol.  From the repository
+:mod:`napari_iem.analysis.metrics` under the paper's 128x128 protocol.  From the repository
 root::
 
     .venv/bin/python benchmarks/evaluate_distill.py --set horse --preset default
@@ -32,8 +32,8 @@ def iem_masks(items, preset: str, device: str, cache: Path | None):
     """IEM labels of every image (from ``cache`` when it holds the same stems, made
     with the same presets: a preset that changed, or that "default" may pick,
     invalidates it)."""
-    from napari_iem.presets import PRESETS
-    from napari_iem.segment import segment
+    from napari_iem.engine.presets import PRESETS
+    from napari_iem.api import segment
 
     stems = [s for s, *_ in items]
     params = json.dumps({name: p.to_dict() for name, p in PRESETS.items()}, sort_keys=True)
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                         help="data set name under ../shared/data, or a folder path")
     parser.add_argument("--preset", default="default", help="IEM preset")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="student epochs (default: napari_iem.distill's default)")
+                        help="student epochs (default: napari_iem.analysis.distill's default)")
     parser.add_argument("--size", type=int, default=None,
                         help="student working size (default: distill's default)")
     parser.add_argument("--width", type=int, default=None,
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from evaluate import load_set, score, table
-    from napari_iem import distill
+    from napari_iem.analysis import distill
 
     root = Path(args.set) if Path(args.set).is_dir() else DATA / args.set
     items = load_set(root, "paper", args.limit, False)

@@ -4,21 +4,21 @@ Compares, on ``../shared/data/nuclei`` at full size (``images/``, ``masks/``,
 ``labels/``):
 
 * Otsu on grey, bright = foreground, connected components (scikit-image);
-* Otsu + distance-transform watershed (:func:`napari_iem.instances.split_instances`);
+* Otsu + distance-transform watershed (:func:`napari_iem.analysis.instances.split_instances`);
 * IEM (``--preset``, ``default`` unless told), connected components;
 * IEM + distance-transform watershed (``segment(..., instances=True)``).
 
 Every method gets one polarity, the one it picks itself (no oracle flip): Otsu takes
 bright as foreground, IEM its border rule.  Metrics per image, then averaged: fixed-
 polarity foreground IoU, and object F1 at IoU > 0.5 against the instance labels
-(:func:`napari_iem.metrics.instance_f1`).  From the repository root::
+(:func:`napari_iem.analysis.metrics.instance_f1`).  From the repository root::
 
     .venv/bin/python benchmarks/evaluate_instances.py --every 4 --max-size 256
     .venv/bin/python benchmarks/evaluate_instances.py --limit 10 --json
 
 ``--every N`` takes every N-th image by name (a spread subset when time is short);
 ``--max-size`` is IEM's working resolution, with ``--refine`` (default on) the boundary
-is refined at full size (:mod:`napari_iem.multiscale`).
+is refined at full size (:mod:`napari_iem.engine.multiscale`).
 """
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def fixed_iou(pred, mask) -> float:
 
 def main(argv=None) -> int:
     from napari_iem import segment
-    from napari_iem.instances import split_instances
-    from napari_iem.io import read_image, read_labels
-    from napari_iem.metrics import instance_f1
+    from napari_iem.analysis.instances import split_instances
+    from napari_iem.files.io import read_image, read_labels
+    from napari_iem.analysis.metrics import instance_f1
     from evaluate import otsu  # the same Otsu baseline as benchmarks/evaluate.py
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -30,10 +30,9 @@ def blur(x, k, reps=2):
 
 
 def inpaint(x, w, k):
-    num = blur(x * w, k)
-    den = blur(w, k)
-    num = num + 1e-8 * num.sum(dim=(2, 3), keepdim=True)
-    den = den + 1e-8 * den.sum(dim=(2, 3), keepdim=True)
+    """eps from the sums of the unfiltered inputs, added after filtering (method.md)."""
+    num = blur(x * w, k) + 1e-8 * (x * w).sum(dim=(2, 3), keepdim=True)
+    den = blur(w, k) + 1e-8 * w.sum(dim=(2, 3), keepdim=True)
     return num / den
 
 

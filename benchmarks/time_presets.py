@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from napari_iem.segment import segment
+    from napari_iem.api import segment
 
     root = Path(args.set) if Path(args.set).is_dir() else DATA / args.set
     items = load_set(root, args.protocol, None, False)[:: args.every]

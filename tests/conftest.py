@@ -1,7 +1,7 @@
 """Fixtures shared by the GUI tests (napari under pytest-xvfb)."""
 import pytest
 
-from napari_iem import _widget
+from napari_iem._napari import widget as _widget
 
 
 @pytest.fixture

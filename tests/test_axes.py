@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from napari_iem import segment
-from napari_iem.axes import axis_sigmas, plan_layout, smooth_threshold_for
+from napari_iem.engine.axes import axis_sigmas, plan_layout, smooth_threshold_for
 
 from synthetic import iou, textured_disc
 

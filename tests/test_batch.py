@@ -12,12 +12,12 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-import napari_iem.batch as batch
-from napari_iem.batch import BatchError, BatchInterrupted, plan_tasks, run_batch
-from napari_iem.io import TEMP_SUFFIX
+import napari_iem.batch.run as batch
+from napari_iem.batch.run import BatchError, BatchInterrupted, plan_tasks, run_batch
+from napari_iem.files.io import TEMP_SUFFIX
 
 # the module, not the function that napari_iem re-exports under the same name
-seg = importlib.import_module("napari_iem.segment")
+seg = importlib.import_module("napari_iem.api")
 
 ITER = 20
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from napari_iem import segment
-from napari_iem.cleanup import drop_small_pieces
+from napari_iem.analysis.cleanup import drop_small_pieces
 from skimage.measure import label
 from synthetic import iou
 

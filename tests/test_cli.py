@@ -248,7 +248,7 @@ def test_evaluate_paper_protocol(tmp_path, capsys):
     pred, gt = tmp_path / "pred", tmp_path / "gt"
     g = np.zeros((200, 256), bool)
     g[50:150, 60:200] = True
-    from napari_iem.metrics import paper_protocol
+    from napari_iem.analysis.metrics import paper_protocol
 
     write_pair(pred, gt, "h", paper_protocol(g), g)
     code, out, _ = run(["evaluate", pred, gt, "--protocol", "paper", "--json"], capsys)

@@ -1,4 +1,4 @@
-"""The optional second stage (napari_iem.distill): a student network trained on noisy
+"""The optional second stage (napari_iem.analysis.distill): a student network trained on noisy
 masks finds the object, deterministically, with clear errors; and the CLI subcommand.
 
 Everything is synthetic and tiny (32x32 to 40x40 images, width-8 networks), so the file
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from napari_iem import distill
+from napari_iem.analysis import distill
 from napari_iem.cli import main
-from napari_iem.io import read_labels
+from napari_iem.files.io import read_labels
 
 from synthetic import iou, textured_disc
 

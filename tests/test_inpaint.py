@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import napari_iem.inpaint as ip
+import napari_iem.engine.inpaint as ip
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import naive_iem  # noqa: E402

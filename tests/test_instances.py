@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from napari_iem import segment
-from napari_iem.instances import auto_min_distance, split_instances
-from napari_iem.metrics import instance_f1
+from napari_iem.analysis.instances import auto_min_distance, split_instances
+from napari_iem.analysis.metrics import instance_f1
 
 from synthetic import touching_discs
 

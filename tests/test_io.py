@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_iem import io as iem_io
-from napari_iem.io import (
+from napari_iem.files import io as iem_io
+from napari_iem.files.io import (
     ImageReadError,
     ImageTooLargeError,
     atomic_output,

@@ -4,8 +4,8 @@ import pytest
 from napari.components import LayerList
 from napari.layers import Image, Labels
 
-from napari_iem import _layers
-from napari_iem.segment import IEMResult
+from napari_iem._napari import layers as _layers
+from napari_iem.api import IEMResult
 
 
 def fake_result(labels, channels=None):

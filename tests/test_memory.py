@@ -7,12 +7,13 @@ import torch
 
 import importlib
 
-from napari_iem import axes, memory, segment
-from napari_iem.memory import NotEnoughMemoryError, check_memory, estimate_bytes
+from napari_iem import segment
+from napari_iem.engine import axes, memory
+from napari_iem.engine.memory import NotEnoughMemoryError, check_memory, estimate_bytes
 
 from synthetic import textured_disc
 
-seg = importlib.import_module("napari_iem.segment")  # the module, not the function
+seg = importlib.import_module("napari_iem.api")  # the module, not the function
 
 FAST = {"max_iter": 10}
 

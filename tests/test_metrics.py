@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from napari_iem.metrics import (
+from napari_iem.analysis.metrics import (
     METRIC_NAMES,
     binary_scores,
     confusion_counts,

@@ -2,9 +2,9 @@
 import numpy as np
 
 from napari_iem import segment
-from napari_iem.multiscale import band_width, boundary_band, refine_boundary, tile_boxes
-from napari_iem.preprocess import prepare_image, resize_labels
-from napari_iem.presets import get_preset
+from napari_iem.engine.multiscale import band_width, boundary_band, refine_boundary, tile_boxes
+from napari_iem.engine.preprocess import prepare_image, resize_labels
+from napari_iem.engine.presets import get_preset
 
 from synthetic import iou, textured_ball, textured_disc
 

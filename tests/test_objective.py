@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from napari_iem.inpaint import GaussianFilter, inpaint
-from napari_iem.objective import IEMObjective, one_hot
-from napari_iem.presets import PRESETS
+from napari_iem.engine.inpaint import GaussianFilter, inpaint
+from napari_iem.engine.objective import IEMObjective, one_hot
+from napari_iem.engine.presets import PRESETS
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import naive_iem  # noqa: E402

@@ -1,11 +1,11 @@
 import torch
 
-from napari_iem.objective import IEMObjective
-from napari_iem.optimize import (
+from napari_iem.engine.objective import IEMObjective
+from napari_iem.engine.optimize import (
     _border, _flip_binary, _flip_general, _smooth_binary, _smooth_general, optimize,
     kmeans_init, square_init,
 )
-from napari_iem.presets import PRESETS
+from napari_iem.engine.presets import PRESETS
 
 PAPER = PRESETS["paper"]
 
@@ -106,7 +106,7 @@ def test_progress_is_yielded_and_closing_stops_the_work():
 
 def test_a_detected_cycle_gives_the_labels_of_the_full_run():
     """Stopping at a repeated state returns what max_iter iterations would give."""
-    import napari_iem.optimize as op
+    import napari_iem.engine.optimize as op
 
     g = torch.Generator().manual_seed(3)
     x = torch.rand(6, 3, 40, 40, generator=g) * 2 - 1

@@ -6,12 +6,12 @@ from skimage import data
 from skimage.filters import gaussian
 
 from napari_iem import segment
-from napari_iem.autopreset import (MAX_CENTRE_CONTRAST, centre_contrast, choose_preset,
+from napari_iem.engine.autopreset import (MAX_CENTRE_CONTRAST, centre_contrast, choose_preset,
                                    explain_choice, group_by_preset)
-from napari_iem.colour import MIN_SPAN
-from napari_iem.presets import PRESETS, IEMParams, get_preset
-from napari_iem.preprocess import prepare_image, settle_intensity
-from napari_iem.segment import segment_batch
+from napari_iem.engine.colour import MIN_SPAN
+from napari_iem.engine.presets import PRESETS, IEMParams, get_preset
+from napari_iem.engine.preprocess import prepare_image, settle_intensity
+from napari_iem.api import segment_batch
 
 from synthetic import iou, textured_disc
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from napari_iem import _sample_data
+from napari_iem._napari import sample_data as _sample_data
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from napari_iem.presets import get_preset
-from napari_iem.settings import (
+from napari_iem.engine.presets import get_preset
+from napari_iem.files.settings import (
     SettingsError,
     load_settings,
     make_settings,

@@ -3,9 +3,9 @@ import time
 
 import numpy as np
 
-from napari_iem import _layers, _widget
-from napari_iem._sample_data import textured_disc
-from napari_iem.segment import iter_segment
+from napari_iem._napari import layers as _layers, widget as _widget
+from napari_iem._napari.sample_data import textured_disc
+from napari_iem.api import iter_segment
 
 SIZE = 64
 TIMEOUT_MS = 30_000

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from napari_iem import _layers, _widget
+from napari_iem._napari import layers as _layers, widget as _widget
 
 from synthetic import textured_ball, textured_disc, touching_discs
 

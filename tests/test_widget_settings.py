@@ -1,8 +1,8 @@
 """The widget's settings travel to files, to the CLI and into the layer metadata."""
 import numpy as np
 
-from napari_iem._widget import IEMWidget
-from napari_iem.settings import load_settings, segment_kwargs
+from napari_iem._napari.widget import IEMWidget
+from napari_iem.files.settings import load_settings, segment_kwargs
 from synthetic import textured_disc
 
 

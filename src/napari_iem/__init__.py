@@ -4,9 +4,9 @@
 >>> result = segment(image, regions=2)        # doctest: +SKIP
 >>> result.labels                             # doctest: +SKIP
 """
-from .devices import available_devices
-from .presets import PRESETS, IEMParams
-from .segment import IEMProgress, IEMResult, iter_segment, segment, segment_batch
+from .engine.devices import available_devices
+from .engine.presets import PRESETS, IEMParams
+from .api import IEMProgress, IEMResult, iter_segment, segment, segment_batch
 
 __version__ = "0.1.0"
 __all__ = [

@@ -1,8 +1,8 @@
 """The ``napari-iem`` command: ``segment`` many files, ``evaluate`` against ground truth.
 
-``napari-iem segment`` is a thin layer over :func:`napari_iem.batch.run_batch`;
-``napari-iem evaluate`` over :mod:`napari_iem.metrics`; ``napari-iem distill`` (the
-paper's optional second stage) over :mod:`napari_iem.distill`.  Exit status: 0 success,
+``napari-iem segment`` is a thin layer over :func:`napari_iem.batch.run.run_batch`;
+``napari-iem evaluate`` over :mod:`napari_iem.analysis.metrics`; ``napari-iem distill`` (the
+paper's optional second stage) over :mod:`napari_iem.analysis.distill`.  Exit status: 0 success,
 1 some files failed, 2 the command could not run (bad arguments, missing input, unreadable
 settings, unwritable output folder), 130 interrupted.  Errors are one line on stderr.
 """
@@ -89,7 +89,7 @@ _non_negative_int = _whole_number(0)
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-iem`` (exposed for documentation and tests)."""
-    from .presets import PRESET_ALIASES, PRESETS
+    from .engine.presets import PRESET_ALIASES, PRESETS
 
     parser = argparse.ArgumentParser(
         prog="napari-iem",
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
                     help="seed of the weights, order and flips (default 0)")
     di.add_argument("--save-model", metavar="PATH",
-                    help="also write the trained network to PATH (napari_iem.distill."
+                    help="also write the trained network to PATH (napari_iem.analysis.distill."
                          "load_student reads it)")
     di.add_argument("--size", type=_whole_number(16), metavar="N",
                     help="the network's square working resolution (default 128)")
@@ -222,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- segment
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from .batch import BatchInterrupted, run_batch
-    from .settings import load_settings, validate_settings
+    from .batch.run import BatchInterrupted, run_batch
+    from .files.settings import load_settings, validate_settings
 
     settings = load_settings(args.config) if args.config else validate_settings({})
     if args.regions is not None:
@@ -270,7 +270,7 @@ _COLUMNS = (("acc", "Acc"), ("iou", "IoU"), ("miou", "mIoU"), ("dice", "Dice"),
 
 
 def _label_files(folder: Path) -> dict[str, Path]:
-    from .io import find_images, safe_stem
+    from .files.io import find_images, safe_stem
 
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
@@ -300,8 +300,8 @@ def format_table(scores: dict, per_image: list | None = None) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .io import ImageReadError, read_labels
-    from .metrics import evaluate_pairs, paper_protocol
+    from .files.io import ImageReadError, read_labels
+    from .analysis.metrics import evaluate_pairs, paper_protocol
 
     pred_dir, gt_dir = Path(args.pred_dir), Path(args.gt_dir)
     preds = _label_files(pred_dir)
@@ -359,12 +359,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _distill_input(path: Path, protocol: str):
     """An image for the student, checked to be 2-D grey or colour."""
-    from .distill import image_to_input
-    from .io import read_image
+    from .analysis.distill import image_to_input
+    from .files.io import read_image
 
     img = read_image(path)
     if protocol == "paper":
-        from .metrics import paper_protocol
+        from .analysis.metrics import paper_protocol
 
         img = paper_protocol(img)
     image_to_input(img)  # raises ValueError for stacks and other layouts
@@ -374,9 +374,9 @@ def _distill_input(path: Path, protocol: str):
 def cmd_distill(args: argparse.Namespace) -> int:
     import time
 
-    from .distill import (DEFAULT_EPOCHS, DEFAULT_SIZE, predict_student, save_student,
+    from .analysis.distill import (DEFAULT_EPOCHS, DEFAULT_SIZE, predict_student, save_student,
                           train_student)
-    from .io import ImageReadError, find_images, read_labels, unique_stems, write_labels
+    from .files.io import ImageReadError, find_images, read_labels, unique_stems, write_labels
 
     images_in, labels_dir, out_dir = Path(args.images), Path(args.labels), Path(args.out)
     if not labels_dir.is_dir():

@@ -45,7 +45,7 @@ def main(argv=None) -> int:
                         help="use the command line even when a display exists")
     args = parser.parse_args(argv)
     if has_display() and not args.headless:
-        from ._widget import launch_demo
+        from ._napari.widget import launch_demo
 
         launch_demo()
         return 0

@@ -4,7 +4,7 @@ One small, validated mapping describes how a segmentation was (or will be) made:
 
     {"preset": "default", "regions": 2, "params": {"max_iter": 100, "sigma": 4.0}}
 
-``params`` holds only the :class:`~napari_iem.presets.IEMParams` fields that differ from
+``params`` holds only the :class:`~napari_iem.engine.presets.IEMParams` fields that differ from
 the preset.  The same mapping is what the CLI reads with ``--config``, what the widget
 saves and loads, and what goes into a Labels layer's ``metadata["napari_iem"]``.
 
@@ -35,7 +35,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .io import atomic_output
-from .presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
+from ..engine.presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
 
 __all__ = [
     "SettingsError",
@@ -208,7 +208,7 @@ def settings_to_params(settings: Mapping) -> IEMParams:
 
 
 def segment_kwargs(settings: Mapping) -> dict:
-    """Keyword arguments for :func:`napari_iem.segment.segment` (``regions``, ``preset``
+    """Keyword arguments for :func:`napari_iem.api.segment` (``regions``, ``preset``
     and the overrides)."""
     s = validate_settings(settings)
     return {"regions": s["regions"], "preset": s["preset"], **s["params"]}

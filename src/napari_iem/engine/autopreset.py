@@ -1,7 +1,7 @@
 """``preset="default"``: choose between the photo and the micrograph presets from the image.
 
 IEM's two presets for real work differ in what they assume about the picture (see
-:mod:`napari_iem.presets`): ``photo`` starts from a centred square, for one object
+:mod:`napari_iem.engine.presets`): ``photo`` starts from a centred square, for one object
 near the middle of a photo; ``microscopy`` starts from a two-colour k-means partition
 with a finer inpainter, for many small objects scattered over a micrograph.  The choice
 uses only the image:

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .devices import resolve_device
+from ..engine.devices import resolve_device
 
 __all__ = [
     "DEFAULT_DEPTH",
@@ -386,7 +386,7 @@ def student_probabilities(model: StudentNet, images: Sequence[np.ndarray],
     blocky when the image is larger than the working size).  ``model`` is moved to
     ``device``.
     """
-    from .preprocess import resize_maps
+    from ..engine.preprocess import resize_maps
 
     images = list(images)
     if not images:
@@ -441,7 +441,7 @@ def save_student(model: StudentNet, path: str | os.PathLike) -> Path:
     The file holds only tensors and plain values, so :func:`load_student` reads it with
     ``torch.load(weights_only=True)``: loading a student never runs code from the file.
     """
-    from .io import atomic_output
+    from ..files.io import atomic_output
 
     path = Path(path)
     if path.parent and not path.parent.is_dir():

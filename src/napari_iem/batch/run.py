@@ -2,7 +2,7 @@
 
 :func:`run_batch` is the whole job: find the images, skip those already done, read the
 headers, group images of one shape into tasks of bounded size, run each task with
-:func:`napari_iem.segment.segment_batch` (one tensor per shape), write the labels
+:func:`napari_iem.api.segment_batch` (one tensor per shape), write the labels
 atomically and record what happened to every file in a report.
 
 Where the work runs
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import (
+from ..files.io import (
     ImageReadError,
     atomic_output,
     existing_labels,
@@ -55,7 +55,7 @@ from .io import (
     write_labels,
     write_overlay,
 )
-from .presets import DEFAULT_PRESET
+from ..engine.presets import DEFAULT_PRESET
 
 __all__ = [
     "BatchError",
@@ -271,7 +271,7 @@ def plan_tasks(keys: Sequence, pixels: Sequence[float], max_images: int,
 
 def _apply_protocol(image, protocol):
     if protocol == "paper":
-        from .metrics import paper_protocol
+        from ..analysis.metrics import paper_protocol
 
         return paper_protocol(image)
     return image
@@ -287,7 +287,7 @@ def _segment_task(items: list[tuple[int, str, str]], cfg: dict) -> list[dict]:
         import torch
 
         torch.set_num_threads(cfg["torch_threads"])
-    from .segment import segment, segment_batch
+    from ..api import segment, segment_batch
 
     start = time.perf_counter()
     out_dir = Path(cfg["out_dir"])
@@ -475,7 +475,7 @@ def run_batch(
         Output folder (created).  Labels go to ``<stem>.png`` (``.tif`` for 16-bit or
         n-D), overlays to ``overlays/<stem>.png``, the report to ``iem-report.csv``.
     regions, preset, **overrides
-        As for :func:`napari_iem.segment.segment` (``max_iter``, ``max_size``, ...).
+        As for :func:`napari_iem.api.segment` (``max_iter``, ``max_size``, ...).
     scheduler : str or distributed.Client, optional
         Address of an existing Dask scheduler, or a client; see the module docstring.
     workers : int, optional
@@ -489,19 +489,19 @@ def run_batch(
     device : str
         Torch device for the engine, resolved on each worker.
     protocol : {None, "full", "paper"}
-        ``"paper"`` resizes each image with :func:`napari_iem.metrics.paper_protocol`
+        ``"paper"`` resizes each image with :func:`napari_iem.analysis.metrics.paper_protocol`
         (shorter side 128, nearest, centre crop) before segmenting.
     channel_axis : int, optional
         Axis of the stored arrays that holds channels (e.g. 0 for a (C, Y, X) TIFF), when
         it is not a trailing RGB(A) axis.
     nd_options : dict, optional
         ``mode`` (``"2d"``, ``"slices"``, ``"volume"``), ``instances`` and ``refine``, as
-        for :func:`napari_iem.segment.segment`; with any of them set, images are
+        for :func:`napari_iem.api.segment`; with any of them set, images are
         segmented one at a time, and ``instances=True`` writes the object labels.
     recursive : bool
         Search folders recursively.
     max_pixels : int, optional
-        Refuse images larger than this (see :mod:`napari_iem.io`).
+        Refuse images larger than this (see :mod:`napari_iem.files.io`).
     task_images, task_megapixels : int, float
         Bounds of one task (one :func:`segment_batch` call on one worker).
     report : {"csv", "json"}
@@ -535,7 +535,7 @@ def run_batch(
     if workers is not None and workers < 0:
         raise BatchError(f"workers must be 0 or more, got {workers}")
     # Validate the parameters now, not on every worker.
-    from .presets import get_preset
+    from ..engine.presets import get_preset
 
     if isinstance(regions, bool) or not isinstance(regions, int) or not 2 <= regions <= 64:
         raise BatchError(f"regions must be a whole number from 2 to 64, got {regions!r}")
@@ -544,7 +544,7 @@ def run_batch(
     except (TypeError, ValueError) as exc:
         raise BatchError(str(exc)) from None
     if device not in (None, "auto") and scheduler is None:
-        from .devices import resolve_device
+        from ..engine.devices import resolve_device
 
         try:
             resolve_device(device)

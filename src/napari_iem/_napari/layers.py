@@ -26,7 +26,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 from napari.utils.colormaps import DirectLabelColormap
 
-from .settings import settings_from_params
+from ..files.settings import settings_from_params
 
 IEM_KEY = "iem"
 WRITTEN_KEY = "iem_written"
@@ -195,7 +195,7 @@ def publish_result(layers, source: Layer, result, index=()) -> Labels:
     layers : napari.components.LayerList
     source : napari.layers.Image
         The layer that was segmented.
-    result : napari_iem.segment.IEMResult
+    result : napari_iem.api.IEMResult
     index : tuple of int
         The plane of ``source`` that was segmented (see :func:`image_plane`).
     """

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .autopreset import group_by_preset, resolve_preset
-from .cleanup import drop_small_pieces
-from .devices import resolve_device
-from .memory import check_memory, estimate_bytes, with_cpu_fallback
-from .objective import region_maps
-from .optimize import optimize
-from .preprocess import (
+from .engine.autopreset import group_by_preset, resolve_preset
+from .analysis.cleanup import drop_small_pieces
+from .engine.devices import resolve_device
+from .engine.memory import check_memory, estimate_bytes, with_cpu_fallback
+from .engine.objective import region_maps
+from .engine.optimize import optimize
+from .engine.preprocess import (
     PreparedImage, check_init, prepare_image, resize_labels, resize_maps, settle_intensity,
 )
-from .presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
+from .engine.presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
 
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
 
@@ -80,12 +80,12 @@ class IEMResult:
     seconds : float
         Wall-clock seconds of the whole call.
     metadata : dict
-        Extra facts: for n-D calls (see :mod:`napari_iem.axes`) the layout, sigma per
+        Extra facts: for n-D calls (see :mod:`napari_iem.engine.axes`) the layout, sigma per
         axis, refinement; ``device_fallback`` when a GPU ran out of memory and the run
         was repeated on the CPU.
     instances : ndarray of int32 or None
         With ``instances=True``: one label per object of the foreground (0 background),
-        see :func:`napari_iem.instances.split_instances`.
+        see :func:`napari_iem.analysis.instances.split_instances`.
 
     For stacks (``mode="slices"`` or ``"volume"`` with leading axes) every array has the
     input's shape minus the channel axis (``masks`` and ``inpainted`` with K first),
@@ -171,9 +171,9 @@ def iter_segment(
     preset : str
         ``"default"`` (``"photo"`` for a photo or ``"microscopy"`` for a micrograph,
         chosen from the image and recorded in ``result.params["preset"]``, see
-        :mod:`napari_iem.autopreset`), ``"photo"`` (one object near the middle),
+        :mod:`napari_iem.engine.autopreset`), ``"photo"`` (one object near the middle),
         ``"microscopy"`` (many small objects anywhere) or ``"paper"`` (the authors'
-        algorithm, exactly); see :mod:`napari_iem.presets`.
+        algorithm, exactly); see :mod:`napari_iem.engine.presets`.
     device : str
         ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
     channel_axis : int, optional
@@ -191,7 +191,7 @@ def iter_segment(
     mode : str
         ``"2d"`` (one image), ``"slices"`` (every 2-D plane of a stack or time series)
         or ``"volume"`` (the last three axes as one 3-D problem); leading axes are
-        iterated.  See :mod:`napari_iem.axes`.
+        iterated.  See :mod:`napari_iem.engine.axes`.
     scale : sequence of float, optional
         Pixel spacing of the spatial axes (a napari layer's ``scale``); makes the
         Gaussian anisotropic.
@@ -199,19 +199,19 @@ def iter_segment(
         ``"pixels"`` (of the finest axis) or ``"physical"`` (the units of ``scale``).
     instances : bool
         Also split the foreground into objects (``result.instances``);
-        ``instance_options`` go to :func:`napari_iem.instances.split_instances`.
+        ``instance_options`` go to :func:`napari_iem.analysis.instances.split_instances`.
     refine : bool
         With a working resolution (``max_size``) smaller than the input, refine the
-        carried-up boundary at full resolution (:mod:`napari_iem.multiscale`).
+        carried-up boundary at full resolution (:mod:`napari_iem.engine.multiscale`).
     maps : bool
         Return the inpaintings and error map (False saves memory on large inputs).
     **overrides
-        Any field of :class:`napari_iem.presets.IEMParams` (``sigma``, ``max_iter``,
+        Any field of :class:`napari_iem.engine.presets.IEMParams` (``sigma``, ``max_iter``,
         ``max_size``, ``percentile_low`` ...).
 
     Raises
     ------
-    napari_iem.memory.NotEnoughMemoryError
+    napari_iem.engine.memory.NotEnoughMemoryError
         Before any work, when the run cannot fit in the device's free memory.  On a GPU
         that runs out of memory anyway, the run is repeated on the CPU with a warning
         (``result.metadata["device_fallback"]``).
@@ -233,7 +233,7 @@ def iter_segment(
     )
     if (mode != "2d" or scale is not None or instances or refine or not maps
             or sigma_units != "pixels"):
-        from .axes import iter_segment_nd
+        from .engine.axes import iter_segment_nd
 
         def attempt_nd(on):
             return iter_segment_nd(image, regions, params, preset, on, **nd_options)

@@ -1,7 +1,7 @@
 """The IEM dock widget: pick an image, Run (or Cancel), watch, Refine, Flip.
 
-The widget is thin: the engine (:mod:`napari_iem.segment`) runs in a napari
-``thread_worker`` and everything about layers is in :mod:`napari_iem._layers`.
+The widget is thin: the engine (:mod:`napari_iem.api`) runs in a napari
+``thread_worker`` and everything about layers is in :mod:`napari_iem._napari.layers`.
 """
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from . import _layers, _layers_nd
-from .autopreset import explain_choice
-from .devices import available_devices
-from .presets import DEFAULT_PRESET, PRESETS
-from .settings import (
+from . import layers as _layers, layers_nd as _layers_nd
+from ..engine.autopreset import explain_choice
+from ..engine.devices import available_devices
+from ..engine.presets import DEFAULT_PRESET, PRESETS
+from ..files.settings import (
     SettingsError, load_settings, save_settings, settings_from_params,
 )
-from .segment import iter_segment
+from ..api import iter_segment
 
 PRESET_START = "preset's start"
 PREVIEW_EVERY = 5  # iterations between two live previews
@@ -64,7 +64,7 @@ def _engine_job(image, regions: int, options: dict):
 
 def _explain(exc: BaseException, device: str) -> str:
     """A notification text for an engine error that says what to do."""
-    from .memory import NotEnoughMemoryError
+    from ..engine.memory import NotEnoughMemoryError
 
     if isinstance(exc, NotEnoughMemoryError):
         return f"IEM: {exc}"
@@ -292,7 +292,7 @@ class IEMWidget(QWidget):
 
     def _pick(self) -> tuple[str, str]:
         """The preset a run uses and why: the chosen one, or for ``default`` the one
-        :func:`~napari_iem.autopreset.explain_choice` picks for the displayed plane of
+        :func:`~napari_iem.engine.autopreset.explain_choice` picks for the displayed plane of
         the chosen image (the photo preset while there is none)."""
         if self.preset.value != DEFAULT_PRESET:
             return self.preset.value, ""
@@ -307,7 +307,7 @@ class IEMWidget(QWidget):
 
     # -------------------------------------------------------------- settings
     def settings(self) -> dict:
-        """The controls as a settings dict (:mod:`napari_iem.settings`): the preset,
+        """The controls as a settings dict (:mod:`napari_iem.files.settings`): the preset,
         the number of partitions and the parameters that differ from the preset."""
         options = self.options()
         params = {**PRESETS[options["preset"]].to_dict(), **options}

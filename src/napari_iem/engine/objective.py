@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .inpaint import EPS_REL, GaussianFilter, add_eps, spatial_sum
+from .inpaint import GaussianFilter, filter_with_eps
 from .presets import IEMParams
 
 #: Floor of the inpainter's denominator: only reached when nothing is visible.
@@ -68,11 +68,11 @@ class IEMObjective:
 
     def _predictions(self, m: torch.Tensor, x: torch.Tensor):
         """Numerator, denominator and prediction of every region's inpainting."""
-        nd = self.nd
         visible = 1 - m  # (B, K, *S): region k is predicted from everything else
-        f = self.filt(torch.cat([x[:, None] * visible[:, :, None], visible[:, :, None]], 2))
+        f = filter_with_eps(
+            torch.cat([x[:, None] * visible[:, :, None], visible[:, :, None]], 2), self.filt)
         # a region covering the whole image leaves nothing visible: 0/0, guarded
-        num, den = add_eps(f[:, :, :-1], nd), add_eps(f[:, :, -1:], nd).clamp_min(TINY)
+        num, den = f[:, :, :-1], f[:, :, -1:].clamp_min(TINY)
         return num, den, num / den
 
     def predict(self, labels: torch.Tensor, index=None):
@@ -113,7 +113,7 @@ class IEMObjective:
         # gain_k - gain_0: filter only the differences of the adjoints (linearity)
         d = torch.cat([adj_num, adj_den[:, :, None]], dim=2)
         d = d[:, 1:] - d[:, :1]
-        back = filt(d) + EPS_REL * spatial_sum(d, nd) * filt.ones
+        back = filter_with_eps(d, filt)  # the adjoint of the regularised filter
         back_w = (x[:, None] * back[:, :, :-1]).sum(2) + back[:, :, -1]
         return j, direct[:, 1:] - direct[:, :1] - back_w
 
@@ -126,11 +126,10 @@ class IEMObjective:
         spatial = tuple(range(1, 1 + nd + 1))  # over channel-1 axis and space
         inside = labels.bool()[:, None]  # (B, 1, *S)
         m = inside.to(x.dtype)
-        f = filt(torch.cat([x * m, m, x * (1 - m), 1 - m], dim=1))
+        f = filter_with_eps(torch.cat([x * m, m, x * (1 - m), 1 - m], dim=1), filt)
         c = channels
-        num0, den0 = add_eps(f[:, :c], nd), add_eps(f[:, c : c + 1], nd).clamp_min(TINY)
-        num1 = add_eps(f[:, c + 1 : -1], nd)
-        den1 = add_eps(f[:, -1:], nd).clamp_min(TINY)
+        num0, den0 = f[:, :c], f[:, c : c + 1].clamp_min(TINY)
+        num1, den1 = f[:, c + 1 : -1], f[:, -1:].clamp_min(TINY)
         phi1, phi0 = num1 / den1, num0 / den0
         res1, res0 = x - phi1, x - phi0
         err1, err0 = res1.abs().mean(1, keepdim=True), res0.abs().mean(1, keepdim=True)
@@ -153,7 +152,7 @@ class IEMObjective:
             (adj0 * phi0).sum(1, keepdim=True) / den0,
         )
         d = torch.cat([d_num, d_den], dim=1)
-        back = filt(d) + EPS_REL * spatial_sum(d, nd) * filt.ones
+        back = filter_with_eps(d, filt)  # the adjoint of the regularised filter
         back_w = (x * back[:, :-1]).sum(1, keepdim=True) + back[:, -1:]
         return j, direct - back_w
 

@@ -2,7 +2,7 @@
 
 ``paper`` reproduces the authors' algorithm exactly (CVPR 2021 and their reference
 code); ``default`` is what the tool uses unless told otherwise.  A preset is a plain
-:class:`IEMParams`; any field can be overridden by keyword in :func:`napari_iem.segment`.
+:class:`IEMParams`; any field can be overridden by keyword in :func:`napari_iem.api`.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class IEMParams:
         Working resolution: the longer side is downscaled to this many pixels for the
         optimisation and the labels are returned at full size.  ``None`` keeps the input size.
     scaling : str
-        Intensity rule, see :mod:`napari_iem.preprocess`.
+        Intensity rule, see :mod:`napari_iem.engine.preprocess`.
     percentile_low, percentile_high : float
         The percentiles of each channel mapped to -1 and +1 by the percentile rule
         (non-8-bit input under ``"auto"``; ``"percentile"``).  Values outside are
@@ -44,7 +44,7 @@ class IEMParams:
         ``"rgb"``: channels as given (the paper); ``"lab"``: an RGB image is converted to
         CIE L*a*b* and each channel stretched by its own robust range (at least 20 Lab
         units), so colour differences count as much as lightness; images that are not
-        three-channel are unaffected.  See :mod:`napari_iem.colour`.
+        three-channel are unaffected.  See :mod:`napari_iem.engine.colour`.
     intensity : str
         ``"linear"``: values as given; ``"sqrt"``: the intensity rule works on the
         square roots of the values (measured from zero), the variance-stabilising
@@ -53,11 +53,11 @@ class IEMParams:
         so the inpainter's squared error weighs both alike and dim objects are not
         drowned by bright ones; ``"auto"``: the root for a dark-field image (most
         values near the bottom of the range: fluorescence), linear otherwise.  Ignored
-        on L*a*b* data.  See :mod:`napari_iem.preprocess`.
+        on L*a*b* data.  See :mod:`napari_iem.engine.preprocess`.
     min_piece_size : int
         Clean-up: connected pieces of any region smaller than this many pixels (voxels)
         join their surroundings (foreground specks dropped, holes filled); ``0`` is off.
-        See :mod:`napari_iem.cleanup`.
+        See :mod:`napari_iem.analysis.cleanup`.
     foreground : str
         ``"border"``: for K=2 the region touching the image border less is foreground
         (label 1); ``"area"``: the smaller region is foreground (objects scattered over a
@@ -103,7 +103,7 @@ PRESETS: dict[str, IEMParams] = {
     # with 4, 1.00 with a true majority of 5); the border rule picks the foreground.
     # Photos are inpainted in CIE Lab, each channel stretched by its own range, so that
     # a colour difference counts as much as a brightness one (development horses, paper
-    # protocol, fixed IoU: 52 in RGB, 67 in Lab; napari_iem.colour).
+    # protocol, fixed IoU: 52 in RGB, 67 in Lab; napari_iem.engine.colour).
     "photo": IEMParams(smooth_threshold=5, scaling="auto", foreground="border",
                        colour="lab"),
     # Micrographs: many small objects anywhere, not one in the middle.  The centred
@@ -123,7 +123,7 @@ PRESETS: dict[str, IEMParams] = {
 
 #: What every entry point (segment, the CLI, the widget, settings files) uses unless
 #: told otherwise: ``photo`` or ``microscopy``, picked per image from the image itself
-#: (napari_iem.autopreset), so a user who names no preset gets the right one for a
+#: (napari_iem.engine.autopreset), so a user who names no preset gets the right one for a
 #: photo and for a micrograph.  Where no image is at hand (a settings file read on its
 #: own) its fields read as the photo preset's.
 DEFAULT_PRESET = "default"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels, Layer
 
-from ._layers import IEM_KEY, label_colormap, mark_written, run_metadata, unique_name
+from .layers import IEM_KEY, label_colormap, mark_written, run_metadata, unique_name
 
 #: Widget mode -> engine mode (None: the displayed plane through the 2-D path).
 MODES = {"current slice": None, "every slice": "slices", "volume": "volume"}
@@ -118,7 +118,7 @@ def spatial_scale(layer: Layer, axes, nsp: int):
 
 def publish_nd(layers, source: Layer, result, axes, mode: str) -> Labels:
     """Add (or update, when unedited) the Labels layer of a whole-layer run."""
-    from ._layers import is_edited, outputs_of, write_labels
+    from .layers import is_edited, outputs_of, write_labels
 
     meta = run_metadata(result, source, ())
     meta["mode"] = mode

@@ -167,7 +167,7 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
 
     ``spatial_ndim`` is 2 (an image) or 3 (a volume, ``(Z, Y, X[, C])``);
     ``value_range`` = ``(low, high)`` per channel overrides the intensity rule (used
-    to scale every slice of a stack alike, see :mod:`napari_iem.axes`).
+    to scale every slice of a stack alike, see :mod:`napari_iem.engine.axes`).
     """
     image = check_image(image) if value_range is None else np.asarray(image)
     if spatial_ndim == 3 and channel_axis is None and image.ndim == 3:
@@ -187,7 +187,7 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
             f"{MIN_SIDE} pixels on each side"
         )
     lab_scale, grey_rgb = None, False
-    if uses_lab(params, image, has_channels):  # colour="lab", see napari_iem.colour
+    if uses_lab(params, image, has_channels):  # colour="lab", see napari_iem.engine.colour
         # a grey picture stored as RGB has no colour: its one channel as stored (the
         # Lab lightness would squash the dim end of a dark micrograph); a stack's
         # slices (value_range given) keep one rule for all, so they stay in Lab

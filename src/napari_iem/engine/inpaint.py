@@ -2,9 +2,11 @@
 
 ``phi(X, W) = (G * (X W) + eps_X) / (G * W + eps_W)`` per channel, where ``G`` is an
 ``kernel_size``-tap Gaussian applied ``reps`` times along every spatial axis with zero
-padding, and each eps is ``1e-8`` times the global sum of its filtered map (per image
-and channel).  Far from any visible pixel the prediction falls back to the mean of the
-visible region, and nothing is ever divided by zero.
+padding, and each eps is ``1e-8`` times the global sum of its **unfiltered** map (per
+image and channel), added after filtering, as the authors' code does.  Farther than the
+filter's reach from any visible pixel both filtered maps are 0 and the prediction is
+``sum(X W) / sum(W)``, exactly the mean of the visible region; nothing is ever divided
+by zero unless nothing is visible.
 
 Filtering along one axis of length ``n`` with zero padding, ``reps`` times, is a product
 with the banded symmetric matrix ``T**reps``: the whole repeated filter becomes one matrix
@@ -174,9 +176,15 @@ def spatial_sum(x: torch.Tensor, nd: int) -> torch.Tensor:
     return x.sum(dim=tuple(range(-nd, 0)), keepdim=True)
 
 
-def add_eps(filtered: torch.Tensor, nd: int) -> torch.Tensor:
-    """``filtered + 1e-8 * (its global sum)``: the reference's regulariser."""
-    return filtered + EPS_REL * spatial_sum(filtered, nd)
+def filter_with_eps(u: torch.Tensor, filt: "GaussianFilter") -> torch.Tensor:
+    """``G * u + 1e-8 * sum(u)``: the reference's regularised filter of each map of ``u``.
+
+    The sum is taken over the *unfiltered* map (per image and channel), as in the
+    authors' code; with zero padding the filtered map sums to less, and using that sum
+    instead changes most masks of 128x128 photos.  It is linear in ``u`` and symmetric,
+    so it is also its own adjoint: the gradient applies the same operator.
+    """
+    return filt(u) + EPS_REL * spatial_sum(u, len(filt.shape))
 
 
 def inpaint(x: torch.Tensor, visible: torch.Tensor, filt: GaussianFilter) -> torch.Tensor:
@@ -188,5 +196,4 @@ def inpaint(x: torch.Tensor, visible: torch.Tensor, filt: GaussianFilter) -> tor
     visible : Tensor, shape (B, 1, *spatial), values in [0, 1]
     filt : GaussianFilter for ``spatial``
     """
-    nd = len(filt.shape)
-    return add_eps(filt(x * visible), nd) / add_eps(filt(visible), nd)
+    return filter_with_eps(x * visible, filt) / filter_with_eps(visible, filt)

@@ -1,6 +1,6 @@
 """n-D images: channels, stacks, time series and volumes, in physical units.
 
-:func:`napari_iem.segment` hands any call that uses these options here.  An input array
+:func:`napari_iem.api` hands any call that uses these options here.  An input array
 is read as ``(*leading, *spatial)`` plus one channel axis:
 
 * ``mode="2d"`` (default): one 2-D image ``(Y, X)``; no leading axes allowed.
@@ -15,7 +15,7 @@ trailing axis of length 3 or 4 beyond the spatial ones is RGB(A) (alpha dropped)
 labels have the input's shape minus the channel axis.
 
 Intensities are scaled once for the whole array (every slice and time point alike, per
-channel; see :mod:`napari_iem.preprocess` for the rule), so an empty slice stays dark
+channel; see :mod:`napari_iem.engine.preprocess` for the rule), so an empty slice stays dark
 instead of being stretched into noise.
 
 Anisotropy: ``scale`` gives the pixel spacing of the spatial axes (a napari layer's
@@ -42,8 +42,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .cleanup import drop_small_pieces
-from .instances import split_instances
+from ..analysis.cleanup import drop_small_pieces
+from ..analysis.instances import split_instances
 from .memory import check_memory, estimate_bytes
 from .multiscale import band_width, refine_boundary
 from .objective import region_maps
@@ -192,9 +192,9 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
                     instances=False, instance_options=None, refine=False, maps=True,
                     init=None, locked=None, flip=False, batch_size=None
                     ) -> Generator:
-    """The n-D engine behind :func:`napari_iem.segment`; yields IEMProgress, returns
+    """The n-D engine behind :func:`napari_iem.api`; yields IEMProgress, returns
     IEMResult.  Arguments as documented there."""
-    from .segment import IEMProgress, IEMResult, _region_order, _to_device
+    from ..api import IEMProgress, IEMResult, _region_order, _to_device
 
     start = time.perf_counter()
     image = check_image(image)
