@@ -22,6 +22,7 @@ from .engine.optimize import optimize
 from .engine.preprocess import (
     PreparedImage, check_init, prepare_image, resize_labels, resize_maps, settle_intensity,
 )
+from .engine.foreground import region_order
 from .engine.presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
 
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
@@ -379,7 +380,7 @@ def _finish(state, b, x, prepared, params, preset, regions, dev, flip, start) ->
     fg_rule = params.foreground
     inpainted_w, error_w = region_maps(x[b : b + 1], labels_w, regions, params)
     labels_np = labels_w[0].cpu().numpy()
-    order = _region_order(labels_np, regions, fg_rule)
+    order = region_order(labels_np, regions, fg_rule)
     relabel = np.empty(regions, dtype=np.int64)
     relabel[order] = np.arange(regions)
     labels_np = relabel[labels_np]
@@ -403,33 +404,3 @@ def _finish(state, b, x, prepared, params, preset, regions, dev, flip, start) ->
         seconds=time.perf_counter() - start,
     )
     return result.flipped() if flip else result
-
-
-def _region_order(labels: np.ndarray, regions: int, rule: str) -> np.ndarray:
-    """Old label of each new label: background first, by the ``foreground`` rule.
-
-    ``"init"`` keeps the optimiser's labels (the paper's choice).  ``"border"`` makes the
-    region with the largest share of the image border label 0 (background): objects of
-    interest rarely fill the frame's edge.  ``"area"`` makes the largest region the
-    background: in a micrograph the objects are many, small and scattered, so they meet
-    the border about as often as their area predicts and the border says little, while
-    the background is the bulk of the field.  The other regions follow by decreasing area.
-    """
-    if rule == "init":
-        return np.arange(regions)
-    area = np.bincount(labels.ravel(), minlength=regions)
-    if rule == "border":
-        border = np.concatenate([  # every face of the image (volume), first then last
-            face.ravel() for d in range(labels.ndim)
-            for face in (labels.take(0, axis=d), labels.take(-1, axis=d))
-        ])
-        background = int(np.argmax(np.bincount(border, minlength=regions)))
-    elif rule == "area":
-        background = int(np.argmax(area))
-    else:
-        raise ValueError(
-            f"foreground rule must be 'init', 'border' or 'area', got {rule!r}")
-    others = sorted(
-        (k for k in range(regions) if k != background), key=lambda k: (-area[k], k)
-    )
-    return np.array([background, *others])

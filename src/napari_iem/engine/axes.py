@@ -194,7 +194,8 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
                     ) -> Generator:
     """The n-D engine behind :func:`napari_iem.api`; yields IEMProgress, returns
     IEMResult.  Arguments as documented there."""
-    from ..api import IEMProgress, IEMResult, _region_order, _to_device
+    from ..api import IEMProgress, IEMResult, _to_device
+    from .foreground import region_order
 
     start = time.perf_counter()
     image = check_image(image)
@@ -268,7 +269,7 @@ def iter_segment_nd(image, regions: int, params: IEMParams, preset: str, dev: to
         done_iters += params.max_iter
         for b, idx in enumerate(chunk):
             lab_w = state.labels[b].cpu().numpy()
-            order = _region_order(lab_w, regions, params.foreground)
+            order = region_order(lab_w, regions, params.foreground)
             if flip and regions == 2:
                 order = order[::-1]
             relabel = np.empty(regions, dtype=np.int64)
