@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from napari_iem import segment
-from napari_iem.engine.axes import axis_sigmas, plan_layout, smooth_threshold_for
+from napari_iem.engine.layout import axis_sigmas, plan_layout, smooth_threshold_for
 
 from synthetic import iou, textured_disc
 
@@ -145,5 +145,5 @@ def test_percentiles_are_parameters():
     assert res.metadata["value_range"]["low"][0] == img.min()
     assert res.metadata["value_range"]["high"][0] == img.max()
     assert res.params["percentile_high"] == 100.0
-    with pytest.raises(ValueError, match="percentiles"):
+    with pytest.raises(ValueError, match="percentile_low"):
         segment(img, percentile_low=50.0, percentile_high=10.0, **FAST)

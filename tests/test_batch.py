@@ -117,8 +117,7 @@ def test_resume_after_crash(folder, tmp_path, monkeypatch):
     seen = []
 
     def counting(images, *a, **k):
-        if k.get("preset") != "default":  # "default" hands each image to its pick
-            seen.extend(images)
+        seen.extend(images)
         return real_batch(images, *a, **k)
 
     monkeypatch.setattr(seg, "segment_batch", counting)
@@ -186,7 +185,7 @@ def test_unwritable_output_folder(folder, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "kwargs, words",
-    [({"regions": 1}, "regions"), ({"sigmaa": 2}, "unknown IEM parameter"),
+    [({"regions": 1}, "regions"), ({"sigmaa": 2}, "unknown parameter"),
      ({"preset": "nope"}, "unknown preset"), ({"protocol": "x"}, "protocol"),
      ({"workers": -1}, "workers"), ({"report": "xml"}, "report")],
 )

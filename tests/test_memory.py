@@ -5,15 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-import importlib
-
 from napari_iem import segment
-from napari_iem.engine import axes, memory
+from napari_iem.engine import memory, pipeline, request
 from napari_iem.engine.memory import NotEnoughMemoryError, check_memory, estimate_bytes
 
 from synthetic import textured_disc
 
-seg = importlib.import_module("napari_iem.api")  # the module, not the function
+seg = pipeline
 
 FAST = {"max_iter": 10}
 
@@ -41,8 +39,9 @@ def test_segment_refuses_before_any_work(monkeypatch):
     im, _ = textured_disc(48)
     monkeypatch.setattr(memory, "available_bytes", lambda device: 2**16)
     started = []
-    monkeypatch.setattr(seg, "optimize", lambda *a, **k: started.append(1))
-    monkeypatch.setattr(axes, "optimize", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device: 2**16)
+    monkeypatch.setattr(pipeline, "optimize", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(pipeline, "prepare_image", lambda *a, **k: started.append(1))
     with pytest.raises(NotEnoughMemoryError, match="needs about"):
         segment(im, **FAST)
     with pytest.raises(MemoryError):
@@ -61,7 +60,7 @@ def _fake_cuda(monkeypatch, error):
             raise error
         return real(array, dev)
 
-    monkeypatch.setattr(seg, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(request, "resolve_device", lambda device: torch.device("cuda"))
     monkeypatch.setattr(seg, "_to_device", to_device)
     return tried
 

@@ -20,7 +20,7 @@ from napari_iem.files.settings import (
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
 def test_round_trip(tmp_path, suffix):
     s = make_settings("paper", 3, max_iter=40, sigma=4.5, lam=1e-8, max_size=None,
-                      init="quantile")
+                      init="kmeans")
     path = save_settings(tmp_path / f"s{suffix}", s)
     assert load_settings(path) == s
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -51,10 +51,15 @@ def test_defaults_and_types():
         ({"preset": "fast"}, "unknown preset"),
         ({"regions": 1}, "regions"),
         ({"regions": True}, "regions"),
-        ({"params": {"max_iter": "ten"}}, "max_iter must be int"),
-        ({"params": {"max_iter": 1.5}}, "max_iter must be int"),
+        ({"params": {"max_iter": "ten"}}, "max_iter must be a whole number from 1"),
+        ({"params": {"max_iter": 1.5}}, "max_iter must be a whole number from 1"),
+        ({"params": {"max_iter": 0}}, "max_iter must be a whole number from 1"),
+        ({"params": {"max_iter": -5}}, "max_iter must be a whole number from 1"),
+        ({"params": {"smooth_threshold": 0}}, "smooth_threshold must be a whole number from 1 to 9"),
+        ({"params": {"smooth_threshold": 10}}, "smooth_threshold must be a whole number from 1 to 9"),
+        ({"params": {"lam": float("inf")}}, "lam must be a finite number"),
         ({"params": {"sigma": float("nan")}}, "finite"),
-        ({"params": {"init": 3}}, "init must be str"),
+        ({"params": {"init": 3}}, "init must be one of 'square', 'kmeans'"),
         ({"params": {"sigma": None}}, "cannot be none"),
         ({"params": [1, 2]}, "params must be"),
         ({"version": 7}, "version"),

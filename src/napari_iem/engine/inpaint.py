@@ -9,26 +9,42 @@ filter's reach from any visible pixel both filtered maps are 0 and the predictio
 by zero unless nothing is visible.
 
 Filtering along one axis of length ``n`` with zero padding, ``reps`` times, is a product
-with the banded symmetric matrix ``T**reps``: the whole repeated filter becomes one matrix
-product per axis, which is what CPUs and GPUs do fastest.  For long axes, where a dense
-matrix would be mostly zeros, the same matrix is cut into blocks of ``BLOCK`` rows and
-each block multiplies only its own and its two neighbouring input blocks (the band is
-narrower than a block): exact, with 3 * BLOCK multiply-adds per pixel whatever the
-length.  (torch's conv1d was 5-8x slower than either on CPU, measured.)  Nothing here is 2-D specific: a tensor
-``(..., *spatial)`` is filtered along its last ``ndim`` axes, so 3-D volumes use the same
-code.
+with the banded symmetric matrix ``T**reps`` (half-width ``h = reps * r``); near the
+border its rows are not the combined ``2h+1``-tap kernel (two zero-padded passes are not
+one), and using ``T**reps`` itself keeps that exact.  Matrix products are what CPUs and
+GPUs do fastest, so every axis is filtered by them, in one of two ways chosen by length:
+
+* short axes (``n <= DENSE_MAX``): one product with the dense ``n x n`` matrix;
+* long axes: the axis is cut into blocks of ``BLOCK`` outputs, each the product of a
+  ``BLOCK x (BLOCK + 2h)`` matrix with its overlapping window of input (a strided view,
+  no copy of the windows beyond the one the product makes); all interior blocks share
+  one Toeplitz matrix, the few blocks touching the border are recomputed with their own
+  rows of ``T**reps``.  ``BLOCK + 2h`` multiply-adds per pixel, whatever the length.
+
+Measured on a 2-core AMD EPYC (``benchmarks/bench_kernels.py``): the dense product is the
+fastest up to a few hundred pixels, the windows beyond; a direct sum of 21 shifted slices
+and torch's ``conv1d`` were slower than either at every length (they make one pass over
+memory per tap, and this machine's memory bandwidth is a sixth of its cache's).
+
+:meth:`GaussianFilter.strips` also filters an image strip by strip along its first
+spatial axis (each strip from its input rows plus a halo of ``h``), so that a caller
+fusing element-wise work into the same loop keeps its temporaries in cache.  Nothing
+here is 2-D specific: a tensor ``(..., *spatial)`` is filtered along its last ``ndim``
+axes, so 3-D volumes use the same code.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 EPS_REL = 1e-8
-#: Axes longer than this are filtered block by block instead of by one dense product.
-DENSE_MAX = 512
+#: Axes up to this length are filtered by one dense product (measured crossover).
+DENSE_MAX = 256
+#: Outputs per block on longer axes (measured; needs ``BLOCK >= h``).
 BLOCK = 64
 
 
@@ -68,51 +84,95 @@ def band_diagonals(n: int, kernel: torch.Tensor, reps: int) -> torch.Tensor:
     return diag
 
 
+def window_matrix(diag: torch.Tensor, rows: range, cols: range) -> torch.Tensor:
+    """Rows ``rows`` and columns ``cols`` of ``T**reps`` from its diagonals ``diag``.
+
+    Rows at or past the axis end (padding of the last block) and columns outside the
+    axis (zero padding) come out as zeros.
+    """
+    n, width = diag.shape
+    w = width // 2
+    i = torch.arange(rows.start, rows.stop)[:, None]
+    off = torch.arange(cols.start, cols.stop)[None, :] - i + w
+    ok = (off >= 0) & (off < width) & (i < n)
+    return torch.where(ok, diag[i.clamp_max(n - 1), off.clamp(0, width - 1)], 0.0)
+
+
 def band_matrix(n: int, kernel: torch.Tensor, reps: int) -> torch.Tensor:
     """The dense ``n x n`` matrix of ``reps`` zero-padded passes of ``kernel``."""
-    diag = band_diagonals(n, kernel, reps)
-    w = diag.shape[1] // 2
-    rows = torch.arange(n)[:, None]
-    cols = rows + torch.arange(-w, w + 1)[None, :]
-    ok = (cols >= 0) & (cols < n)
-    dense = torch.zeros(n, n, dtype=torch.float64)
-    dense[rows.expand_as(cols)[ok], cols[ok]] = diag[ok]
-    return dense
+    return window_matrix(band_diagonals(n, kernel, reps), range(n), range(n))
 
 
-def band_blocks(n: int, kernel: torch.Tensor, reps: int, block: int) -> torch.Tensor:
-    """``(nb, 3*block, block)``: block ``i`` of the filter matrix, acting on input blocks
-    ``i-1, i, i+1`` laid side by side (needs the band half-width <= ``block``)."""
-    diag = band_diagonals(n, kernel, reps)
-    w = diag.shape[1] // 2
-    if w > block:
-        raise ValueError(f"filter half-width {w} exceeds the block size {block}")
-    nb = -(-n // block)
-    out = torch.zeros(nb, 3 * block, block, dtype=torch.float64)
-    rows = torch.arange(n)[:, None]
-    cols = rows + torch.arange(-w, w + 1)[None, :]
-    ok = (cols >= 0) & (cols < n)
-    rows = rows.expand_as(cols)
-    blk = rows // block
-    out[blk[ok], (cols - (blk - 1) * block)[ok], (rows % block)[ok]] = diag[ok]
-    return out
+@dataclass(frozen=True)
+class AxisOperator:
+    """``T**reps`` along one axis as blocks: output block ``j`` (``block`` rows from
+    ``j * block``) is ``matrix_j @ input[j * block - halo : (j + 1) * block + halo]``.
+
+    ``halo == 0`` and one block is the dense case.  ``interior`` serves every block but
+    those in ``special``, ``((j, matrix_j), ...)``, the blocks touching the border.
+    """
+
+    n: int
+    block: int
+    halo: int
+    interior: torch.Tensor
+    special: tuple[tuple[int, torch.Tensor], ...]
+
+    def to(self, device, dtype) -> "AxisOperator":
+        return AxisOperator(self.n, self.block, self.halo,
+                            self.interior.to(device, dtype),
+                            tuple((j, m.to(device, dtype)) for j, m in self.special))
 
 
 @lru_cache(maxsize=64)
-def axis_operator(n: int, kernel_size: int, sigma: float, reps: int) -> tuple[str, torch.Tensor]:
-    """The filter along one axis of length ``n``: ``("dense", n x n matrix)`` or
-    ``("blocks", band_blocks(...))``, in float64 on the CPU.
+def axis_operator(n: int, kernel_size: int, sigma: float, reps: int,
+                  dense_max: int = DENSE_MAX, block: int = BLOCK) -> AxisOperator:
+    """The filter along one axis of length ``n``, in float64 on the CPU.
 
     Cached: building the band costs thousands of tiny tensor operations (milliseconds),
     as much as a whole small image's optimisation on a GPU, and a batch, the maps after
     a run and every run of a session all ask for the same few operators.  Callers copy
     it to their device and precision, never modify it.
     """
-    k = gaussian_kernel1d(kernel_size, sigma)
-    block = max(BLOCK, reps * (kernel_size // 2))
-    if n <= max(DENSE_MAX, block):
-        return "dense", band_matrix(n, k, reps)
-    return "blocks", band_blocks(n, k, reps, block)
+    diag = band_diagonals(n, gaussian_kernel1d(kernel_size, sigma), reps)
+    h = diag.shape[1] // 2
+    if n <= max(dense_max, block + 2 * h):
+        return AxisOperator(n, n, 0, window_matrix(diag, range(n), range(n)), ())
+    block = max(block, h)
+    nb = -(-n // block)
+    mats = [window_matrix(diag, range(j * block, (j + 1) * block),
+                          range(j * block - h, (j + 1) * block + h)) for j in range(nb)]
+    inner = nb // 2
+    special = tuple((j, m) for j, m in enumerate(mats) if not torch.equal(m, mats[inner]))
+    return AxisOperator(n, block, h, mats[inner], special)
+
+
+def apply_axis(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
+    """Filter ``x`` of shape ``(R, n, S)`` along its middle axis (``S = 1``: the last).
+
+    The last axis multiplies from the right (``x @ A.T``, rows contiguous), any other
+    from the left (``A @ x``), so no axis is ever transposed in memory.  The dense
+    matrix is used as built (it is symmetric), as it always was, so short axes give
+    bit-identical results to earlier versions.
+    """
+    rows, n, s = x.shape
+    if op.halo == 0:  # the dense matrix is symmetric: no transpose needed
+        return (x[:, :, 0] @ op.interior)[..., None] if s == 1 else op.interior @ x
+    b, h = op.block, op.halo
+    nb = -(-n // b)
+    xp = F.pad(x, (0, 0, h, nb * b - n + h))
+    length = xp.shape[1]
+    if s == 1:
+        win = xp.as_strided((rows, nb, b + 2 * h), (length, b, 1))
+        y = win @ op.interior.T
+        for j, m in op.special:
+            y[:, j] = win[:, j] @ m.T
+        return y.view(rows, nb * b)[:, :n, None]
+    win = xp.as_strided((rows, nb, b + 2 * h, s), (length * s, b * s, s, 1))
+    y = op.interior @ win
+    for j, m in op.special:
+        y[:, j] = m @ win[:, j]
+    return y.reshape(rows, nb * b, s)[:, :n]
 
 
 class GaussianFilter:
@@ -126,10 +186,13 @@ class GaussianFilter:
         The Gaussian.  ``sigma`` may be a sequence, one per axis (anisotropic data).
     device, dtype
         Where and in which precision the filter runs.
+    strip : int, optional
+        Rows of the first spatial axis per strip of :meth:`strips` (default: the whole
+        axis, one strip).
     """
 
     def __init__(self, shape, kernel_size=11, sigma=5.0, reps=2, *, device="cpu",
-                 dtype=torch.float32):
+                 dtype=torch.float32, strip: int | None = None):
         if reps < 1:
             raise ValueError(f"reps must be at least 1, got {reps}")
         self.shape = tuple(int(s) for s in shape)
@@ -137,38 +200,59 @@ class GaussianFilter:
         if len(sigmas) != len(self.shape):
             raise ValueError(f"{len(sigmas)} sigmas for a {len(self.shape)}-D image")
         self.reps = reps
-        self._ops = []
-        for n, s in zip(self.shape, sigmas):
-            kind, op = axis_operator(n, int(kernel_size), float(s), int(reps))
-            self._ops.append((kind, op.to(device, dtype)))
+        self._ops = [axis_operator(n, int(kernel_size), float(s), int(reps)).to(device, dtype)
+                     for n, s in zip(self.shape, sigmas)]
+        self._strips = _strip_plan(self.shape[0], int(kernel_size), float(sigmas[0]),
+                                   int(reps), strip or self.shape[0], device, dtype)
         self.ones = self(torch.ones(self.shape, device=device, dtype=dtype))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Filter ``x`` of shape ``(..., *shape)`` along its spatial axes."""
+        return self._rest(self._along(x, 0, self._ops[0]), 1)
+
+    def strips(self):
+        """The strips ``(lo, hi, out)``: rows ``out`` (a slice of the first spatial axis)
+        of the filtered image come from input rows ``lo:hi`` (:meth:`filter_strip`)."""
+        return [(lo, hi, slice(s, e)) for s, e, lo, hi, _ in self._strips]
+
+    def filter_strip(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """Filter strip ``index`` of :meth:`strips`: ``x`` holds its input rows
+        ``(..., hi - lo, *shape[1:])``; returns its output rows."""
+        if len(self._strips) == 1:
+            return self(x)
+        matrix = self._strips[index][4]
         nd = len(self.shape)
-        for axis, (kind, op) in enumerate(self._ops):
-            dim = x.ndim - nd + axis
-            if kind == "dense":
-                if dim == x.ndim - 1:
-                    x = x @ op
-                elif dim == x.ndim - 2:
-                    x = op @ x
-                else:
-                    x = torch.movedim(torch.movedim(x, dim, -1) @ op, -1, dim)
-            else:
-                x = torch.movedim(_blocks_along_last(torch.movedim(x, dim, -1), op), -1, dim)
+        lead, rest = x.shape[: x.ndim - nd], x.shape[x.ndim - nd + 1:]
+        y = matrix @ x.reshape(-1, x.shape[-nd], math.prod(rest))
+        return self._rest(y.view(*lead, matrix.shape[0], *rest), 1)
+
+    def _rest(self, x: torch.Tensor, first: int) -> torch.Tensor:
+        for axis in range(first, len(self.shape)):
+            x = self._along(x, axis, self._ops[axis])
         return x
 
+    def _along(self, x: torch.Tensor, axis: int, op: AxisOperator) -> torch.Tensor:
+        dim = x.ndim - len(self.shape) + axis
+        shape = x.shape
+        y = apply_axis(x.reshape(math.prod(shape[:dim]), shape[dim], math.prod(shape[dim + 1:])),
+                       op)
+        return y.reshape(shape)
 
-def _blocks_along_last(x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
-    """Apply the block-banded matrix ``blocks`` along the last axis of ``x``."""
-    nb, _, b = blocks.shape
-    n = x.shape[-1]
-    lead = x.shape[:-1]
-    xb = F.pad(x.reshape(-1, n), (b, nb * b - n + b)).view(-1, nb + 2, b)
-    x3 = torch.cat([xb[:, :-2], xb[:, 1:-1], xb[:, 2:]], dim=-1)  # (M, nb, 3b)
-    y = torch.bmm(x3.transpose(0, 1), blocks)  # (nb, M, b)
-    return y.transpose(0, 1).reshape(-1, nb * b)[:, :n].reshape(*lead, n)
+
+def _strip_plan(n, kernel_size, sigma, reps, rows, device, dtype):
+    """``[(start, stop, lo, hi, matrix)]``: strips of ``rows`` rows of an axis of length
+    ``n``, each with its input range (a halo of ``h``, clipped) and its rows of
+    ``T**reps`` (none for a single strip: the whole-axis operator serves it)."""
+    if rows >= n:
+        return [(0, n, 0, n, None)]
+    diag = band_diagonals(n, gaussian_kernel1d(kernel_size, sigma), reps)
+    h = diag.shape[1] // 2
+    plan = []
+    for s in range(0, n, rows):
+        e = min(n, s + rows)
+        lo, hi = max(0, s - h), min(n, e + h)
+        plan.append((s, e, lo, hi, window_matrix(diag, range(s, e), range(lo, hi)).to(device, dtype)))
+    return plan
 
 
 def spatial_sum(x: torch.Tensor, nd: int) -> torch.Tensor:

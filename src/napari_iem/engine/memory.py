@@ -137,8 +137,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def with_cpu_fallback(attempt: Callable[[torch.device], Generator], device
                       ) -> Generator:
     """Run the generator ``attempt(device)``; on a GPU out-of-memory error, warn and
-    run ``attempt(cpu)`` instead.  Returns the attempt's result (an IEMResult), whose
-    ``metadata["device_fallback"]`` then says what happened."""
+    run ``attempt(cpu)`` instead.  Returns the attempt's result (an IEMResult or a
+    list of them), whose ``metadata["device_fallback"]`` then says what happened."""
     device = torch.device(device)
     try:
         return (yield from attempt(device))
@@ -154,7 +154,8 @@ def with_cpu_fallback(attempt: Callable[[torch.device], Generator], device
     )
     warnings.warn(message, RuntimeWarning, stacklevel=3)
     result = yield from attempt(torch.device("cpu"))
-    result.metadata["device_fallback"] = {
-        "from": str(device), "to": "cpu", "reason": reason, "message": message,
-    }
+    for one in result if isinstance(result, list) else [result]:
+        one.metadata["device_fallback"] = {
+            "from": str(device), "to": "cpu", "reason": reason, "message": message,
+        }
     return result

@@ -167,7 +167,7 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
 
     ``spatial_ndim`` is 2 (an image) or 3 (a volume, ``(Z, Y, X[, C])``);
     ``value_range`` = ``(low, high)`` per channel overrides the intensity rule (used
-    to scale every slice of a stack alike, see :mod:`napari_iem.engine.axes`).
+    to scale every slice of a stack alike, see :mod:`napari_iem.engine.layout`).
     """
     image = check_image(image) if value_range is None else np.asarray(image)
     if spatial_ndim == 3 and channel_axis is None and image.ndim == 3:

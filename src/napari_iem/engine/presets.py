@@ -2,97 +2,48 @@
 
 ``paper`` reproduces the authors' algorithm exactly (CVPR 2021 and their reference
 code); ``default`` is what the tool uses unless told otherwise.  A preset is a plain
-:class:`IEMParams`; any field can be overridden by keyword in :func:`napari_iem.api`.
+:class:`IEMParams`; any field can be overridden by keyword in :func:`napari_iem.segment`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, field, make_dataclass, replace
+
+from .knobs import PARAM_KNOBS, check_params
 
 
-@dataclass(frozen=True)
-class IEMParams:
-    """Every knob of the IEM engine.
+def _docstring() -> str:
+    lines = ["Every knob of the IEM engine (declared in :mod:`napari_iem.engine.knobs`).",
+             "", "A frozen dataclass; a preset is one instance, :meth:`replace` overrides",
+             "fields and checks the new values.", "", "Parameters", "----------"]
+    for k in PARAM_KNOBS:
+        kind = k.type.__name__ + (" or None" if k.optional else "")
+        lines += [f"{k.name} : {kind}", f"    {k.help} Allowed: {k.allowed()}."]
+    return "\n".join(lines)
 
-    Parameters
-    ----------
-    kernel_size : int
-        Taps of the 1-D Gaussian of the inpainter (odd).
-    sigma : float
-        Standard deviation of that Gaussian, in pixels.
-    reps : int
-        How many times the separable filter is applied in a row.
-    lam : float
-        Weight of the Chan-Vese-like variance term subtracted from the inpainting error.
-    smooth_threshold : int
-        A pixel becomes foreground when at least this many of the 9 pixels of its 3x3
-        neighbourhood are (4 in the paper, a bias towards growth; 5 is a true majority).
-    max_iter : int
-        Iterations at most; the run stops earlier at a fixed point.
-    init : str
-        ``"square"`` (the paper's centred square; for K > 2, where a square gives only two
-        regions, k-means is used) or ``"kmeans"`` (K colour clusters of the smoothed image).
-    max_size : int or None
-        Working resolution: the longer side is downscaled to this many pixels for the
-        optimisation and the labels are returned at full size.  ``None`` keeps the input size.
-    scaling : str
-        Intensity rule, see :mod:`napari_iem.engine.preprocess`.
-    percentile_low, percentile_high : float
-        The percentiles of each channel mapped to -1 and +1 by the percentile rule
-        (non-8-bit input under ``"auto"``; ``"percentile"``).  Values outside are
-        clipped, so hot pixels and saturated spots cannot stretch the range.
-    colour : str
-        ``"rgb"``: channels as given (the paper); ``"lab"``: an RGB image is converted to
-        CIE L*a*b* and each channel stretched by its own robust range (at least 20 Lab
-        units), so colour differences count as much as lightness; images that are not
-        three-channel are unaffected.  See :mod:`napari_iem.engine.colour`.
-    intensity : str
-        ``"linear"``: values as given; ``"sqrt"``: the intensity rule works on the
-        square roots of the values (measured from zero), the variance-stabilising
-        transform for photon-counting images: shot noise grows with brightness, and
-        after the root it is as strong on a bright nucleus as on the dark background,
-        so the inpainter's squared error weighs both alike and dim objects are not
-        drowned by bright ones; ``"auto"``: the root for a dark-field image (most
-        values near the bottom of the range: fluorescence), linear otherwise.  Ignored
-        on L*a*b* data.  See :mod:`napari_iem.engine.preprocess`.
-    min_piece_size : int
-        Clean-up: connected pieces of any region smaller than this many pixels (voxels)
-        join their surroundings (foreground specks dropped, holes filled); ``0`` is off.
-        See :mod:`napari_iem.analysis.cleanup`.
-    foreground : str
-        ``"border"``: for K=2 the region touching the image border less is foreground
-        (label 1); ``"area"``: the smaller region is foreground (objects scattered over a
-        background, as in a micrograph); ``"init"``: the region grown from the initial
-        square stays label 1, as in the paper.
+
+def _replace(self, **changes) -> "IEMParams":
+    """A copy with ``changes`` applied, each checked against its knob.
+
+    The engine's own working copies (a per-axis sigma for anisotropic data, the 3-D
+    smoothing threshold out of 27) are made with :func:`dataclasses.replace`, which
+    does not check: they are derived, not chosen.
     """
+    return replace(self, **check_params(changes))
 
-    kernel_size: int = 11
-    sigma: float = 5.0
-    reps: int = 2
-    lam: float = 1e-3
-    smooth_threshold: int = 4
-    max_iter: int = 150
-    init: str = "square"
-    max_size: int | None = None
-    scaling: str = "auto"
-    foreground: str = "init"
-    percentile_low: float = 1.0
-    percentile_high: float = 99.8
-    colour: str = "rgb"
-    intensity: str = "linear"
-    min_piece_size: int = 0
 
-    def replace(self, **changes) -> "IEMParams":
-        """A copy with ``changes`` applied; unknown names raise a clear error."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise TypeError(
-                f"unknown IEM parameter(s) {unknown}; known parameters: {sorted(known)}"
-            )
-        return replace(self, **changes)
+def _to_dict(self) -> dict:
+    return asdict(self)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+#: A frozen dataclass whose fields are the ``"param"`` knobs, in the table's order.
+IEMParams = make_dataclass(
+    "IEMParams",
+    [(k.name, (k.type | None) if k.optional else k.type, field(default=k.default))
+     for k in PARAM_KNOBS],
+    frozen=True,
+    namespace={"replace": _replace, "to_dict": _to_dict,
+               "__doc__": _docstring(), "__module__": __name__},
+)
 
 
 PRESETS: dict[str, IEMParams] = {

@@ -26,15 +26,13 @@ Example ``settings.toml``::
 from __future__ import annotations
 
 import json
-import math
 import os
 import tomllib
-import typing
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 
 from .io import atomic_output
+from ..engine.knobs import PARAM_KNOBS, check_params, knob
 from ..engine.presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
 
 __all__ = [
@@ -63,49 +61,6 @@ _MAX_FILE_BYTES = 1 << 20  # a settings file is a few hundred bytes; refuse anyt
 
 class SettingsError(ValueError):
     """A settings mapping or file is invalid; the message says what and where."""
-
-
-def _field_types() -> dict[str, tuple[type, bool]]:
-    """Map each IEMParams field to (base type, accepts None)."""
-    hints = typing.get_type_hints(IEMParams)
-    out = {}
-    for f in fields(IEMParams):
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        optional = type(None) in args
-        base = next((a for a in args if a is not type(None)), hint) if args else hint
-        out[f.name] = (base, optional)
-    return out
-
-
-def _coerce(name: str, value, source: str):
-    base, optional = _field_types()[name]
-    if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
-        if optional:
-            return None
-        raise SettingsError(f"{source}: params.{name} cannot be none")
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-    elif base is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif base is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise SettingsError(f"{source}: params.{name} must be finite, got {value}")
-            return float(value)
-    elif base is str:
-        if isinstance(value, str):
-            return value
-    else:  # pragma: no cover - a new field type the engine may add
-        return value
-    kind = base.__name__ + (" or none" if optional else "")
-    raise SettingsError(
-        f"{source}: params.{name} must be {kind}, got {value!r} ({type(value).__name__})"
-    )
 
 
 def validate_settings(data: Mapping, source: str = "settings") -> dict:
@@ -142,29 +97,14 @@ def validate_settings(data: Mapping, source: str = "settings") -> dict:
     version = data.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise SettingsError(f"{source}: unsupported settings version {version!r}")
-    try:
-        preset = preset_name(data.get("preset", DEFAULT_PRESET))
-    except ValueError as exc:
-        raise SettingsError(f"{source}: {exc}") from None
-    regions = data.get("regions", 2)
-    if isinstance(regions, float) and regions.is_integer():
-        regions = int(regions)
-    if isinstance(regions, bool) or not isinstance(regions, int) or not 2 <= regions <= 64:
-        raise SettingsError(f"{source}: regions must be a whole number from 2 to 64, got {regions!r}")
     params = data.get("params", {}) or {}
     if not isinstance(params, Mapping):
         raise SettingsError(f"{source}: params must be a table/object of IEM parameters")
-    known = _field_types()
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise SettingsError(
-            f"{source}: unknown parameter(s) {unknown} in params; known parameters: "
-            f"{sorted(known)}"
-        )
-    clean = {k: _coerce(k, v, source) for k, v in params.items()}
     try:
-        get_preset(preset).replace(**clean)
-    except (TypeError, ValueError) as exc:  # pragma: no cover - replace() checks names only
+        preset = preset_name(data.get("preset", DEFAULT_PRESET))
+        regions = knob("regions").check(data.get("regions", 2))
+        clean = check_params(dict(params))
+    except ValueError as exc:
         raise SettingsError(f"{source}: {exc}") from None
     return {"preset": preset, "regions": regions, "params": clean}
 
@@ -196,7 +136,7 @@ def settings_from_params(params: Mapping, preset: str | None = None,
         base = get_preset(preset).to_dict()
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    known = _field_types()
+    known = {k.name for k in PARAM_KNOBS}
     diff = {k: v for k, v in params.items() if k in known and base.get(k) != v}
     return validate_settings({"preset": preset, "regions": regions, "params": diff})
 

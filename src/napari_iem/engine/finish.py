@@ -1,0 +1,174 @@
+"""From the optimiser's labels to what the caller gets: one function for every path.
+
+For each problem, in this order: regions put in order (the ``foreground`` rule, or the
+caller's own numbers when it gave ``init``), ``flip``, labels carried up to full size,
+the boundary refined at full size (``refine``), small pieces cleaned up
+(``min_piece_size``), and last the caller's locked pixels put back: whatever the options,
+no locked pixel ever changes.  Then the inpaintings and the error map are computed on
+the working grid and brought to full size and the input's units.  :func:`assemble` turns
+a request's problems into one :class:`~napari_iem.engine.result.IEMResult`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from ..analysis.cleanup import drop_small_pieces
+from ..analysis.instances import split_instances
+from .foreground import region_order
+from .layout import axis_sigmas
+from .multiscale import band_width, refine_boundary
+from .objective import region_maps
+from .preprocess import resize_labels, resize_maps
+from .result import IEMResult
+
+__all__ = ["JobOutput", "finish_problem", "assemble"]
+
+
+@dataclasses.dataclass
+class JobOutput:
+    """The arrays and facts of one request, filled problem by problem."""
+
+    labels: np.ndarray
+    inpainted: np.ndarray | None
+    error: np.ndarray | None
+    facts: dict  # for result.metadata
+    batch: int
+    histories: dict = dataclasses.field(default_factory=dict)
+    iterations: dict = dataclasses.field(default_factory=dict)
+    converged: dict = dataclasses.field(default_factory=dict)
+    refined: list = dataclasses.field(default_factory=list)
+    value_range: dict | None = None
+
+    @classmethod
+    def empty(cls, request, work, run, need, batch, problems) -> "JobOutput":
+        layout, regions = request.layout, request.regions
+        shape = layout.output_shape
+        labels = np.zeros(shape, dtype=np.uint8 if regions <= 255 else np.uint16)
+        inpainted = error = None
+        if request.maps:
+            tail = (layout.channels,) if layout.has_channels else ()
+            inpainted = np.zeros((regions, *shape, *tail), dtype=np.float32)
+            error = np.zeros(shape, dtype=np.float32)
+        nsp = len(layout.spatial)
+        sigma = run.sigma
+        facts = {
+            "mode": layout.mode,
+            "input_shape": list(layout.shape),
+            "channel_axis": layout.channel_axis,
+            "rgb": layout.rgb,
+            "spatial_shape": list(layout.spatial),
+            "working_shape": list(work),
+            "sigma_working_pixels": list(sigma) if isinstance(sigma, tuple) else [sigma] * nsp,
+            "sigma_units": request.sigma_units,
+            "scale": None if request.scale is None else list(request.scale),
+            "smooth_threshold_used": run.smooth_threshold,
+            "problems": problems,
+            "batch": batch,
+            "memory_estimate_bytes": need,
+        }
+        return cls(labels, inpainted, error, facts, batch)
+
+
+def finish_problem(job, index, b, state, x, prepared, prepare) -> None:
+    """Finish problem ``index`` of ``job``, row ``b`` of the optimiser's ``state``."""
+    request, out = job.request, job.output
+    regions, params = request.regions, request.params
+    spatial = request.layout.spatial
+    lab_w = state.labels[b].cpu().numpy()
+    order = region_order(lab_w, regions, params.foreground)
+    if request.flip:
+        order = order[::-1]
+    relabel = np.empty(regions, dtype=np.int64)
+    relabel[order] = np.arange(regions)
+    lab_w = relabel[lab_w]
+    lab = resize_labels(lab_w, spatial)
+    if request.refine and tuple(job.work) != tuple(spatial):
+        lab = _refine(job, index, lab, prepare)
+    lab = drop_small_pieces(lab, params.min_piece_size)
+    if request.locked is not None:  # the caller's locks win over everything
+        lab = np.where(request.locked[index], request.init[index], lab)
+    out.labels[index] = lab
+    if out.inpainted is not None:
+        lab_t = torch.from_numpy(np.ascontiguousarray(lab_w))[None].to(x.device)
+        inp_w, err_w = region_maps(x[b : b + 1], lab_t, regions, job.run)
+        inp = prepared.to_input_units(resize_maps(inp_w[0].cpu().numpy(), spatial))
+        for k in range(regions):
+            out.inpainted[(k, *index)] = inp[k]
+        out.error[index] = resize_maps(err_w[0].cpu().numpy()[None], spatial)[0]
+    out.histories[index] = list(state.history[b])
+    out.iterations[index] = int(state.iterations[b])
+    out.converged[index] = bool(state.converged[b])
+    if out.value_range is None:
+        out.value_range = {"low": np.asarray(prepared.low).tolist(),
+                           "high": np.asarray(prepared.high).tolist()}
+
+
+def _refine(job, index, labels, prepare):
+    """Full-resolution boundary refinement of one problem (:mod:`.multiscale`)."""
+    request = job.request
+    full_params = dataclasses.replace(
+        job.run, max_size=None,
+        sigma=axis_sigmas(request.params.sigma, request.scale, request.sigma_units, None))
+    full = prepare(job, index, full_params)
+    width = band_width(request.layout.spatial, job.work)
+    labels, info = refine_boundary(full.data, labels, request.regions, full_params,
+                                   width=width, device=request.device)
+    job.output.refined.append(info)
+    return labels
+
+
+def _split_all(request, labels: np.ndarray) -> np.ndarray:
+    """Instance labels of every problem; ids unique over the whole output."""
+    layout = request.layout
+    out = np.zeros(labels.shape, dtype=np.int32)
+    offset = 0
+    options = dict(request.instance_options)
+    if request.scale is not None:
+        options.setdefault("spacing", request.scale)
+    for idx in ([()] if not layout.lead else np.ndindex(*layout.lead)):
+        inst = split_instances(labels[idx] > 0, **options)
+        out[idx] = np.where(inst > 0, inst + offset, 0)
+        offset += int(inst.max())
+    return out
+
+
+def assemble(job, start: float) -> IEMResult:
+    """The :class:`IEMResult` of a finished request."""
+    request, out = job.request, job.output
+    problems = job.problems
+    meta = dict(out.facts, value_range=out.value_range)
+    if len(problems) > 1:
+        meta["per_problem"] = [
+            {"index": list(idx), "iterations": out.iterations[idx],
+             "converged": out.converged[idx],
+             "objective": out.histories[idx][-1] if out.histories[idx] else None}
+            for idx in problems
+        ]
+    if out.refined:
+        meta["refine"] = {
+            "width": out.refined[0]["width"],
+            **{k: sum(i[k] for i in out.refined)
+               for k in ("tiles", "tiles_total", "band_pixels")},
+        }
+    histories = [out.histories[idx] for idx in problems]
+    objective = histories[0] if len(problems) == 1 else [h[-1] for h in histories if h]
+    labels = out.labels
+    return IEMResult(
+        labels=labels,
+        masks=np.stack([labels == k for k in range(request.regions)]),
+        inpainted=out.inpainted,
+        error=out.error,
+        objective=objective,
+        iterations=max(out.iterations.values()),
+        converged=all(out.converged.values()),
+        params={"preset": request.preset, "regions": request.regions,
+                **request.params.to_dict()},
+        device=str(request.device),
+        seconds=time.perf_counter() - start,
+        metadata=meta,
+        instances=_split_all(request, labels) if request.instances else None,
+    )

@@ -1,0 +1,193 @@
+"""The one pipeline behind every entry point: plan, solve in batches, finish.
+
+A :class:`~napari_iem.engine.request.SegmentRequest` is planned as *problems*: one 2-D
+image, each plane of a stack (``mode="slices"``), or each volume (``mode="volume"``).
+Problems of one working shape and one set of parameters, from one request or from many
+(:func:`napari_iem.segment_batch`), are optimised together as one batch tensor, as many
+at a time as memory allows; every image leaves the batch at its own fixed point, so the
+labels are those of running it alone.  Each problem is then finished by
+:func:`napari_iem.engine.finish.finish_problem` and each request's outputs assembled by
+:func:`napari_iem.engine.finish.assemble`.
+
+The memory a request needs is estimated from its shape before any copy of the image is
+made (:mod:`napari_iem.engine.memory`); on a GPU that runs out anyway the whole run is
+repeated on the CPU with a warning.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Generator, Sequence
+
+import numpy as np
+import torch
+
+from .finish import JobOutput, assemble, finish_problem
+from .layout import axis_sigmas, channels_last, smooth_threshold_for
+from .memory import available_bytes, check_memory, estimate_bytes, with_cpu_fallback
+from .optimize import optimize
+from .preprocess import intensity_range, prepare_image, resize_labels, working_shape
+from .request import SegmentRequest
+from .result import IEMProgress, IEMResult
+
+__all__ = ["run", "run_one"]
+
+#: Problems optimised at once at most: beyond this a batch gains no speed on a CPU
+#: and only delays every image's result.
+MAX_BATCH = 128
+
+
+@dataclasses.dataclass
+class Job:
+    """One request as planned: its working grid and where its problems go."""
+
+    request: SegmentRequest
+    work: tuple[int, ...]  # working shape of one problem
+    run: object  # IEMParams on the working grid (per-axis sigma, n-D smoothing)
+    value_range: tuple | None  # a stack's range, shared by its slices
+    problems: list[tuple[int, ...]]  # leading-axes index of every problem
+    output: JobOutput
+    data: np.ndarray  # the input, channels last (a view)
+
+
+def _plan(request: SegmentRequest) -> Job:
+    """Working grid, parameters and problems of ``request``, its memory checked."""
+    layout, params = request.layout, request.params
+    nsp = len(layout.spatial)
+    work = working_shape(layout.spatial, params.max_size)
+    factor = tuple(f / w for f, w in zip(layout.spatial, work))
+    sigma = axis_sigmas(params.sigma, request.scale, request.sigma_units, factor)
+    run = dataclasses.replace(
+        params, sigma=sigma, smooth_threshold=smooth_threshold_for(params.smooth_threshold, nsp))
+    problems = [()] if not layout.lead else list(np.ndindex(*layout.lead))
+    batch = _batch_size(request, work, len(problems))
+    need = estimate_bytes(layout.spatial, layout.channels, request.regions, work,
+                          batch=batch, maps=request.maps, problems=len(problems))
+    shape = "x".join(map(str, layout.shape))
+    check_memory(need, request.device, what=f"an input of shape {shape} (mode={layout.mode!r})")
+    data = channels_last(request.image, layout)
+    # one problem: the preset's own rule; a stack: every slice alike, from the whole
+    value_range = None if len(problems) == 1 else intensity_range(data, params)
+    output = JobOutput.empty(request, work, run, need, batch, len(problems))
+    return Job(request, work, run, value_range, problems, output, data)
+
+
+def _batch_size(request: SegmentRequest, work, problems: int) -> int:
+    """As many problems per batch as fit in a quarter of the free memory."""
+    layout = request.layout
+    one = estimate_bytes(layout.spatial, layout.channels, request.regions, work,
+                         maps=request.maps)["engine"]
+    free = available_bytes(request.device)
+    return int(max(1, min(MAX_BATCH, problems, free // 4 // max(one, 1))))
+
+
+def _prepare(job: Job, index: tuple[int, ...], params=None):
+    """One problem's data on IEM's scale (at the working size unless ``params`` says)."""
+    layout = job.request.layout
+    prepared = prepare_image(job.data[index], params or job.run, channel_axis=-1,
+                             spatial_ndim=len(layout.spatial), value_range=job.value_range)
+    return dataclasses.replace(prepared, has_channels=layout.has_channels)
+
+
+def _batches(jobs: list[Job]) -> list[list[tuple[Job, tuple]]]:
+    """Problems grouped by (working shape, parameters, regions), in batches."""
+    groups: dict[tuple, list[tuple[Job, tuple]]] = {}
+    for job in jobs:
+        key = (job.work, job.run, job.request.regions, job.request.device)
+        groups.setdefault(key, []).extend((job, idx) for idx in job.problems)
+    out = []
+    for items in groups.values():
+        size = min(job.output.batch for job, _ in items)
+        out += [items[i : i + size] for i in range(0, len(items), size)]
+    return out
+
+
+def _to_device(array: np.ndarray, device) -> torch.Tensor:
+    """``array`` as a tensor on ``device`` (one place, so tests can fake a device)."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+
+def _solve(batch: list[tuple[Job, tuple]], total: int, done: int,
+           live: bool) -> Generator[IEMProgress, None, None]:
+    """Optimise one batch, yield progress, then finish each of its problems."""
+    first = batch[0][0]
+    device, regions, run = first.request.device, first.request.regions, first.run
+    prepared = [_prepare(job, idx) for job, idx in batch]
+    by_channels: dict[int, list[int]] = {}  # a grey RGB image works on one channel
+    for i, p in enumerate(prepared):
+        by_channels.setdefault(p.data.shape[0], []).append(i)
+    for members in by_channels.values():
+        x = _to_device(np.stack([prepared[i].data for i in members]), device)
+        init, locked = _start(batch, members, first.work, device)
+        gen = optimize(x, regions, run, init=init, locked=locked)
+        try:
+            while True:
+                state = next(gen)
+                yield _progress(state, batch, members, done, total, live)
+        except StopIteration as stop:
+            state = stop.value
+        finally:
+            gen.close()
+        for b, i in enumerate(members):
+            job, idx = batch[i]
+            finish_problem(job, idx, b, state, x, prepared[i], _prepare)
+
+
+def _start(batch, members, work, device):
+    """Initial labels and locked pixels of a batch at the working size (or None)."""
+    jobs = [batch[i] for i in members]
+    if all(job.request.init is None for job, _ in jobs):
+        return None, None
+    init = np.stack([resize_labels(job.request.init[idx], work) for job, idx in jobs])
+    locked = None
+    if any(job.request.locked is not None for job, _ in jobs):
+        locked = np.stack([
+            np.zeros(work, bool) if job.request.locked is None
+            else resize_labels(job.request.locked[idx].view(np.uint8), work) > 0
+            for job, idx in jobs])
+        locked = _to_device(locked, device)
+    return _to_device(init, device), locked
+
+
+def _progress(state, batch, members, done, total, live) -> IEMProgress:
+    """A progress snapshot; a single problem's labels are built only when read."""
+    job, _ = batch[members[0]]
+    iteration = done + state.iteration
+    if not live:
+        return IEMProgress(iteration, total, float(state.objective.mean()),
+                           job.output.labels)
+    work = state.labels[0].clone()
+    shape, dtype = job.request.layout.spatial, job.output.labels.dtype
+    return IEMProgress(iteration, total, float(state.objective[0]),
+                       lambda: resize_labels(work.cpu().numpy().astype(dtype), shape))
+
+
+def _run_on(requests: Sequence[SegmentRequest], device) -> Generator:
+    start = time.perf_counter()
+    requests = [dataclasses.replace(r, device=torch.device(device)) for r in requests]
+    jobs = [_plan(r) for r in requests]
+    batches = _batches(jobs)
+    total = len(batches) * max(job.run.max_iter for job in jobs)
+    live = len(jobs) == 1 and len(jobs[0].problems) == 1
+    done = 0
+    for batch in batches:
+        yield from _solve(batch, total, done, live)
+        done += batch[0][0].run.max_iter
+    return [assemble(job, start) for job in jobs]
+
+
+def run(requests: Sequence[SegmentRequest]) -> Generator[IEMProgress, None, list[IEMResult]]:
+    """Segment every request; yields progress, returns one result per request.
+
+    All requests must name one device.  On a GPU that runs out of memory the whole
+    run is repeated on the CPU (``result.metadata["device_fallback"]``).
+    """
+    devices = {r.device for r in requests}
+    if len(devices) != 1:
+        raise ValueError(f"one run, one device; got {sorted(map(str, devices))}")
+    return (yield from with_cpu_fallback(lambda on: _run_on(requests, on), devices.pop()))
+
+
+def run_one(request: SegmentRequest) -> Generator[IEMProgress, None, IEMResult]:
+    """:func:`run` for a single request."""
+    return (yield from run([request]))[0]

@@ -1,0 +1,141 @@
+"""One validated request: everything a run needs, checked before any work.
+
+Every entry point (``segment``, ``iter_segment``, ``segment_batch``, the widget, the CLI
+and the batch runner) turns what it was given into a :class:`SegmentRequest` with
+:func:`build_request` and hands it to :mod:`napari_iem.engine.pipeline`.  All checks
+happen here, once, with messages that name the knob, the value and what is allowed;
+the pipeline can then trust its input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .autopreset import resolve_preset
+from .devices import resolve_device
+from .knobs import BY_NAME, RUN_KNOBS, KnobError, check_params
+from .layout import Layout, plan_layout, spatial_scale
+from .preprocess import check_image, settle_intensity
+from .presets import IEMParams, get_preset
+
+__all__ = ["SegmentRequest", "build_request", "check_init"]
+
+#: Keywords besides the knobs: the data a run is about, and how to read its axes.
+DATA_KEYWORDS = ("channel_axis", "init", "locked", "scale", "instance_options")
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """A checked run: the image, how to read it, and every parameter settled.
+
+    ``preset`` is the preset that runs (what ``"default"`` picked for this image);
+    ``params`` are its parameters with the caller's overrides and the intensity rule
+    settled for this image.  ``init`` and ``locked`` have the output's shape.
+    """
+
+    image: np.ndarray
+    layout: Layout
+    regions: int
+    preset: str
+    params: IEMParams
+    device: torch.device
+    scale: tuple[float, ...] | None = None
+    sigma_units: str = "pixels"
+    init: np.ndarray | None = None
+    locked: np.ndarray | None = None
+    flip: bool = False
+    refine: bool = False
+    instances: bool = False
+    instance_options: dict = field(default_factory=dict)
+    maps: bool = True
+
+
+def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None,
+                  scale=None, instance_options=None, **knobs) -> SegmentRequest:
+    """Check everything about a run and return it as a :class:`SegmentRequest`.
+
+    Takes the arguments of :func:`napari_iem.segment`.  Raises a ValueError (a
+    :class:`~napari_iem.engine.knobs.KnobError` for a knob) that says what is wrong and
+    what is allowed, before any copy of the image is made.
+    """
+    run = {k.name: k.default for k in RUN_KNOBS}
+    run["regions"] = regions
+    overrides = {}
+    for name, value in knobs.items():
+        target = run if name in run else overrides
+        target[name] = value
+    for name in run:
+        run[name] = BY_NAME[name].check(run[name])
+    if isinstance(init, str):  # a named start, not labels
+        overrides["init"], init = init, None
+    params_given = check_params(overrides)
+    if run["flip"] and run["regions"] != 2:
+        raise KnobError(f"flip swaps foreground and background; it needs regions=2, "
+                        f"got regions={run['regions']}")
+    image = check_image(image)
+    layout = plan_layout(image.shape, run["mode"], channel_axis)
+    init, locked = check_init(init, locked, layout.output_shape, run["regions"])
+    if locked is not None and run["flip"]:
+        raise ValueError("flip would change locked pixels; flip the init labels instead")
+    scale = spatial_scale(scale, layout)
+    if run["sigma_units"] == "physical" and scale is None:
+        raise ValueError("sigma_units='physical' needs the pixel spacing: pass scale=")
+    if instance_options is not None and not isinstance(instance_options, dict):
+        raise ValueError(f"instance_options must be a dict of split_instances keywords, "
+                         f"got {type(instance_options).__name__}")
+    device = resolve_device(run["device"])
+    preset = resolve_preset(run["preset"], image, channel_axis)
+    # intensity "auto" settled once for the whole input (a stack's slices alike)
+    params = settle_intensity(get_preset(preset).replace(**params_given), image)
+    if init is not None:  # the user's labels keep their numbers (no foreground rule)
+        params = params.replace(foreground="init")
+    return SegmentRequest(
+        image=image, layout=layout, regions=run["regions"], preset=preset, params=params,
+        device=device, scale=scale, sigma_units=run["sigma_units"], init=init,
+        locked=locked, flip=run["flip"], refine=run["refine"],
+        instances=run["instances"], instance_options=dict(instance_options or {}),
+        maps=run["maps"],
+    )
+
+
+def check_init(init, locked, shape, regions: int):
+    """Validate a starting labelling and its locked pixels against the output ``shape``.
+
+    Returns ``(init as int64, locked as bool)``, or ``(None, None)`` without ``init``.
+    Labels must be whole numbers in ``0..regions-1`` (whole-valued floats are accepted,
+    NaN and fractions are not: truncating them would silently change the user's
+    labels); ``locked`` must be boolean or 0/1.
+    """
+    if init is None:
+        if locked is not None:
+            raise ValueError("locked pixels need an init labelling to lock")
+        return None, None
+    init = np.asarray(init)
+    if init.shape != tuple(shape):
+        raise ValueError(
+            f"init labels have shape {init.shape}, the image (without channels) "
+            f"{tuple(shape)}: they must match"
+        )
+    if init.dtype.kind == "f":
+        if not np.isfinite(init).all() or not np.equal(np.mod(init, 1), 0).all():
+            raise ValueError("init labels must be whole numbers (found NaN, infinite or "
+                             "fractional values)")
+    elif init.dtype.kind not in "biu":
+        raise ValueError(f"init labels must be integers, got dtype {init.dtype}")
+    if init.size and (init.min() < 0 or init.max() >= regions):
+        raise ValueError(
+            f"init labels must lie in 0..{regions - 1} for regions={regions}, "
+            f"found {init.min()}..{init.max()}"
+        )
+    init = init.astype(np.int64)
+    if locked is not None:
+        locked = np.asarray(locked)
+        if locked.shape != init.shape:
+            raise ValueError(f"locked mask has shape {locked.shape}, init {init.shape}")
+        if locked.dtype != bool and not np.isin(locked, (0, 1)).all():
+            raise ValueError("locked must be a boolean mask (True where a pixel's init "
+                             "label must stay)")
+        locked = locked.astype(bool)
+    return init, locked

@@ -1,0 +1,104 @@
+"""What a run gives back: progress snapshots while it runs, one result at the end."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["IEMProgress", "IEMResult"]
+
+
+class IEMProgress:
+    """A snapshot yielded by :func:`iter_segment` after every iteration.
+
+    ``labels`` (at full input size, the final labels' dtype) is built only when read:
+    a GUI that previews every few iterations does not pay for the others.
+    """
+
+    def __init__(self, iteration: int, max_iterations: int, objective: float, labels):
+        self.iteration = iteration
+        self.max_iterations = max_iterations
+        self.objective = objective
+        self._labels = labels  # an array, or a function that makes it
+
+    @property
+    def labels(self) -> np.ndarray:
+        if callable(self._labels):
+            self._labels = self._labels()
+        return self._labels
+
+    def __repr__(self) -> str:
+        return (f"IEMProgress(iteration={self.iteration}/{self.max_iterations}, "
+                f"objective={self.objective:.4g})")
+
+
+@dataclass
+class IEMResult:
+    """Everything a run produced, as numpy arrays at the input's spatial size.
+
+    Attributes
+    ----------
+    labels : ndarray of uint8 (uint16 for more than 255 regions), shape (H, W)
+        0 is background, 1..K-1 the other regions.
+    masks : ndarray of bool, shape (K, H, W)
+        ``masks[k] == (labels == k)``.
+    inpainted : ndarray of float32, shape (K, H, W) or (K, H, W, C)
+        ``inpainted[k]`` is the image predicted for region k from all the other regions,
+        in the input's intensity units (channels last, as the input).
+    error : ndarray of float32, shape (H, W)
+        Per-pixel inpainting error of each pixel's own region (mean absolute difference
+        over channels, on the [-1, 1] working scale).
+    objective : list of float
+        The IEM objective J before each iteration (it is maximised).
+    iterations : int
+        Iterations run.
+    converged : bool
+        True when the labels reached a fixed point before ``max_iter``.
+    params : dict
+        The parameters used (preset plus overrides), with ``preset`` and ``regions``.
+    device : str
+        The torch device the work ran on.
+    seconds : float
+        Wall-clock seconds of the whole call.
+    metadata : dict
+        Extra facts: for n-D calls (see :mod:`napari_iem.engine.layout`) the layout, sigma per
+        axis, refinement; ``device_fallback`` when a GPU ran out of memory and the run
+        was repeated on the CPU.
+    instances : ndarray of int32 or None
+        With ``instances=True``: one label per object of the foreground (0 background),
+        see :func:`napari_iem.analysis.instances.split_instances`.
+
+    For stacks (``mode="slices"`` or ``"volume"`` with leading axes) every array has the
+    input's shape minus the channel axis (``masks`` and ``inpainted`` with K first),
+    ``objective`` holds the final J of each slice or volume, ``iterations`` the largest
+    count and ``converged`` is True when all converged.  With ``maps=False``,
+    ``inpainted`` and ``error`` are None.
+    """
+
+    labels: np.ndarray
+    masks: np.ndarray
+    inpainted: np.ndarray
+    error: np.ndarray
+    objective: list[float]
+    iterations: int
+    converged: bool
+    params: dict
+    device: str
+    seconds: float
+    metadata: dict = field(default_factory=dict)
+    instances: np.ndarray | None = None
+
+    @property
+    def regions(self) -> int:
+        return self.masks.shape[0]
+
+    def flipped(self) -> "IEMResult":
+        """The same result with foreground and background swapped (K=2 only)."""
+        if self.regions != 2:
+            raise ValueError("flip swaps foreground and background; it needs regions=2")
+        return replace(
+            self,
+            labels=(1 - self.labels).astype(self.labels.dtype),
+            masks=self.masks[::-1].copy(),
+            inpainted=None if self.inpainted is None else self.inpainted[::-1].copy(),
+        )
