@@ -186,7 +186,7 @@ def test_unwritable_output_folder(folder, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, words",
     [({"regions": 1}, "regions"), ({"sigmaa": 2}, "unknown parameter"),
-     ({"preset": "nope"}, "unknown preset"), ({"protocol": "x"}, "protocol"),
+     ({"preset": "nope"}, "preset must be one of"), ({"protocol": "x"}, "protocol"),
      ({"workers": -1}, "workers"), ({"report": "xml"}, "report")],
 )
 def test_bad_arguments(folder, tmp_path, kwargs, words):

@@ -73,7 +73,7 @@ def test_help(capsys):
 def test_bad_option_values(capsys, tmp_path):
     code, _, err = run(["segment", tmp_path, "--out", tmp_path / "o", "--iterations", "0"],
                        capsys)
-    assert code == 2 and "at least 1" in err
+    assert code == 2 and "--max-iter must be a whole number from 1 to 100000" in err
     code, _, err = run(["segment", tmp_path, "--out", tmp_path / "o", "--regions", "1"],
                        capsys)
     assert code == 2 and "regions" in err and "Traceback" not in err

@@ -87,10 +87,34 @@ _positive_int = _whole_number(1)
 _non_negative_int = _whole_number(0)
 
 
+def _add_knob_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag for every knob of the table (:mod:`napari_iem.engine.knobs`): the name
+    with dashes, the older spellings as aliases, the knob's own check as the type."""
+    from .engine.knobs import KNOBS
+
+    for k in KNOBS:
+        if not k.cli:
+            continue
+        flags = (["-k"] if k.name == "regions" else []) + [k.flag, *k.aliases]
+        if k.type is bool:
+            parser.add_argument(*flags, dest=k.name, action="store_true", default=None,
+                                help=k.help)
+            continue
+        metavar = "{" + ",".join(k.choices) + "}" if k.choices else k.name.upper()
+        parser.add_argument(*flags, dest=k.name, type=k.parse, default=None,
+                            metavar=metavar, help=f"{k.help} ({k.allowed()})")
+
+
+def knob_values(args: argparse.Namespace) -> dict:
+    """The knobs given on the command line (those left out are None)."""
+    from .engine.knobs import KNOBS
+
+    return {k.name: getattr(args, k.name) for k in KNOBS
+            if k.cli and getattr(args, k.name, None) is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-iem`` (exposed for documentation and tests)."""
-    from .engine.presets import PRESET_ALIASES, PRESETS
-
     parser = argparse.ArgumentParser(
         prog="napari-iem",
         description="Unsupervised image segmentation by Inpainting Error Maximization "
@@ -110,24 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image files and/or folders of images")
     seg.add_argument("-o", "--out", required=True, metavar="DIR",
                      help="output folder for labels, overlays and the report (created)")
-    seg.add_argument("-k", "--regions", type=int, metavar="K",
-                     help="number of regions K, 2 to 64 (default 2: foreground/background)")
-    seg.add_argument("--preset", choices=[*sorted(PRESETS), *PRESET_ALIASES],
-                     metavar="{" + ",".join(sorted(PRESETS)) + "}",
-                     help="parameter set: 'default' picks 'photo' for photos or "
-                          "'microscopy' for micrographs, per image; 'paper' is the "
-                          "authors' algorithm exactly")
-    seg.add_argument("--size", type=_positive_int, metavar="N",
-                     help="working resolution: segment with the longer side scaled down to "
-                          "N pixels; labels are written at full size")
-    seg.add_argument("--iterations", type=_positive_int, metavar="N",
-                     help="at most N iterations (the run stops earlier when the labels "
-                          "stop changing)")
-    seg.add_argument("--min-size", type=_whole_number(0), metavar="N",
-                     help="clean-up: pieces of any region smaller than N pixels join "
-                          "their surroundings (specks dropped, holes filled); default 0, off")
-    seg.add_argument("--device", default="auto", metavar="D",
-                     help="torch device: auto (default), cpu, cuda, cuda:1, mps")
+    _add_knob_flags(seg)
     seg.add_argument("--config", metavar="FILE",
                      help="settings file (.toml or .json: preset, regions, [params]); "
                           "options given here override it")
@@ -148,15 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--channel-axis", type=int, metavar="AXIS",
                      help="axis of the stored images that holds channels, e.g. 0 for "
                           "(C, Y, X) TIFFs (default: grey, or RGB(A) last)")
-    seg.add_argument("--mode", choices=["2d", "slices", "volume"], default="2d",
-                     help="for stacks (TIFF): 'slices' segments every 2-D plane, 'volume' "
-                          "the last three axes as one 3-D problem (default: 2d)")
-    seg.add_argument("--instances", action="store_true",
-                     help="write one label per object (distance-transform watershed of "
-                          "the foreground) instead of the regions")
-    seg.add_argument("--refine", action="store_true",
-                     help="with --size, refine the boundary at full resolution "
-                          "(large images)")
     seg.add_argument("--recursive", action="store_true", help="search folders recursively")
     seg.add_argument("--report", choices=["csv", "json"], default="csv",
                      help="format of OUT/iem-report.* (default: csv)")
@@ -223,31 +221,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from .batch.run import BatchInterrupted, run_batch
+    from .engine.knobs import PARAM_KNOBS
     from .files.settings import load_settings, validate_settings
 
     settings = load_settings(args.config) if args.config else validate_settings({})
-    if args.regions is not None:
-        settings["regions"] = args.regions
-    if args.preset is not None:
-        settings["preset"] = args.preset
-    params = dict(settings["params"])
-    if args.size is not None:
-        params["max_size"] = args.size
-    if args.iterations is not None:
-        params["max_iter"] = args.iterations
-    if args.min_size is not None:
-        params["min_piece_size"] = args.min_size
-    settings["params"] = params
+    given = knob_values(args)
+    for name in ("regions", "preset"):
+        if name in given:
+            settings[name] = given.pop(name)
+    params = {k.name for k in PARAM_KNOBS}
+    settings["params"].update({k: v for k, v in given.items() if k in params})
     settings = validate_settings(settings, source="options")
+    # how to read and what to write: per file, not part of a settings file
+    nd = {k: given[k] for k in ("mode", "instances", "refine", "flip", "sigma_units")
+          if k in given and not (k == "mode" and given[k] == "2d")}
     try:
         report = run_batch(
             args.inputs, args.out, settings["regions"], settings["preset"],
             scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
-            overlay=args.overlay, device=args.device,
+            overlay=args.overlay, device=given.get("device", "auto"),
             protocol=None if args.protocol == "full" else args.protocol,
             channel_axis=args.channel_axis,
-            nd_options={"mode": args.mode, "instances": args.instances,
-                        "refine": args.refine},
+            nd_options=nd,
             recursive=args.recursive, max_pixels=args.max_pixels,
             task_images=args.task_images, report=args.report,
             progress=not args.quiet, **settings["params"],

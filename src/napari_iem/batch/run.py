@@ -55,6 +55,7 @@ from ..files.io import (
     write_labels,
     write_overlay,
 )
+from ..engine.knobs import check_knobs
 from ..engine.presets import DEFAULT_PRESET
 
 __all__ = [
@@ -535,13 +536,10 @@ def run_batch(
     if workers is not None and workers < 0:
         raise BatchError(f"workers must be 0 or more, got {workers}")
     # Validate the parameters now, not on every worker.
-    from ..engine.presets import get_preset
-
-    if isinstance(regions, bool) or not isinstance(regions, int) or not 2 <= regions <= 64:
-        raise BatchError(f"regions must be a whole number from 2 to 64, got {regions!r}")
     try:
-        get_preset(preset).replace(**overrides)
-    except (TypeError, ValueError) as exc:
+        check_knobs({"regions": regions, "preset": preset, **(nd_options or {}),
+                     **overrides})
+    except ValueError as exc:  # TypeError too: an unknown name is both
         raise BatchError(str(exc)) from None
     if device not in (None, "auto") and scheduler is None:
         from ..engine.devices import resolve_device

@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Knob", "KNOBS", "PARAM_KNOBS", "RUN_KNOBS", "KnobError", "UnknownKnobError", "knob", "check_params"]
+__all__ = ["Knob", "KNOBS", "PARAM_KNOBS", "RUN_KNOBS", "KnobError", "UnknownKnobError", "knob", "check_knobs",
+           "check_params"]
 
 
 class KnobError(ValueError):
@@ -61,6 +62,8 @@ class Knob:
     widget : bool
         Whether the dock widget shows a control for it; those it does not show are
         set by the preset or a settings file (the widget's tooltip says so).
+    cli : bool
+        Whether ``napari-iem segment`` has a flag for it.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Knob:
     aliases: tuple[str, ...] = ()
     label: str | None = None
     widget: bool = True
+    cli: bool = True
 
     @property
     def flag(self) -> str:
@@ -199,7 +203,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("instances", bool, False, "Also split the foreground into objects "
          "(distance-transform watershed).", kind="run", label="split objects"),
     Knob("maps", bool, True, "Return each region's inpainting and the error map "
-         "(off saves memory on large inputs).", kind="run", widget=False),
+         "(off saves memory on large inputs); files get labels only.", kind="run",
+         widget=False, cli=False),
     # ---- the inpainter -----------------------------------------------------------------
     Knob("kernel_size", int, 11, "Taps of the inpainter's 1-D Gaussian.", low=1,
          high=101, odd=True, widget=False),
@@ -260,6 +265,20 @@ def knob(name: str) -> Knob:
     except KeyError:
         raise UnknownKnobError(f"unknown parameter {name!r}; known parameters: "
                         f"{sorted(BY_NAME)}") from None
+
+
+def check_knobs(values: dict, source: str = "") -> dict:
+    """Check any knobs (``"run"`` and ``"param"``) at once, with the rules between them;
+    what every entry point calls before it starts."""
+    where = f"{source}: " if source else ""
+    params = {k: v for k, v in values.items() if k not in {r.name for r in RUN_KNOBS}}
+    clean = {name: BY_NAME[name].check(v, source)
+             for name, v in values.items() if name not in params}
+    clean.update(check_params(params, source))
+    if clean.get("flip") and clean.get("regions", 2) != 2:
+        raise KnobError(f"{where}flip swaps foreground and background; it needs "
+                        f"regions=2, got regions={clean['regions']}")
+    return clean
 
 
 def check_params(values: dict, source: str = "") -> dict:

@@ -15,7 +15,7 @@ import torch
 
 from .autopreset import resolve_preset
 from .devices import resolve_device
-from .knobs import BY_NAME, RUN_KNOBS, KnobError, check_params
+from .knobs import RUN_KNOBS, check_knobs
 from .layout import Layout, plan_layout, spatial_scale
 from .preprocess import check_image, settle_intensity
 from .presets import IEMParams, get_preset
@@ -60,20 +60,10 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     :class:`~napari_iem.engine.knobs.KnobError` for a knob) that says what is wrong and
     what is allowed, before any copy of the image is made.
     """
-    run = {k.name: k.default for k in RUN_KNOBS}
-    run["regions"] = regions
-    overrides = {}
-    for name, value in knobs.items():
-        target = run if name in run else overrides
-        target[name] = value
-    for name in run:
-        run[name] = BY_NAME[name].check(run[name])
     if isinstance(init, str):  # a named start, not labels
-        overrides["init"], init = init, None
-    params_given = check_params(overrides)
-    if run["flip"] and run["regions"] != 2:
-        raise KnobError(f"flip swaps foreground and background; it needs regions=2, "
-                        f"got regions={run['regions']}")
+        knobs["init"], init = init, None
+    given = check_knobs({"regions": regions, **knobs})
+    run = {k.name: given.pop(k.name, k.default) for k in RUN_KNOBS}
     image = check_image(image)
     layout = plan_layout(image.shape, run["mode"], channel_axis)
     init, locked = check_init(init, locked, layout.output_shape, run["regions"])
@@ -88,7 +78,7 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     device = resolve_device(run["device"])
     preset = resolve_preset(run["preset"], image, channel_axis)
     # intensity "auto" settled once for the whole input (a stack's slices alike)
-    params = settle_intensity(get_preset(preset).replace(**params_given), image)
+    params = settle_intensity(get_preset(preset).replace(**given), image)
     if init is not None:  # the user's labels keep their numbers (no foreground rule)
         params = params.replace(foreground="init")
     return SegmentRequest(
