@@ -1,0 +1,113 @@
+"""The "no structure" decision: noise gives nothing, a faint object is still found."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from napari_iem.engine.optimize import optimize
+from napari_iem.engine.preprocess import intensity_range, prepare_image, settle_intensity
+from napari_iem.engine.presets import get_preset
+from napari_iem.engine.structure import noise_bound, structure_found
+
+SIZE = 64
+
+
+def params_for(preset, image):
+    return settle_intensity(get_preset(preset).replace(max_iter=40), image)
+
+
+def run(x, params, regions=2):
+    """The optimiser's final labels for the batch ``x``."""
+    gen = optimize(x, regions, params)
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value.labels
+
+
+def decide(images, preset, value_range=None):
+    params = params_for(preset, np.stack(images))
+    x = torch.from_numpy(np.stack([
+        prepare_image(im, params, value_range=value_range).data for im in images]))
+    return structure_found(x, run(x, params), 2, params)
+
+
+def disc(contrast, rng, radius=12, centre=(28, 36)):
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    inside = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < radius**2
+    image = rng.normal(1000, 50, (SIZE, SIZE)) + 50 * contrast * inside
+    return image.round().astype(np.uint16)
+
+
+def test_noise_bound_is_the_split_by_value():
+    assert noise_bound(0.5) == pytest.approx(2 * math.sqrt(2 / math.pi))
+    rng = np.random.default_rng(0)
+    v = np.sort(rng.standard_normal(200_000))
+    top = v[-20_000:].mean() - v[:-20_000].mean()  # the top 10% against the rest
+    assert noise_bound(0.1) == pytest.approx(top, rel=0.02)
+
+
+@pytest.mark.parametrize("preset", ["microscopy", "photo"])
+def test_noise_planes_have_no_structure(preset):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    planes = [rng.normal(128, 20, (SIZE, SIZE)).clip(0, 255).astype(np.uint8),
+              rng.poisson(3, (SIZE, SIZE)).astype(np.uint8),
+              rng.poisson(20 * (0.5 + xx / SIZE)).astype(np.uint8)]  # a gradient
+    found, stats = decide(planes, preset)
+    assert not found.any(), stats["ratio"]
+
+
+def test_a_faint_disc_is_found():
+    found, stats = decide([disc(2.0, np.random.default_rng(2))], "microscopy")
+    assert found.tolist() == [True], stats
+    assert stats["contrast"][0] == pytest.approx(2.0, rel=0.15)
+
+
+def test_stack_with_empty_planes():
+    """Planes of one stack, scaled alike: those with a disc keep it, the empty ones
+    are called empty."""
+    rng = np.random.default_rng(3)
+    stack = np.stack([disc(4.0, rng), disc(0.0, rng), disc(3.0, rng, centre=(40, 24)),
+                      disc(0.0, rng)])
+    params = params_for("microscopy", stack)
+    found, _ = decide(list(stack), "microscopy",
+                      value_range=intensity_range(stack[..., None], params, False))
+    assert found.tolist() == [True, False, True, False]
+
+
+def test_statistic_ignores_scaling_and_offset():
+    rng = np.random.default_rng(4)
+    image = disc(1.0, rng)
+    params = params_for("microscopy", image)
+    x = torch.from_numpy(prepare_image(image, params).data[None])
+    labels = run(x, params)
+    _, a = structure_found(x, labels, 2, params)
+    _, b = structure_found(0.3 * x - 0.5, labels, 2, params)
+    assert b["contrast"][0] == pytest.approx(a["contrast"][0], rel=1e-6)
+
+
+def test_single_region_is_no_structure():
+    x = torch.rand(1, 1, SIZE, SIZE) * 2 - 1
+    params = get_preset("microscopy").replace(max_iter=5)
+    found, stats = structure_found(x, torch.zeros(1, SIZE, SIZE, dtype=torch.int64), 2,
+                                   params)
+    assert not found.any() and stats["ratio"] == [0.0]
+
+
+def test_volume_with_a_ball_and_an_empty_volume():
+    rng = np.random.default_rng(5)
+    zz, yy, xx = np.mgrid[:16, :24, :24]
+    ball = (zz - 8) ** 2 + (yy - 12) ** 2 + (xx - 12) ** 2 < 6**2
+    vols = [rng.normal(0, 1, ball.shape) + 3 * ball, rng.normal(0, 1, ball.shape)]
+    # the engine's n-D majority (14 of 27), as the pipeline sets it on the working grid
+    params = dataclasses.replace(get_preset("microscopy"), max_iter=10, smooth_threshold=14)
+    x = torch.from_numpy(np.stack([
+        prepare_image(v.astype(np.float32), params, spatial_ndim=3).data for v in vols]))
+    found, _ = structure_found(x, run(x, params), 2, params)
+    assert found.tolist() == [True, False]
