@@ -1,7 +1,16 @@
-"""Fixtures shared by the GUI tests (napari under pytest-xvfb)."""
+"""Fixtures shared by the tests.
+
+Nothing here imports Qt or napari: the GUI fixtures import the widget when a test asks
+for them, so that ``pytest -m "not gui"`` runs the engine tests without a display.
+"""
 import pytest
 
-from napari_iem._napari import widget as _widget
+
+@pytest.fixture(autouse=True)
+def widget_memory(tmp_path, monkeypatch):
+    """The widget remembers its settings in this test's own folder, not the user's,
+    so that no test starts from another one's settings."""
+    monkeypatch.setenv("NAPARI_IEM_WIDGET_SETTINGS", str(tmp_path / "widget-settings.toml"))
 
 
 @pytest.fixture
@@ -10,14 +19,17 @@ def viewer_widget(make_napari_viewer):
     iterations so that runs stay short."""
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
-    widget.max_iter.value = 30
+    widget.controls["max_iter"].value = 30
     return viewer, widget
 
 
 @pytest.fixture
 def errors(monkeypatch):
     """Texts of the error and warning notifications the widget shows."""
+    from napari_iem._napari import folder, widget
+
     shown = []
-    monkeypatch.setattr(_widget, "show_error", shown.append)
-    monkeypatch.setattr(_widget, "show_warning", shown.append)
+    for module in (widget, folder):
+        monkeypatch.setattr(module, "show_error", shown.append, raising=False)
+    monkeypatch.setattr(widget, "show_warning", shown.append)
     return shown

@@ -2,13 +2,16 @@
 import time
 
 import numpy as np
+import pytest
 
 from napari_iem._napari import layers as _layers, widget as _widget
+from napari_iem._napari.form import PRESET_START
 from napari_iem._napari.sample_data import textured_disc
 from napari_iem.api import iter_segment
 
 SIZE = 64
 TIMEOUT_MS = 30_000
+pytestmark = pytest.mark.gui
 
 
 def disc_truth(size=SIZE):
@@ -29,22 +32,25 @@ def test_widget_opens_through_manifest(viewer_widget):
     viewer, widget = viewer_widget
     assert isinstance(widget, _widget.IEMWidget)
     assert widget.run_button.text() == "Run"
-    assert (widget.regions.min, widget.regions.max) == (2, 8)
-    assert widget.device.choices[0] == "auto" and "cpu" in widget.device.choices
+    c = widget.controls
+    assert (c["regions"].min, c["regions"].max) == (2, 64)  # what the API accepts
+    assert c["device"].choices[0] == "auto" and "cpu" in c["device"].choices
     assert widget.image.value is None
     assert not widget.advanced.isExpanded()
-    widget.sigma.value = 2.0
-    widget.preset.value = "paper"
-    assert widget.sigma.value == 5.0
+    assert not widget.progress.isVisibleTo(widget)  # no "0 / 100" before a run
+    c["sigma"].value = 2.0
+    c["preset"].value = "paper"
+    assert c["sigma"].value == 5.0
 
 
-def test_run_adds_calibrated_labels_and_hidden_maps(viewer_widget, qtbot):
+def test_run_adds_one_calibrated_labels_layer(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(
         textured_disc(SIZE), name="disc", scale=(2.0, 0.5), translate=(10, -4),
         units=("um", "um"),
     )
     click_and_wait(qtbot, widget, widget.run_button)
+    assert [la.name for la in viewer.layers] == ["disc", "disc IEM"]  # nothing else
 
     labels = viewer.layers["disc IEM"]
     assert labels.data.shape == (SIZE, SIZE) and labels.data.dtype == np.uint8
@@ -57,7 +63,14 @@ def test_run_adds_calibrated_labels_and_hidden_maps(viewer_widget, qtbot):
     truth = disc_truth()
     fg = labels.data == 1
     assert (fg & truth).sum() / (fg | truth).sum() > 0.8
+    assert widget.run_button.text() == "Run"
 
+
+def test_show_why_adds_hidden_maps(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc", scale=(2.0, 0.5))
+    widget.show_why.value = True
+    click_and_wait(qtbot, widget, widget.run_button)
     for k in (0, 1):
         inpainted = viewer.layers[f"disc IEM inpainted {k}"]
         assert inpainted.data.shape == (SIZE, SIZE) and not inpainted.visible
@@ -65,14 +78,14 @@ def test_run_adds_calibrated_labels_and_hidden_maps(viewer_widget, qtbot):
     error = viewer.layers["disc IEM error"]
     assert error.colormap.name == "magma" and not error.visible
     assert "disc IEM preview" not in viewer.layers
-    assert widget.run_button.text() == "Run"
 
 
 def test_rgb_and_three_partitions(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     grey = textured_disc(48)
     viewer.add_image(np.stack([grey, 1 - grey, grey], -1), name="rgb", rgb=True)
-    widget.regions.value = 3
+    widget.controls["regions"].value = 3
+    widget.show_why.value = True
     click_and_wait(qtbot, widget, widget.run_button)
     assert viewer.layers["rgb IEM"].data.shape == (48, 48)
     assert viewer.layers["rgb IEM"].data.max() <= 2
@@ -151,17 +164,19 @@ def test_picker_follows_added_removed_renamed_layers(viewer_widget):
     assert widget.image.value is a
     viewer.layers.remove("b")
     assert widget.image.choices == (a,)
-    assert widget.init.choices == (_widget.PRESET_START, viewer.layers["seeds"])
+    assert widget.init.choices == (PRESET_START, viewer.layers["seeds"])
 
 
 def test_user_edited_layer_survives_rerun(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.show_why.value = True
     click_and_wait(qtbot, widget, widget.run_button)
     first = viewer.layers["disc IEM"]
+    before = len(viewer.layers)
     click_and_wait(qtbot, widget, widget.run_button)  # unedited: updated in place
     assert viewer.layers["disc IEM"] is first
-    assert [la.name for la in iem_layers(viewer)].count("disc IEM") == 1
+    assert len(viewer.layers) == before  # a rerun adds no layer
 
     edited = first.data.copy()
     edited[30:34, :] = 0
@@ -176,6 +191,7 @@ def test_user_edited_layer_survives_rerun(viewer_widget, qtbot):
 def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.show_why.value = True
     click_and_wait(qtbot, widget, widget.run_button)
     labels = viewer.layers["disc IEM"]
     before = labels.data.copy()
@@ -194,9 +210,10 @@ def test_displayed_plane_of_a_stack(viewer_widget, qtbot):
     viewer.dims.set_current_step(0, 2)
     click_and_wait(qtbot, widget, widget.run_button)
     labels = viewer.layers["stack IEM"]
-    assert labels.data.shape == (48, 48)
+    assert labels.data.shape == (3, 48, 48)  # on its plane, not over the whole stack
     assert labels.metadata["iem"]["plane"] == [2]
-    assert 0 < labels.data.mean() < 1
+    assert 0 < labels.data[2].mean() < 1
+    assert not labels.data[:2].any()
 
 
 def test_no_image_notifies(viewer_widget, errors):
@@ -239,7 +256,7 @@ def test_out_of_memory_notifies(viewer_widget, qtbot, errors, monkeypatch):
     monkeypatch.setattr(_widget, "iter_segment", oom)
     viewer.add_image(textured_disc(SIZE), name="disc")
     click_and_wait(qtbot, widget, widget.run_button)
-    assert len(errors) == 1 and "working resolution" in errors[0]
+    assert len(errors) == 1 and "lower max size" in errors[0]
     assert iem_layers(viewer) == []
     assert widget.run_button.text() == "Run"
 

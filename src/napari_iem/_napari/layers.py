@@ -1,9 +1,9 @@
-"""napari layers <-> engine arrays, with no Qt.
+"""napari layers <-> engine arrays, with no Qt: names, calibration, the written record.
 
-Everything the dock widget does to layers lives here: which 2-D plane of an Image layer
-is segmented, how output layers are named, which spatial calibration they inherit, what
-goes into their metadata, and how a layer the user painted is told apart from one the
-plugin may update.
+Which plane of an Image layer a position points at, how output layers are named, which
+spatial calibration they inherit, what goes into their metadata, and how a layer the
+user painted is told apart from one the plugin may update.  Putting results into
+layers is :mod:`napari_iem._napari.publish`.
 
 Each Labels layer the plugin writes carries three metadata entries:
 
@@ -19,8 +19,7 @@ Each Labels layer the plugin writes carries three metadata entries:
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from napari.layers import Image, Labels, Layer
@@ -45,17 +44,33 @@ def label_colormap() -> DirectLabelColormap:
     return DirectLabelColormap(color_dict=colors)
 
 
+def source_array(layer: Image):
+    """The layer's full-resolution array, unread (a dask or zarr array stays lazy)."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def plane_index(layer: Layer, axes: Sequence[int], world_point=None) -> tuple[int, ...]:
+    """The data index on ``axes`` of ``layer`` at the viewer position ``world_point``
+    (``None``: index 0), clipped to the layer."""
+    if not axes:
+        return ()
+    point = np.zeros(layer.ndim) if world_point is None else np.asarray(world_point)
+    coords = np.asarray(layer.world_to_data(point))
+    shape = source_array(layer).shape
+    return tuple(int(np.clip(round(coords[a]), 0, shape[a] - 1)) for a in axes)
+
+
 def image_plane(layer: Layer, world_point: Iterable[float] | None = None):
-    """The 2-D plane (RGB(A) channels kept) of an Image layer to segment.
+    """The 2-D plane (RGB(A) channels kept) of an Image layer at ``world_point``.
 
     Parameters
     ----------
     layer : napari.layers.Layer
         Must be an Image layer.  A multiscale layer gives its full-resolution level.
     world_point : sequence of float, optional
-        The viewer's current position (``viewer.dims.point``).  For a layer of more
-        than two spatial dimensions, the plane through this point along the last two
-        axes is taken; ``None`` takes index 0 on the leading axes.
+        The viewer's current position (``viewer.dims.point``): for a layer of more than
+        two dimensions, the plane through it along the last two axes; ``None`` takes
+        index 0 on the leading axes.
 
     Returns
     -------
@@ -75,23 +90,17 @@ def image_plane(layer: Layer, world_point: Iterable[float] | None = None):
         )
     if layer.ndim < 2:
         raise ValueError(f"'{layer.name}' has {layer.ndim} dimension(s); IEM needs 2-D")
-    data = layer.data[0] if layer.multiscale else layer.data
-    lead = layer.ndim - 2
-    index: tuple[int, ...] = ()
-    if lead:
-        point = np.zeros(layer.ndim) if world_point is None else np.asarray(world_point)
-        coords = np.asarray(layer.world_to_data(point))[:lead]
-        limits = np.asarray(data.shape[:lead]) - 1
-        index = tuple(int(i) for i in np.clip(np.round(coords), 0, limits))
-    return np.asarray(data[index]), index
+    index = plane_index(layer, range(layer.ndim - 2), world_point)
+    return np.asarray(source_array(layer)[index]), index
 
 
-def spatial_kwargs(layer: Layer) -> dict:
-    """Scale, translate and units of ``layer``'s last two axes, for a 2-D output."""
+def spatial_kwargs(layer: Layer, axes: Sequence[int] | None = None) -> dict:
+    """Scale, translate and units of ``layer`` on ``axes`` (default: the last two)."""
+    axes = list(range(layer.ndim - 2, layer.ndim) if axes is None else axes)
     return {
-        "scale": tuple(layer.scale[-2:]),
-        "translate": tuple(layer.translate[-2:]),
-        "units": tuple(layer.units[-2:]),
+        "scale": tuple(np.asarray(layer.scale)[axes]),
+        "translate": tuple(np.asarray(layer.translate)[axes]),
+        "units": tuple(layer.units[a] for a in axes),
     }
 
 
@@ -106,14 +115,22 @@ def unique_name(base: str, layers: Iterable[Layer]) -> str:
     return f"{base} [{n}]"
 
 
-def run_metadata(result, source: Layer, index: tuple[int, ...]) -> dict:
-    """The ``metadata["iem"]`` entry describing one IEM run on ``source``."""
+def run_metadata(result, source: Layer, index: tuple[int, ...], mode: str,
+                 picked: dict | None = None) -> dict:
+    """The ``metadata["iem"]`` entry describing one IEM run on ``source``.
+
+    ``picked`` says how the preset was chosen (``{"by": "default", "why": ...}``) when
+    the ``default`` preset picked it, so a result tells which preset made it and why.
+    """
     return {
         "role": "labels",
+        "mode": mode,
         "source": source.name,
         "source_id": str(source.unique_id),
         "plane": list(index),
         "regions": int(result.regions),
+        "preset": result.params.get("preset"),
+        "picked": picked,
         "params": dict(result.params),
         # the same settings the widget saves and `napari-iem segment --config` reads
         "settings": settings_from_params(result.params),
@@ -165,6 +182,13 @@ def mark_written(layer: Labels, data: np.ndarray, locked: np.ndarray | None) -> 
         layer.metadata[LOCKED_KEY] = np.array(locked, dtype=bool, copy=True)
 
 
+def write_labels(target: Labels, labels, locked, meta: dict) -> None:
+    """Replace ``target``'s data and metadata with a run's labels."""
+    target.data = labels
+    target.metadata[IEM_KEY] = meta
+    mark_written(target, labels, locked)
+
+
 def refine_inputs(layer: Labels) -> tuple[np.ndarray, np.ndarray]:
     """Start labels and locked pixels for refining ``layer``.
 
@@ -184,139 +208,36 @@ def refine_inputs(layer: Labels) -> tuple[np.ndarray, np.ndarray]:
     return data, locked
 
 
-def publish_result(layers, source: Layer, result, index=()) -> Labels:
-    """Show a finished run: update the plugin's unedited output layer, or add one.
-
-    A layer the user edited is never overwritten: the result then goes to a new,
-    uniquely named layer.  The per-region inpaintings and the error map follow.
-
-    Parameters
-    ----------
-    layers : napari.components.LayerList
-    source : napari.layers.Image
-        The layer that was segmented.
-    result : napari_iem.api.IEMResult
-    index : tuple of int
-        The plane of ``source`` that was segmented (see :func:`image_plane`).
-    """
-    target = next(
-        (out for out in reversed(outputs_of(layers, source)) if not is_edited(out)),
-        None,
-    )
-    meta = run_metadata(result, source, index)
-    if target is None:
-        target = Labels(
-            result.labels,
-            name=unique_name(source.name + OUTPUT_SUFFIX, layers),
-            metadata={IEM_KEY: meta},
-            colormap=label_colormap(),
-            **spatial_kwargs(source),
-        )
-        mark_written(target, result.labels, None)
-        layers.append(target)
-    else:
-        write_labels(target, result.labels, None, meta)
-    publish_inspection(layers, source, target, result)
-    return target
-
-
-def publish_refinement(layers, source, target: Labels, result, init, locked) -> Labels:
-    """Write a refinement into ``target``, keeping the user's locked pixels exactly.
-
-    ``init`` is ``target``'s data when the refinement started.  If the user painted
-    in ``target`` meanwhile, it is left alone and the refinement goes to a new layer
-    (see :func:`publish_result`).  Returns the layer written.
-    """
-    labels = result.labels.copy()
-    labels[locked] = init[locked]
-    result = replace(result, labels=labels)
-    plane = tuple(target.metadata[IEM_KEY]["plane"])
-    if not np.array_equal(np.asarray(target.data), init):
-        return publish_result(layers, source, result, plane)
-    write_labels(target, labels, locked, run_metadata(result, source, plane))
-    publish_inspection(layers, source, target, result)
-    return target
-
-
-def write_labels(target: Labels, labels, locked, meta: dict) -> None:
-    """Replace ``target``'s data and metadata with a run's labels."""
-    target.data = labels
-    target.metadata[IEM_KEY] = meta
-    mark_written(target, labels, locked)
-
-
-def publish_inspection(layers, source: Layer, target: Labels, result) -> None:
-    """Hidden Image layers: each region's inpainting, and the inpainting error."""
+def owned_by(layers, target: Labels, role: str) -> list[Layer]:
+    """The plugin's layers of ``role`` (``"inpainted"``, ``"error"``, ``"instances"``)
+    that belong to the output ``target``."""
     owner = str(target.unique_id)
-    spatial = spatial_kwargs(source)
-    inpainted = result.inpainted
-    if inpainted is not None and inpainted.ndim == 4 and inpainted.shape[-1] != 3:
-        inpainted = inpainted.mean(-1)  # several non-RGB channels: show their mean
-    rgb = inpainted is not None and inpainted.ndim == 4
-    look = {"rgb": True} if rgb else {"colormap": source.colormap}
-    limits = source.contrast_limits
-    if inpainted is not None and inpainted is not result.inpainted:
-        limits = _limits(inpainted)
-    for k, image in enumerate([] if inpainted is None else inpainted):
-        _put_image(
-            layers, f"{target.name} inpainted {k}", image,
-            {"role": "inpainted", "region": k, "owner": owner},
-            contrast_limits=limits, **look, **spatial,
-        )
-    if result.error is None:
-        return
-    _put_image(
-        layers, f"{target.name} error", result.error,
-        {"role": "error", "owner": owner}, colormap="magma",
-        contrast_limits=_limits(result.error), **spatial,
-    )
-    for layer in list(layers):
-        info = layer.metadata.get(IEM_KEY, {})
-        if info.get("owner") == owner and info.get("region", -1) >= result.regions:
-            layers.remove(layer)
-
-
-def _put_image(layers, name: str, data: np.ndarray, info: dict, **kwargs) -> None:
-    """Update the plugin's Image layer ``name``, or add it hidden."""
-    for layer in layers:
-        old = layer.metadata.get(IEM_KEY, {})
-        if isinstance(layer, Image) and old.get("owner") == info["owner"] and (
-            old.get("role"), old.get("region")
-        ) == (info["role"], info.get("region")):
-            layer.data = data
-            layer.contrast_limits = kwargs["contrast_limits"]
-            return
-    layers.append(
-        Image(data, name=name, visible=False, metadata={IEM_KEY: info}, **kwargs)
-    )
-
-
-def _limits(data: np.ndarray) -> tuple[float, float]:
-    """Contrast limits for a map: 0 to its maximum (or 1 when it is all 0)."""
-    high = float(np.nanmax(data)) if data.size else 0.0
-    return 0.0, high if high > 0 else 1.0
+    return [layer for layer in layers
+            if layer.metadata.get(IEM_KEY, {}).get("owner") == owner
+            and layer.metadata[IEM_KEY].get("role") == role]
 
 
 def flip_output(layers, target: Labels) -> None:
     """Swap foreground and background of a two-region output and its inpaintings.
 
     The user's edits and locks are kept: the record of what the plugin wrote flips
-    too, so an edited layer stays edited at the same pixels.
+    too, so an edited layer stays edited at the same pixels.  On a stack plane output
+    only the planes IEM wrote flip (the others stay empty).
     """
     data = np.asarray(target.data)
-    if target.metadata[IEM_KEY]["regions"] != 2 or data.max(initial=0) > 1:
+    info = target.metadata[IEM_KEY]
+    if info["regions"] != 2 or data.max(initial=0) > 1:
         raise ValueError(
-            f"Flip swaps the two regions of a 2-partition result; '{target.name}' "
-            "has more labels. Run with 2 partitions to flip."
+            f"Flip needs a 2-partition result; '{target.name}' has more labels."
         )
-    target.data = (1 - data).astype(data.dtype)
-    target.metadata[WRITTEN_KEY] = (1 - target.metadata[WRITTEN_KEY]).astype(data.dtype)
-    owner = str(target.unique_id)
-    maps = {
-        layer.metadata[IEM_KEY]["region"]: layer
-        for layer in layers
-        if layer.metadata.get(IEM_KEY, {}).get("owner") == owner
-        and layer.metadata[IEM_KEY]["role"] == "inpainted"
-    }
+    planes = [tuple(p) for p in info.get("planes", [])] or [()]
+    flipped, written = data.copy(), target.metadata[WRITTEN_KEY].copy()
+    for plane in planes:
+        flipped[plane] = 1 - data[plane]
+        written[plane] = 1 - written[plane]
+    target.data = flipped
+    target.metadata[WRITTEN_KEY] = written
+    maps = {layer.metadata[IEM_KEY]["region"]: layer
+            for layer in owned_by(layers, target, "inpainted")}
     if set(maps) == {0, 1}:
         maps[0].data, maps[1].data = maps[1].data, maps[0].data

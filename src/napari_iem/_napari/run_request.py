@@ -1,0 +1,137 @@
+"""What the widget turns into engine input: the displayed plane, every slice, a volume,
+or a refinement of an output layer, with the options of the form.
+
+:func:`plan_run` and :func:`plan_refine` read the form and the viewer and return a
+:class:`RunPlan`: the array and the keyword arguments of
+:func:`napari_iem.api.iter_segment` (which checks every knob), and where the result
+belongs (the output's shape, axes and plane) for :mod:`napari_iem._napari.publish`.
+What cannot be run raises :class:`RequestError` with a message for the user.  No Qt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from napari.layers import Image, Labels
+
+from . import layers_nd as _layers_nd
+from .form import PRESET_START, IEMForm
+from .layers import IEM_KEY, refine_inputs, source_array
+from ..engine.presets import DEFAULT_PRESET
+
+#: The preset "run again as the other" switches to, for each pick of default.
+OTHER_PICK = {"photo": "microscopy", "microscopy": "photo"}
+
+
+class RequestError(ValueError):
+    """The form and the viewer do not make a run; the message says what to change."""
+
+
+@dataclass
+class RunPlan:
+    """One run as the widget planned it.
+
+    ``shape`` and ``axes`` are the output layer's (every non-channel axis of the
+    source); ``index`` is the plane of a stack a current-slice run segments (empty
+    otherwise).  A refinement also has the ``target`` layer, its data at the ``start``
+    and the ``locked`` pixels (both of ``shape``).
+    """
+
+    source: Image
+    data: np.ndarray
+    options: dict
+    mode: str
+    axes: list
+    shape: tuple
+    index: tuple
+    source_shape: tuple
+    picked: dict | None
+    show_why: bool
+    target: Labels | None = None
+    start: np.ndarray | None = None
+    locked: np.ndarray | None = None
+
+
+def _check_display(viewer, source: Image) -> None:
+    ndim = viewer.dims.ndim
+    if source.ndim > 2 and sorted(viewer.dims.displayed) != [ndim - 2, ndim - 1]:
+        raise RequestError(
+            "IEM segments the displayed plane of the last two axes: switch the viewer "
+            "to 2-D display and restore the axis order (Transpose)."
+        )
+
+
+def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
+    """The run the form describes on the chosen image (an init layer, if chosen and
+    ``use_init``, as the start)."""
+    source = form.image.value
+    if source is None:
+        raise RequestError("there is no image to segment. Open or add an Image layer.")
+    mode = form.mode.value
+    if mode == "current slice":
+        _check_display(viewer, source)
+    try:
+        got = _layers_nd.gather(
+            source, mode, channel_axis=form.channel_axis.value,
+            extra=list(form.channel_layers.value), world_point=viewer.dims.point)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    show_why = form.show_why.value and mode == "current slice"
+    options = {**form.options(), "mode": got["engine_mode"], "maps": show_why}
+    if got["channel_axis"] is not None:
+        options["channel_axis"] = got["channel_axis"]
+    spatial = np.asarray(source.scale)[list(got["axes"])][-got["nsp"]:]
+    if form.physical.value:
+        options.update(sigma_units="physical", scale=tuple(map(float, spatial)))
+    elif len(set(map(float, spatial))) > 1:
+        options["scale"] = tuple(map(float, spatial))
+    plan = RunPlan(
+        source=source, data=got["data"], options=options, mode=mode, axes=got["axes"],
+        shape=got["shape"], index=got["index"],
+        source_shape=tuple(source_array(source).shape), picked=_picked(form),
+        show_why=show_why,
+    )
+    if use_init and form.init.value != PRESET_START:
+        options["init"] = _init_labels(form.init.value, plan)
+    return plan
+
+
+def _picked(form: IEMForm) -> dict | None:
+    """How default picked the preset (for the status line and the layer metadata)."""
+    if form.controls["preset"].value != DEFAULT_PRESET:
+        return None
+    preset, why = form.pick()
+    return {"by": DEFAULT_PRESET, "preset": preset, "why": why,
+            "other": OTHER_PICK.get(preset)}
+
+
+def _init_labels(layer: Labels, plan: RunPlan) -> np.ndarray:
+    """A copy of ``layer``'s labels for the run (painting goes on meanwhile): the
+    output's shape, or on a stack also the plane's."""
+    init = np.array(layer.data)
+    plane = plan.shape[len(plan.index):]
+    if plan.index and init.shape == plan.shape:
+        return init[plan.index]
+    if init.shape != plane:
+        raise RequestError(
+            f"initialization layer '{layer.name}' has shape {init.shape}, the input "
+            f"{plane}: choose a Labels layer of that shape, or '{PRESET_START}'."
+        )
+    return init
+
+
+def plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
+    """Restart from ``target`` as the user painted it, every changed pixel locked, in
+    the mode ``target`` was made in."""
+    form.mode.value = target.metadata[IEM_KEY].get("mode", "current slice")
+    plan = plan_run(form, viewer, use_init=False)
+    try:
+        start, locked = refine_inputs(target)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    if start.shape != plan.shape:
+        raise RequestError(f"'{target.name}' has shape {start.shape}, the input "
+                           f"{plan.shape}: run IEM again instead")
+    plan.options.update(init=start[plan.index], locked=locked[plan.index])
+    plan.target, plan.start, plan.locked = target, start, locked
+    return plan
