@@ -27,6 +27,7 @@ def test_npe2_validate_command():
     assert "valid" in done.stdout
 
 
+@pytest.mark.gui  # the widget's module imports Qt
 def test_commands_are_namespaced_and_import(manifest):
     for command in manifest.contributions.commands:
         assert command.id.startswith("napari-iem.")

@@ -29,6 +29,7 @@ def test_textured_disc_is_reproducible():
     np.testing.assert_array_equal(a, _sample_data.textured_disc(32, seed=1))
 
 
+@pytest.mark.gui
 def test_open_sample_through_napari(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-iem", "disc")
