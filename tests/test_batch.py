@@ -12,9 +12,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+import napari_iem.batch.guard as guard
 import napari_iem.batch.run as batch
-from napari_iem.batch.run import BatchError, BatchInterrupted, plan_tasks, run_batch
-from napari_iem.files.io import TEMP_SUFFIX
+import napari_iem.batch.task as task
+from napari_iem.batch import BatchError, BatchInterrupted, plan_tasks, run_batch
+from napari_iem.files.write import TEMP_SUFFIX
 
 # the module, not the function that napari_iem re-exports under the same name
 seg = importlib.import_module("napari_iem.api")
@@ -89,7 +91,7 @@ def test_resume_after_crash(folder, tmp_path, monkeypatch):
     """A Ctrl-C in the middle keeps finished outputs, leaves no partial file, and a rerun
     does only the rest."""
     out = tmp_path / "out"
-    real_write = batch.write_labels
+    real_write = task.write_labels
     written = []
 
     def crash_on_fifth(labels, out_dir, stem):
@@ -98,7 +100,7 @@ def test_resume_after_crash(folder, tmp_path, monkeypatch):
         written.append(stem)
         return real_write(labels, out_dir, stem)
 
-    monkeypatch.setattr(batch, "write_labels", crash_on_fifth)
+    monkeypatch.setattr(task, "write_labels", crash_on_fifth)
     with pytest.raises(BatchInterrupted) as info:
         run_batch(folder, out, workers=0, progress=False, task_images=4, max_iter=ITER)
     rep = info.value.report
@@ -110,7 +112,7 @@ def test_resume_after_crash(folder, tmp_path, monkeypatch):
     rows = report_rows(out)
     assert sum(r["status"] == "done" for r in rows.values()) == 4
     assert sum(r["status"] == "cancelled" for r in rows.values()) == 4
-    monkeypatch.setattr(batch, "write_labels", real_write)
+    monkeypatch.setattr(task, "write_labels", real_write)
 
     # Count the images the rerun segments.
     real_batch = seg.segment_batch
@@ -175,7 +177,7 @@ def test_unwritable_output_folder(folder, tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(batch.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(guard.tempfile, "mkstemp", denied)
     with pytest.raises(BatchError, match="not writable: Permission denied"):
         run_batch(folder, tmp_path / "ro", workers=0, progress=False)
     monkeypatch.undo()
@@ -216,7 +218,7 @@ def test_name_clashes_get_distinct_outputs(tmp_path):
     iio.imwrite(d1 / "x.png", disc(32, 32, 16, 16, 8, 0))
     iio.imwrite(d2 / "x.png", disc(32, 32, 16, 16, 8, 1))
     rep = run_batch([d1, d2], tmp_path / "out", workers=0, progress=False, max_iter=5)
-    assert sorted(r.output for r in rep.records) == ["x.png", "x_png.png"]
+    assert sorted(r.output for r in rep.records) == ["x_a.png", "x_b.png"]
 
 
 def test_paper_protocol_and_overlay(tmp_path):

@@ -197,10 +197,11 @@ def test_write_failure_cleans_up(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_write_replaces_other_suffix(tmp_path):
+def test_write_touches_nothing_but_its_target(tmp_path):
+    """The other suffix's file may be a user's: removing it is the manifest's call."""
     write_labels(np.full((4, 4), 300, np.uint16), tmp_path, "a")
     write_labels(np.ones((4, 4), np.uint8), tmp_path, "a")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.tif"]
     assert existing_labels(tmp_path, "a") == tmp_path / "a.png"
     assert existing_labels(tmp_path, "b") is None
 
@@ -244,9 +245,24 @@ def test_output_path_stays_inside(tmp_path):
 
 
 def test_unique_stems():
-    assert unique_stems(["d1/a.png", "d2/a.png", "a.tif", "b.png"]) == \
-        ["a", "a_png", "a_tif", "b"]
-    assert unique_stems(["x/A.png", "y/a.png", "z/a.png"]) == ["A", "a_png", "a_png-2"]
+    """Clashing stems all get names from what tells them apart, whatever the order."""
+    assert unique_stems(["d1/a.png", "d2/a.png", "b.png"]) == ["a_d1", "a_d2", "b"]
+    assert unique_stems(["d/a.png", "d/a.tif"]) == ["a_png", "a_tif"]
+    assert unique_stems(["x/A.png", "y/a.png", "z/a.png"]) == ["A_x", "a_y", "a_z"]
+    assert unique_stems(["r1/img/a.png", "r2/img/a.png"]) == ["a_r1_img", "a_r2_img"]
+    # a longer name that is another input's own takes its path's tag
+    names = unique_stems(["d/a.png", "d/a.tif", "d/a_png.png"])
+    assert len({n.lower() for n in names}) == 3 and names[1] == "a_tif"
+
+
+def test_unique_stems_do_not_depend_on_the_order():
+    import itertools
+
+    paths = ["d1/a.png", "d2/a.png", "d1/a.tif", "e/A.png", "b.png", "x/y/b.png", "b.tif"]
+    first = dict(zip(paths, unique_stems(paths)))
+    for order in itertools.islice(itertools.permutations(paths), 0, 5040, 97):
+        assert dict(zip(order, unique_stems(list(order)))) == first
+    assert len({n.lower() for n in first.values()}) == len(paths)
 
 
 def test_find_images(tmp_path):

@@ -10,6 +10,11 @@ saves and loads, and what goes into a Labels layer's ``metadata["napari_iem"]``.
 
 Files are TOML (read with :mod:`tomllib`) or JSON, chosen by suffix; they are parsed as
 data only (nothing is evaluated) and unknown keys are rejected with a clear message.
+A settings file is small, so it is read as an untrusted one: only a regular file (a
+FIFO would hang the reader, ``/dev/zero`` behind a symlink would never end), at most
+1 MiB counted as read, and at most :data:`MAX_NESTING` brackets deep (100,000 nested
+brackets would exhaust the parser's recursion), each refused with a
+:class:`SettingsError` that names the file.
 TOML has no null: an optional field set to ``None`` (``max_size``) is written as the
 string ``"none"``, which is read back as ``None``.
 
@@ -31,7 +36,8 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from .io import atomic_output
+from .read import FileReadError, read_bounded
+from .write import atomic_output
 from ..engine.knobs import PARAM_KNOBS, check_params, knob
 from ..engine.presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
 
@@ -57,6 +63,8 @@ METADATA_KEY = "napari_iem"
 FORMAT_VERSION = 1
 
 _MAX_FILE_BYTES = 1 << 20  # a settings file is a few hundred bytes; refuse anything huge
+#: Deepest bracket nesting accepted in a settings file (a valid one needs 2).
+MAX_NESTING = 32
 
 
 class SettingsError(ValueError):
@@ -194,27 +202,43 @@ def _format_for(path: Path) -> str:
     raise SettingsError(f"{path}: settings files must end in .toml or .json")
 
 
+def _check_nesting(path: Path, text: str) -> None:
+    """Refuse text nested deeper than :data:`MAX_NESTING` before a parser recurses
+    into it (brackets inside strings count too: no valid settings file has many)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise SettingsError(f"{path}: brackets nested {deepest} deep, more than the "
+                            f"{MAX_NESTING} a settings file may use")
+
+
 def load_settings(path: str | os.PathLike) -> dict:
     """Read and validate a settings file (``.toml`` or ``.json``).
 
     Raises
     ------
     SettingsError
-        When the file is missing, unreadable, too large, not valid TOML/JSON, or holds
-        invalid settings.
+        When the file is missing, not a regular file, unreadable, too large or too
+        deeply nested, not valid TOML/JSON, or holds invalid settings; the whole file
+        is checked before anything is returned, so a caller that applies the result
+        (the widget's Load settings) never applies half of it.
     """
     path = Path(path)
     fmt = _format_for(path)
+    if not path.exists() and not path.is_symlink():
+        raise SettingsError(f"settings file not found: {path}")
     try:
-        if path.stat().st_size > _MAX_FILE_BYTES:
-            raise SettingsError(f"{path}: too large for a settings file")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SettingsError(f"settings file not found: {path}") from None
-    except OSError as exc:
-        raise SettingsError(f"cannot read settings file {path}: {exc.strerror or exc}") from None
+        raw = read_bounded(path, _MAX_FILE_BYTES)
+    except FileReadError as exc:
+        raise SettingsError(f"cannot read settings file {exc}") from None
     try:
         text = raw.decode("utf-8")
+        _check_nesting(path, text)
         data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise SettingsError(f"{path}: not valid {fmt.upper()}: {exc}") from None

@@ -1,0 +1,107 @@
+"""What must hold before a run writes anything: a writable folder, one run at a time,
+and no input that any output could land on.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["BatchError", "LOCK_NAME", "OVERLAY_DIR", "check_out_dir", "out_dir_lock"]
+
+#: Lock file of a running job in its output folder (removed when it ends).
+LOCK_NAME = ".iem-lock"
+OVERLAY_DIR = "overlays"
+
+
+class BatchError(ValueError):
+    """The job cannot start (bad input, output folder, scheduler); the message says why."""
+
+
+def check_out_dir(out_dir: Path, overlay: bool) -> None:
+    """Create ``out_dir`` and check that files can be created in it.
+
+    ``overlays/`` must be a real folder (or absent): one that is a symlink would send
+    the overlays wherever it points.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BatchError(
+            f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    if not out_dir.is_dir():
+        raise BatchError(f"output path {out_dir} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".iem-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BatchError(
+            f"output folder {out_dir} is not writable: {exc.strerror or exc}") from None
+    odir = out_dir / OVERLAY_DIR
+    if overlay and (odir.is_symlink() or odir.exists() and not odir.is_dir()):
+        raise BatchError(f"{odir} is a link or a file, not a folder: overlays are not "
+                         "written through it; move it away")
+
+
+def _lock(fd: int) -> bool:
+    """Take an exclusive, non-blocking lock on ``fd``; False when another holds it.
+    The operating system drops it when the process dies, even by SIGKILL."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def out_dir_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the output folder for one run: a second run into it is refused at once.
+
+    The lock file is removed at the end; a run that finds the file but can take the
+    lock (the previous holder was killed) goes ahead.  After locking, the file is
+    checked to be the one at the path still, so two runs that race with a third's
+    clean-up cannot both hold it.
+    """
+    path = out_dir / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise BatchError(f"cannot create the lock file {path}: "
+                             f"{exc.strerror or exc}") from None
+        if not _lock(fd):
+            os.close(fd)
+            raise BatchError(
+                f"another napari-iem run is writing into {out_dir} (it holds {path}); "
+                "wait for it to finish, or choose another --out")
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
+

@@ -1,0 +1,89 @@
+"""Resuming: what is finished, what is redone, what is refused, and the manifest kept.
+
+An input's outputs are judged by the folder's manifest
+(:class:`napari_iem.files.manifest.Manifest`), never by their names:
+
+* *finished* (all of source path, size, time, content, settings and version match):
+  skipped, unless ``overwrite``;
+* this tool's, but from another source, other contents, other settings or another
+  version: redone with ``overwrite``, otherwise refused with a message naming the
+  output and the source;
+* a file this tool did not write (or that changed since) at one of the names, or an
+  input at one of them (by path or inode): refused, with or without ``overwrite``;
+* nothing there, or left by an interrupted run: done.
+"""
+from __future__ import annotations
+
+from ..files.manifest import Inputs, Manifest, Source
+from ..files.write import label_paths
+from .guard import OVERLAY_DIR
+
+__all__ = ["output_names", "decide", "settle"]
+
+
+def output_names(stem: str, overlay: bool) -> list[str]:
+    """Every name, relative to the output folder, that the outputs of ``stem`` may take."""
+    names = [p.name for p in label_paths(".", stem)]
+    return names + ([f"{OVERLAY_DIR}/{stem}.png"] if overlay else [])
+
+
+def decide(manifest: Manifest, stem: str, source: Source, settings: str,
+           overwrite: bool, inputs: Inputs, overlay: bool) -> tuple[str, str, list[str]]:
+    """What to do with one input.
+
+    Returns
+    -------
+    (str, str, list of str)
+        ``("skip", output name, [])``, ``("refuse", why, [])`` or
+        ``("run", "", names this tool may replace)``.
+    """
+    out_dir = manifest.out_dir
+    names = output_names(stem, overlay)
+    present = [n for n in names if (out_dir / n).exists() or (out_dir / n).is_symlink()]
+    for name in present:
+        if inputs.holds(out_dir / name):
+            return "refuse", (f"{out_dir / name} is an input of this run; its outputs "
+                              "would be written over it"), []
+    labels = [n for n in present if "/" not in n]
+    verdicts = {n: manifest.verdict(n, source, settings) for n in labels}
+    for name, (state, why) in verdicts.items():
+        if state == "foreign":
+            return "refuse", why + "; move it or choose another output folder", []
+    finished = [n for n, (state, _) in verdicts.items() if state == "finished"]
+    if finished and not overwrite:
+        return "skip", finished[0], []
+    stale = [why for state, why in verdicts.values() if state == "stale"]
+    if stale and not overwrite:
+        return "refuse", stale[0] + "; --overwrite replaces it", []
+    overlays = [n for n in present if "/" in n and not manifest.owns(n)]
+    return "run", "", [n for n in present if n not in overlays]
+
+
+def settle(manifest: Manifest, names: list[str], written: dict[str, list],
+           since_ns: int) -> list[str]:
+    """Bring the manifest up to date for names claimed by this run; returns the names
+    of labels that were written.
+
+    A name in ``written`` (name -> [size, sha256], from the task) is recorded as
+    finished; a claimed name with no file is forgotten; a file written during this run
+    whose task's answer was lost (a Ctrl-C after a worker wrote it) is hashed here and
+    recorded as finished too.  Anything else keeps its claim and is redone next time.
+    """
+    from ..files.manifest import file_sha256
+
+    made = []
+    for name in names:
+        path = manifest.out_dir / name
+        if name in written:
+            manifest.finish(name, *written[name])
+        elif not path.is_file():
+            manifest.forget(name)
+            continue
+        elif path.stat().st_mtime_ns >= since_ns:
+            manifest.finish(name, path.stat().st_size, file_sha256(path))
+        else:
+            continue
+        if "/" not in name:
+            made.append(name)
+    return made
+

@@ -1,0 +1,186 @@
+"""One task, on a worker or in this process: check, read, segment, write.
+
+For each image the header is read first and the memory the run will need is checked
+against the device's free memory *before* any pixel is decoded; only then is the
+file read.  Outputs are written atomically, and only over files the client said this
+tool may replace (its manifest's verdict, passed in with the item).  A single bad file
+is recorded with its reason and never stops the others.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..files.manifest import file_sha256
+from ..files.overlay import write_overlay
+from ..files.read import ImageReadError, image_info, read_image
+from ..files.write import label_paths, labels_suffix, write_labels
+from .guard import OVERLAY_DIR
+
+__all__ = ["segment_task", "check_fits"]
+
+
+def _shape_str(shape) -> str:
+    return "x".join(str(int(s)) for s in shape)
+
+
+def _apply_protocol(image, protocol):
+    if protocol == "paper":
+        from ..analysis.metrics import paper_protocol
+
+        return paper_protocol(image)
+    return image
+
+
+def check_fits(info, cfg: dict, device, held: int) -> int:
+    """Raise :class:`~napari_iem.engine.memory.NotEnoughMemoryError` when segmenting the
+    image of header ``info`` would not fit, counting the ``held`` bytes of images this
+    task already read; returns the bytes the decoded image itself will take."""
+    from ..engine.layout import plan_layout
+    from ..engine.memory import check_memory, estimate_bytes
+    from ..engine.presets import get_preset
+    from ..engine.preprocess import working_shape
+
+    shape = tuple(info.shape)
+    channel_axis = cfg.get("channel_axis")
+    if channel_axis is not None and -len(shape) <= channel_axis < len(shape):
+        ax = channel_axis % len(shape)
+        shape = shape[:ax] + shape[ax + 1:] + (shape[ax],)
+    if cfg.get("protocol") == "paper":
+        shape = (128, 128) + shape[2:]
+    nd = cfg.get("nd_options") or {}
+    layout = plan_layout(shape, nd.get("mode", "2d"),
+                         -1 if channel_axis is not None else None)
+    overrides = cfg["overrides"]
+    max_size = overrides["max_size"] if "max_size" in overrides \
+        else get_preset(cfg["preset"]).max_size
+    work = working_shape(layout.spatial, max_size)
+    itemsize = np.dtype(info.dtype).itemsize
+    need = estimate_bytes(layout.spatial, layout.channels, cfg["regions"], work,
+                          maps=not nd, input_itemsize=itemsize,
+                          problems=layout.problems)
+    decoded = math.prod(info.shape) * itemsize
+    need["host"] += decoded + held
+    check_memory(need, device, what=f"{info.path} ({_shape_str(info.shape)})")
+    return decoded
+
+
+def _read(path: str, cfg: dict, device, held: int) -> tuple[np.ndarray, str, int]:
+    """The image at ``path`` ready to segment, its stored shape and its bytes."""
+    info = image_info(path, cfg.get("max_pixels"))
+    size = check_fits(info, cfg, device, held)
+    img = read_image(path, cfg.get("max_pixels"))
+    if cfg.get("channel_axis") is not None:
+        img = np.moveaxis(img, cfg["channel_axis"], -1)
+    return _apply_protocol(img, cfg.get("protocol")), _shape_str(info.shape), size
+
+
+def _segment_all(images: list, cfg: dict, records: dict, ok: list) -> list:
+    """Results per image (None where it failed, with the reason in its record)."""
+    from ..api import segment, segment_batch
+
+    kwargs = dict(preset=cfg["preset"], device=cfg["device"], **cfg["overrides"])
+    if cfg.get("channel_axis") is not None:
+        kwargs["channel_axis"] = -1  # moved last when read
+    nd = cfg.get("nd_options") or {}
+    one = dict(nd, maps=False)  # files get labels only
+    try:
+        if nd:  # stacks, volumes, instances: one image at a time
+            return [segment(img, cfg["regions"], **kwargs, **one) for img in images]
+        return segment_batch(images, cfg["regions"], **kwargs)
+    except Exception:
+        pass
+    # Find the culprit: run the images one by one, recording each error.
+    results = []
+    for img, (index, _, _) in zip(images, ok):
+        try:
+            results.append(segment(img, cfg["regions"], **kwargs, **one))
+        except Exception as exc:
+            records[index]["error"] = f"segmentation failed: {exc}"
+            results.append(None)
+    return results
+
+
+def _write(out_dir: Path, stem: str, labels, image, res, cfg: dict,
+           may_replace: set[str]) -> dict:
+    """Write an image's outputs over nothing but what ``may_replace`` names; returns
+    the record's fields for what was written."""
+    target = out_dir / (stem + labels_suffix(labels))
+    if (target.exists() or target.is_symlink()) and target.name not in may_replace:
+        return {"status": "refused", "error": f"{target} exists and was not written by "
+                                              "napari-iem; it is left alone"}
+    path = write_labels(labels, out_dir, stem)
+    written = {path.name: [path.stat().st_size, file_sha256(path)]}
+    for other in label_paths(out_dir, stem):
+        if other != path and other.name in may_replace and other.exists():
+            other.unlink()  # this tool's labels of the other suffix
+    if cfg.get("overlay") and res.labels.ndim == 2:
+        odir = out_dir / OVERLAY_DIR
+        odir.mkdir(exist_ok=True)
+        opath = odir / f"{stem}.png"
+        name = f"{OVERLAY_DIR}/{opath.name}"
+        if (opath.exists() or opath.is_symlink()) and name not in may_replace:
+            return {"status": "done", "output": path.name, "written": written,
+                    "error": f"overlay not written: {opath} exists and was not written "
+                             "by napari-iem"}
+        write_overlay(image, res.labels, opath)
+        written[name] = [opath.stat().st_size, file_sha256(opath)]
+    return {"status": "done", "output": path.name, "written": written}
+
+
+def segment_task(items: list[tuple[int, str, str, list[str]]], cfg: dict) -> list[dict]:
+    """Read, segment and write one task's images; runs on a worker or in-process.
+
+    ``items`` are ``(index, input path, output stem, names this tool may replace)``.
+    Returns one record dict per item (with ``index``, and ``written``: output name ->
+    [size, sha256] for the manifest); never raises for a single bad file.
+    """
+    from ..engine.devices import resolve_device
+
+    if cfg.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(cfg["torch_threads"])
+    start = time.perf_counter()
+    out_dir = Path(cfg["out_dir"])
+    device = resolve_device(cfg["device"])
+    records: dict[int, dict] = {}
+    images, ok, held = [], [], 0
+    for index, path, stem, may_replace in items:
+        rec = records[index] = {"index": index, "status": "failed"}
+        try:
+            img, rec["shape"], size = _read(path, cfg, device, held)
+        except (ImageReadError, ValueError, OSError, MemoryError) as exc:
+            # NotEnoughMemoryError too: it names the file and what to lower
+            rec["error"] = str(exc)
+            continue
+        held += size
+        images.append(img)
+        ok.append((index, stem, set(may_replace)))
+
+    results = _segment_all(images, cfg, records, ok) if images else []
+    instances = (cfg.get("nd_options") or {}).get("instances")
+    for img, (index, stem, may_replace), res in zip(images, ok, results):
+        if res is None:
+            continue
+        rec = records[index]
+        try:
+            rec.update(_write(out_dir, stem, res.instances if instances else res.labels,
+                              img, res, cfg, may_replace))
+        except (OSError, ValueError) as exc:
+            rec["error"] = f"cannot write output: {exc}"
+            continue
+        if rec["status"] == "done":
+            rec.update(
+                regions=res.regions, preset=res.params.get("preset", ""),
+                iterations=res.iterations, converged=res.converged,
+                objective=float(res.objective[-1]) if res.objective else None,
+                device=res.device,
+            )
+    per_image = (time.perf_counter() - start) / max(1, len(items))
+    for rec in records.values():
+        rec["seconds"] = round(per_image, 4)
+    return list(records.values())

@@ -1,0 +1,237 @@
+"""The output manifest: which files in an output folder this tool wrote, and from what.
+
+A file name is no proof of anything: ``labels/a.png`` may be the labels of ``a.png``,
+of ``a.tif`` that was segmented before ``a.png`` was added, of the same image under other
+settings, or a user's own picture that happens to sit there.  So every output folder
+keeps ``iem-manifest.json`` (written atomically, next to the report) with, per output:
+the source's resolved path, size, modification time and SHA-256, a hash of the
+settings, the tool's version, and the output's own size and SHA-256.
+
+Two rules follow, and every command keeps them:
+
+* An output is *finished* only when all of these still match (:meth:`Manifest.verdict`);
+  otherwise it is redone, or refused with a message that names both files.
+* A file may be replaced or deleted only when the manifest says this tool wrote it and
+  it has not changed since (:meth:`Manifest.owns`): a user's file is never touched.
+
+An entry is recorded before its output is written (an *intent*: the name is claimed),
+and completed with the output's hash after; an interrupted run thus leaves names that
+are known to be this tool's, to be redone, and nothing of the user's is ever mistaken
+for finished work.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .read import FileReadError, open_regular, read_bounded
+from .write import atomic_output
+
+__all__ = ["MANIFEST_NAME", "ManifestError", "Source", "Manifest", "Inputs",
+           "file_sha256", "settings_hash"]
+
+#: File name of the manifest in an output folder.
+MANIFEST_NAME = "iem-manifest.json"
+_FORMAT = "napari-iem manifest"
+#: A manifest is a few hundred bytes per output; a million outputs fit.
+_MAX_BYTES = 2**29
+_CHUNK = 2**20
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be read, or a file is not this tool's to replace."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a regular file's contents, read in chunks."""
+    digest = hashlib.sha256()
+    with open_regular(path, 2**62) as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def settings_hash(settings: Mapping) -> str:
+    """A short hash of everything that decides an output's contents (canonical JSON)."""
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Source:
+    """What an output was made from: a file, by resolved path, size, time and content."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> "Source":
+        """The fingerprint of ``path`` now (raises :class:`FileReadError` when it is
+        not a readable regular file)."""
+        real = Path(path).resolve()
+        try:
+            st = os.stat(real)
+        except OSError as exc:
+            raise FileReadError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        return cls(str(real), st.st_size, st.st_mtime_ns, file_sha256(real))
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+class Inputs:
+    """The inputs of a run, by resolved path and by file identity (device, inode), so
+    that no output can land on one: not by its own name, a hard link, a symlink or a
+    path spelled another way."""
+
+    def __init__(self, paths: Iterable[Path]):
+        self.real: set[Path] = set()
+        self.ids: set[tuple[int, int]] = set()
+        for p in paths:
+            self.real.add(Path(p).resolve())
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            self.ids.add((st.st_dev, st.st_ino))
+
+    def holds(self, path: Path) -> bool:
+        """Whether writing ``path`` could change an input."""
+        if Path(path).resolve() in self.real:
+            return True
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) in self.ids
+
+
+class Manifest:
+    """The manifest of one output folder (see the module docstring).
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The output folder; entries are keyed by paths relative to it (``a.png``,
+        ``overlays/a.png``); methods take outputs relative to it, or absolute.
+    entries : dict, optional
+        Entries read from an existing manifest.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, entries: dict | None = None):
+        self.out_dir = Path(os.path.abspath(out_dir))
+        self.entries: dict[str, dict] = dict(entries or {})
+
+    @property
+    def path(self) -> Path:
+        return self.out_dir / MANIFEST_NAME
+
+    @classmethod
+    def load(cls, out_dir: str | os.PathLike) -> "Manifest":
+        """The folder's manifest (empty when there is none yet).
+
+        Raises
+        ------
+        ManifestError
+            When a file of that name exists but is not a readable manifest: it is then
+            not ours, and nothing in the folder can be trusted as ours either.
+        """
+        path = Path(out_dir) / MANIFEST_NAME
+        if not path.exists() and not path.is_symlink():
+            return cls(out_dir)
+        try:
+            data = json.loads(read_bounded(path, _MAX_BYTES).decode("utf-8"))
+            if data.get("format") != _FORMAT or not isinstance(data.get("outputs"), dict):
+                raise ValueError("not a napari-iem manifest")
+            entries = {str(k): v for k, v in data["outputs"].items() if isinstance(v, dict)}
+        except (ValueError, AttributeError, RecursionError) as exc:
+            raise ManifestError(f"{path} cannot be read ({exc}); move it away (the files "
+                                "it listed will then count as not written by napari-iem)"
+                                ) from None
+        return cls(out_dir, entries)
+
+    def save(self) -> Path:
+        """Write the manifest atomically."""
+        text = json.dumps({"format": _FORMAT, "outputs": self.entries}, indent=1,
+                          sort_keys=True)
+        with atomic_output(self.path) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
+        return self.path
+
+    def _key(self, output: str | os.PathLike) -> str:
+        """``output`` (relative to the folder, or absolute) as an entry's key."""
+        return Path(os.path.abspath(self.out_dir / output)).relative_to(self.out_dir).as_posix()
+
+    def claim(self, output: str | os.PathLike, source: Source | None,
+              settings: str) -> None:
+        """Record that this tool is about to write ``output`` from ``source``."""
+        self.entries[self._key(output)] = {
+            **(asdict(source) if source else {}), "settings": settings,
+            "version": _version(),
+        }
+
+    def finish(self, output: str | os.PathLike, size: int, sha256: str) -> None:
+        """Record the output as written: its size and content hash."""
+        entry = self.entries.setdefault(self._key(output), {"version": _version()})
+        entry.update(output_size=int(size), output_sha256=sha256)
+
+    def forget(self, output: str | os.PathLike) -> None:
+        self.entries.pop(self._key(output), None)
+
+    def owns(self, output: str | os.PathLike) -> bool:
+        """Whether ``output`` may be replaced or deleted: it is absent, or this tool
+        wrote it (or claimed it, and it was interrupted) and nobody changed it since."""
+        path = self.out_dir / self._key(output)
+        if not path.exists() and not path.is_symlink():
+            return True
+        entry = self.entries.get(self._key(output))
+        if entry is None or path.is_symlink() or not path.is_file():
+            return False
+        if "output_sha256" not in entry:
+            return True
+        return (path.stat().st_size == entry["output_size"]
+                and file_sha256(path) == entry["output_sha256"])
+
+    def verdict(self, output: str | os.PathLike, source: Source,
+                settings: str) -> tuple[str, str]:
+        """Whether ``output`` is ``finished`` from ``source`` with ``settings``.
+
+        Returns
+        -------
+        (str, str)
+            ``("finished", "")``, ``("missing", "")`` when there is no such file,
+            ``("foreign", why)`` when a file is there that this tool did not write (or
+            that changed since), ``("stale", why)`` when it is this tool's but from
+            another source, other contents, other settings or another version, and
+            ``("unfinished", "")`` when a run claimed it and was stopped.
+        """
+        path = self.out_dir / self._key(output)
+        if not path.exists() and not path.is_symlink():
+            return "missing", ""
+        if not self.owns(output):
+            return "foreign", (f"{path} exists and was not written by napari-iem (or was "
+                               "changed since); it is left alone")
+        entry = self.entries[self._key(output)]
+        if "output_sha256" not in entry:
+            return "unfinished", ""
+        if entry.get("path") != source.path:
+            return "stale", (f"{path} holds the labels of {entry.get('path')}, not of "
+                             f"{source.path}")
+        if (entry.get("size"), entry.get("mtime_ns"), entry.get("sha256")) != (
+                source.size, source.mtime_ns, source.sha256):
+            return "stale", f"{source.path} changed since {path} was made from it"
+        if entry.get("settings") != settings:
+            return "stale", f"{path} was made from {source.path} with other settings"
+        if entry.get("version") != _version():
+            return "stale", (f"{path} was made by napari-iem {entry.get('version')}, "
+                             f"this is {_version()}")
+        return "finished", ""

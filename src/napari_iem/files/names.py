@@ -1,0 +1,127 @@
+"""Output names: safe, inside the output folder, distinct, and independent of order.
+
+An output's name is its input's name made safe (:func:`safe_stem`).  Inputs whose safe
+names clash (``a.png`` and ``a.tif``; ``x.png`` in two folders) all get longer names
+made from what tells them apart: the suffix, then as many parent folders as needed.
+The name of a file depends only on the set of inputs, never on the order they were
+given in, so swapping two folders on the command line cannot make one input's labels
+land under the other's name (the output manifest would catch it, but the user would
+still have to redo the work).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from .read import IMAGE_SUFFIXES, find_images
+
+__all__ = ["safe_stem", "unique_stems", "output_path", "files_by_stem"]
+
+_UNSAFE = re.compile(r"[^\w.\-]+")
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+             *(f"LPT{i}" for i in range(1, 10))}
+
+
+def safe_stem(name: str | os.PathLike, max_length: int = 150) -> str:
+    """A file-name stem that stays inside any folder it is joined to.
+
+    Folders are dropped (only the last path component counts), the image suffix is
+    removed, characters other than letters, digits, ``_``, ``-`` and ``.`` become ``_``,
+    leading dots are removed (no hidden files, no ``..``), and the length is capped.
+
+    Examples
+    --------
+    >>> safe_stem("../../etc/passwd")
+    'passwd'
+    >>> safe_stem("a b/c?.d.tif")
+    'c_.d'
+    """
+    base = re.split(r"[\\/]", str(name))[-1]
+    if Path(base).suffix.lower() in IMAGE_SUFFIXES:
+        base = base[: -len(Path(base).suffix)]
+    stem = _UNSAFE.sub("_", base).lstrip(".").strip()[:max_length].rstrip(".")
+    if not stem:
+        stem = "image"
+    if stem.split(".")[0].upper() in _RESERVED:
+        stem = "_" + stem
+    return stem
+
+
+def _tag(path: Path) -> str:
+    """A short, stable tag of a file's full path: the last resort between clashes."""
+    return hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def _disambiguate(group: list[Path]) -> list[str]:
+    """Distinct names for inputs whose stems clash: the stem, the suffix where the
+    suffixes differ, and the fewest parent folders that tell them apart."""
+    suffixes = [p.suffix.lstrip(".").lower() for p in group]
+    use_suffix = len(set(suffixes)) > 1
+    parents = [p.parent.parts[::-1] for p in group]
+    for k in range(max(len(x) for x in parents) + 1):
+        keys = [(s if use_suffix else "", x[:k]) for s, x in zip(suffixes, parents)]
+        if len(set(keys)) == len(keys):
+            break
+    else:  # one folder, one suffix: names that differ only in case
+        return [f"{safe_stem(p.name)}_{_tag(p)}" for p in group]
+    names = []
+    for p, s, x in zip(group, suffixes, parents):
+        parts = [safe_stem(p.name), *(safe_stem(d) for d in reversed(x[:k]))]
+        names.append(safe_stem("_".join(parts + ([s] if use_suffix else []))))
+    return names
+
+
+def unique_stems(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Safe, distinct output stems for ``paths``, in order, independent of that order.
+
+    Examples
+    --------
+    >>> unique_stems(["d1/a.png", "d2/a.png", "b.png"])
+    ['a_d1', 'a_d2', 'b']
+    >>> unique_stems(["a.tif", "a.png"])
+    ['a_tif', 'a_png']
+    """
+    paths = [Path(os.path.abspath(p)) for p in paths]
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(paths):
+        groups.setdefault(safe_stem(p.name).lower(), []).append(i)
+    out = [""] * len(paths)
+    for members in groups.values():
+        names = ([safe_stem(paths[members[0]].name)] if len(members) == 1
+                 else _disambiguate([paths[i] for i in members]))
+        for i, name in zip(members, names):
+            out[i] = name
+    # A longer name may equal another input's own name (a_png.png next to a.png and
+    # a.tif): those take their path's tag, which no order can change.
+    taken: dict[str, list[int]] = {}
+    for i, name in enumerate(out):
+        taken.setdefault(name.lower(), []).append(i)
+    for members in taken.values():
+        if len(members) > 1:
+            for i in members:
+                out[i] = f"{out[i]}_{_tag(paths[i])}"
+    return out
+
+
+def output_path(out_dir: str | os.PathLike, stem: str, suffix: str) -> Path:
+    """``out_dir / (safe_stem(stem) + suffix)``, checked to lie directly in ``out_dir``."""
+    out_dir = Path(out_dir)
+    path = out_dir / (safe_stem(stem) + suffix)
+    if path.resolve().parent != out_dir.resolve():
+        raise ValueError(f"output name {stem!r} would leave the output folder {out_dir}")
+    return path
+
+
+def files_by_stem(folder: str | os.PathLike) -> dict[str, Path]:
+    """The image files of ``folder`` by their safe stem (the first of a stem wins), to
+    match labels with images and predictions with ground truth."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    out: dict[str, Path] = {}
+    for p in find_images([folder]):
+        out.setdefault(safe_stem(p.name), p)
+    return out

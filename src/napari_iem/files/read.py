@@ -1,0 +1,416 @@
+"""Reading files without trusting them: regular files only, bounded, header first.
+
+Every file napari-iem reads (images, label images, settings, an earlier report, the
+output manifest) comes from a user or from a folder anyone may have written to, so:
+
+* Only regular files are opened.  A FIFO would block the reader forever, a device such
+  as ``/dev/zero`` never ends, and a symlink to either looks like a file by its name;
+  :func:`open_regular` refuses them from ``stat`` before opening and checks again on
+  the opened descriptor (which is opened non-blocking, so even a FIFO swapped in
+  between cannot hang it).
+* Every read has a byte limit (:func:`read_bounded`), and ``st_size`` is not what
+  enforces it: the bytes actually read are counted.
+* An image's header is read before any pixel (:func:`image_info`), and *every* axis of
+  what would be decoded counts against the pixel limit: pages, Z, T and channels alike,
+  except a colour axis of at most 4 samples (RGB(A): the pixels of a photo are counted
+  as pixels, not as three times as many).  A 1 MB TIFF claiming 1024 samples per pixel
+  is refused before it decodes a gigabyte.
+* Pillow's own bomb limit is a process-wide setting; ours replaces it for the duration
+  of one read (under a lock) and it is restored after, so reading one large image does
+  not disable Pillow's guard for the rest of the process.
+"""
+from __future__ import annotations
+
+import math
+import os
+import stat
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+__all__ = [
+    "IMAGE_SUFFIXES", "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "FileReadError",
+    "ImageReadError", "ImageTooLargeError", "ImageInfo", "pixel_limit", "open_regular",
+    "read_bounded", "image_info", "read_image", "read_labels", "find_images",
+]
+
+#: Suffixes picked up when a folder is given as input (case-insensitive).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: Largest image accepted by default, in pixels (see :func:`pixel_limit`).
+DEFAULT_MAX_PIXELS = 2**28
+#: Environment variable that changes :data:`DEFAULT_MAX_PIXELS` for a session.
+MAX_PIXELS_ENV = "NAPARI_IEM_MAX_PIXELS"
+#: Bytes per pixel an image file may hold at most (float64 RGBA, uncompressed), so that
+#: a file's size is bounded by the pixel limit too.
+_BYTES_PER_PIXEL = 32
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),  # BigTIFF
+    (b"MM\x00+", "tiff"),
+)
+
+
+class FileReadError(ValueError):
+    """A file could not be read safely; the message names the file and the reason."""
+
+
+class ImageReadError(FileReadError):
+    """A file could not be read as an image; the message names the file and the reason."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """The file's header claims more pixels than allowed (a decompression bomb guard)."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file's header says, read without decoding pixels.
+
+    Attributes
+    ----------
+    path : Path
+    format : str
+        ``"png"``, ``"jpeg"`` or ``"tiff"``.
+    shape : tuple of int
+        Shape of the array :func:`read_image` returns.
+    dtype : str
+        Its numpy dtype name.
+    pixels : int
+        What counts against the pixel limit: the product of every axis except a colour
+        axis of at most 4 samples.
+    """
+
+    path: Path
+    format: str
+    shape: tuple
+    dtype: str
+    pixels: int
+
+
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """The pixel limit in force: ``max_pixels``, else ``$NAPARI_IEM_MAX_PIXELS``, else
+    :data:`DEFAULT_MAX_PIXELS`.
+
+    The variable is read when a limit is needed, not at import, so a bad value is an
+    error that names the variable instead of a module that cannot be imported.
+    """
+    if max_pixels is not None:
+        return max_pixels
+    text = os.environ.get(MAX_PIXELS_ENV)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise FileReadError(f"{MAX_PIXELS_ENV} must be a whole number of pixels of at "
+                            f"least 1, got {text!r}")
+    return value
+
+
+def _refuse_kind(path: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise FileReadError(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise FileReadError(f"{path}: not a regular file (a FIFO, device or socket); "
+                            "refusing to read it")
+
+
+def open_regular(path: str | os.PathLike, max_bytes: int) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file of at most ``max_bytes``.
+
+    Raises
+    ------
+    FileReadError
+        Missing, a folder, a FIFO, device or socket (also behind a symlink), larger
+        than ``max_bytes``, or not readable.
+    """
+    path = Path(path)
+    try:
+        _refuse_kind(path, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise FileReadError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise FileReadError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    fh = os.fdopen(fd, "rb")
+    try:
+        info = os.fstat(fd)
+        _refuse_kind(path, info.st_mode)  # swapped between stat and open
+        if info.st_size > max_bytes:
+            raise FileReadError(f"{path}: {info.st_size:,} bytes, more than the limit "
+                                f"of {max_bytes:,} for this kind of file")
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def read_bounded(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The contents of a regular file, refusing more than ``max_bytes`` (counted as read,
+    not taken from ``st_size``).  Raises :class:`FileReadError` as :func:`open_regular`."""
+    with open_regular(path, max_bytes) as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FileReadError(f"{path}: more than the limit of {max_bytes:,} bytes")
+    return data
+
+
+@contextmanager
+def _open_image(path: Path, max_pixels: int | None) -> Iterator[tuple[BinaryIO, str]]:
+    """The opened image file and its format, recognised from its first bytes."""
+    limit = pixel_limit(max_pixels)
+    try:
+        fh = open_regular(path, limit * _BYTES_PER_PIXEL + 2**20)
+    except ImageReadError:
+        raise
+    except FileReadError as exc:
+        raise ImageReadError(str(exc)) from None
+    with fh:
+        head = fh.read(8)
+        if not head:
+            raise ImageReadError(f"{path}: empty file")
+        fmt = next((f for magic, f in _MAGIC if head.startswith(magic)), None)
+        if fmt is None:
+            raise ImageReadError(f"{path}: not a PNG, JPEG or TIFF image")
+        fh.seek(0)
+        yield fh, fmt
+
+
+def _counted(shape, colour_axis: int | None) -> int:
+    """Pixels that count against the limit: every axis, a small colour axis excepted."""
+    shape = [int(s) for s in shape]
+    if colour_axis is not None and shape[colour_axis] <= 4:
+        del shape[colour_axis]
+    return math.prod(shape)
+
+
+def _check_size(path: Path, pixels: int, shape, max_pixels: int | None) -> None:
+    limit = pixel_limit(max_pixels)
+    if pixels > limit:
+        raise ImageTooLargeError(
+            f"{path}: header claims {'x'.join(map(str, shape))} = {pixels:,} pixels, more "
+            f"than the limit of {limit:,} (a decompression-bomb guard; raise it with "
+            f"max_pixels or {MAX_PIXELS_ENV} if the file is genuine)"
+        )
+
+
+_PIL_LOCK = threading.Lock()
+
+
+@contextmanager
+def _our_limit_not_pillows() -> Iterator[None]:
+    """Pillow's bomb guard off for one read, and back to what it was after.
+
+    Ours (:func:`_check_size`, from the header, before any pixel is decoded) is the
+    one that holds, with its own limit and message; Pillow's is a process-wide
+    setting that other code in the process (napari's own readers) keeps relying on.
+    """
+    from PIL import Image
+
+    with _PIL_LOCK:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+_PIL_CHANNELS = {"1": 0, "L": 0, "P": 3, "I": 0, "I;16": 0, "I;16B": 0, "I;16L": 0,
+                 "F": 0, "LA": 0, "PA": 4, "RGB": 3, "RGBA": 4, "CMYK": 3, "YCbCr": 3,
+                 "LAB": 3, "HSV": 3, "RGBX": 3}
+
+
+def _tiff_info(path: Path, fh: BinaryIO, max_pixels: int | None) -> ImageInfo:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(fh, name=path.name) as tif:
+            if not tif.series:
+                raise ImageReadError(f"{path}: TIFF without image data")
+            series = tif.series[0]
+            shape = tuple(int(s) for s in series.shape)
+            axes = series.axes
+            dtype = np.dtype(series.dtype).name
+    except ImageReadError:
+        raise
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read TIFF header: {exc}") from None
+    pixels = _counted(shape, axes.index("S") if "S" in axes else None)
+    _check_size(path, pixels, shape, max_pixels)
+    return ImageInfo(path, "tiff", shape, dtype, pixels)
+
+
+def _pil_info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> ImageInfo:
+    from PIL import Image
+
+    try:
+        with _our_limit_not_pillows(), Image.open(fh) as im:
+            w, h = im.size
+            mode = im.mode
+    except Exception as exc:  # Pillow raises many kinds on a bad header
+        raise ImageReadError(f"{path}: cannot read image header: {exc}") from None
+    channels = _PIL_CHANNELS.get(mode, 3)
+    shape = (h, w, channels) if channels else (h, w)
+    _check_size(path, int(w) * int(h), (h, w), max_pixels)
+    dtype = "uint16" if mode.startswith("I;16") else (
+        "int32" if mode == "I" else "float32" if mode == "F" else
+        "bool" if mode == "1" else "uint8")
+    return ImageInfo(path, fmt, shape, dtype, int(w) * int(h))
+
+
+def _info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> ImageInfo:
+    info = (_tiff_info(path, fh, max_pixels) if fmt == "tiff"
+            else _pil_info(path, fh, fmt, max_pixels))
+    fh.seek(0)
+    return info
+
+
+def image_info(path: str | os.PathLike, max_pixels: int | None = None) -> ImageInfo:
+    """Shape and dtype of an image from its header, refusing oversized images.
+
+    Parameters
+    ----------
+    path : path-like
+    max_pixels : int, optional
+        Largest accepted number of pixels (default :func:`pixel_limit`).
+
+    Raises
+    ------
+    ImageTooLargeError
+        When the header claims more than ``max_pixels`` pixels.
+    ImageReadError
+        When the file is missing, empty, not a regular file, of another format, or its
+        header is broken.
+    """
+    path = Path(path)
+    with _open_image(path, max_pixels) as (fh, fmt):
+        return _info(path, fh, fmt, max_pixels)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file into a numpy array, checking its size first.
+
+    PNG and JPEG come back as (H, W), (H, W, 3) or (H, W, 4) (palette images as RGB,
+    grey+alpha as grey, the first frame of an animation); 16-bit PNG as uint16.  TIFF
+    comes back as stored (any dtype, any number of dimensions; the first series of a
+    multi-series file).
+
+    Raises
+    ------
+    ImageTooLargeError, ImageReadError
+        See :func:`image_info`; also for truncated or corrupt pixel data.
+    """
+    path = Path(path)
+    with _open_image(path, max_pixels) as (fh, fmt):
+        _info(path, fh, fmt, max_pixels)
+        try:
+            if fmt == "tiff":
+                import tifffile
+
+                with tifffile.TiffFile(fh, name=path.name) as tif:
+                    data = tif.series[0].asarray()
+            else:
+                import imageio.v3 as iio
+
+                with _our_limit_not_pillows():
+                    data = iio.imread(fh, extension=f".{fmt}", index=0)
+                if fmt == "png" and data.ndim == 3 and data.shape[-1] == 2:
+                    data = data[..., 0]  # grey + alpha -> grey
+        except Exception as exc:
+            raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
+    if data.size == 0:
+        raise ImageReadError(f"{path}: image has no pixels (shape {data.shape})")
+    return np.asarray(data)
+
+
+def _colours_to_ids(colour: np.ndarray) -> np.ndarray:
+    """One label per distinct colour (black = 0), for colour-coded masks."""
+    if (colour == colour[..., :1]).all():
+        return colour[..., 0]
+    flat = colour.reshape(-1, colour.shape[-1])
+    uniq, inv = np.unique(flat, axis=0, return_inverse=True)
+    black = np.flatnonzero((uniq == 0).all(axis=1))
+    ids = np.arange(1, len(uniq) + 1)
+    if black.size:
+        ids[black[0]:] -= 1
+        ids[black[0]] = 0
+    return ids[inv.ravel()].reshape(colour.shape[:-1]).astype(np.min_scalar_type(len(uniq)))
+
+
+def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read a label or mask image as integers, one value per pixel.
+
+    Palette PNGs give their indices, grey images their values.  A colour image whose
+    channels are all equal gives one channel; other colour images get one label per
+    distinct colour (black = 0).
+    """
+    path = Path(path)
+    with _open_image(path, max_pixels) as (fh, fmt):
+        _info(path, fh, fmt, max_pixels)
+        if fmt != "tiff":
+            from PIL import Image
+
+            try:
+                with _our_limit_not_pillows(), Image.open(fh) as im:
+                    data = np.asarray(im)
+            except Exception as exc:
+                raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
+    if fmt == "tiff":
+        data = read_image(path, max_pixels)
+    elif data.ndim == 3:  # colour PNG/JPEG; TIFF stays as stored
+        data = _colours_to_ids(data[..., : 3 if data.shape[-1] >= 3 else 1])
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    return data
+
+
+def find_images(inputs: Iterable[str | os.PathLike], recursive: bool = False,
+                exclude: Path | None = None) -> list[Path]:
+    """Expand files and folders into a sorted, duplicate-free list of image files.
+
+    A folder contributes its files with an image suffix (:data:`IMAGE_SUFFIXES`,
+    case-insensitive), hidden files excluded, and none inside ``exclude`` (an output
+    folder within an input folder); a file named directly is taken whatever its suffix
+    and wherever it lies (so that a wrong file is reported, not silently dropped).
+
+    Raises
+    ------
+    FileNotFoundError
+        When an input does not exist.
+    """
+    out: list[Path] = []
+    seen: set[Path] = set()
+    skip = exclude.resolve() if exclude is not None else None
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            it = p.rglob("*") if recursive else p.iterdir()
+            found = sorted(
+                f for f in it
+                if f.is_file() and not f.name.startswith(".")
+                and f.suffix.lower() in IMAGE_SUFFIXES
+                and (skip is None or skip not in f.resolve().parents)
+            )
+        elif p.exists() or p.is_symlink():
+            found = [p]
+        else:
+            raise FileNotFoundError(f"input not found: {p}")
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out

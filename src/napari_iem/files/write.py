@@ -1,0 +1,122 @@
+"""Writing outputs atomically: a reader (or a resumed run) never sees half a file.
+
+Every file is written completely to a hidden temporary file in the target's folder and
+renamed over the target with :func:`os.replace`, which is atomic on POSIX and Windows.
+``os.replace`` replaces a symlink at the target rather than writing through it, so an
+output name that is a link to a user's file never changes that file.
+
+What may be replaced at all is not decided here: :mod:`napari_iem.files.manifest` knows
+which files this tool wrote, and its callers ask it first.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .names import output_path
+
+__all__ = ["LABEL_SUFFIXES", "TEMP_SUFFIX", "atomic_output", "labels_suffix",
+           "label_paths", "existing_labels", "write_labels"]
+
+#: Suffixes of label files written by :func:`write_labels`.
+LABEL_SUFFIXES = (".png", ".tif")
+#: Suffix of temporary files of unfinished atomic writes (hidden, start with a dot).
+TEMP_SUFFIX = ".iem-part"
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Write a file atomically: yields a temporary path in the same folder.
+
+    Write the complete file to the yielded path; when the ``with`` block ends without an
+    exception the file is flushed to disk and renamed to ``path`` (:func:`os.replace`).
+    On any exception, ``KeyboardInterrupt`` included, the temporary file is removed and
+    ``path`` is left as it was.
+
+    Examples
+    --------
+    >>> with atomic_output("out/a.png") as tmp:          # doctest: +SKIP
+    ...     imageio.v3.imwrite(tmp, labels, extension=".png")
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    # open(..., "x") creates the file with the usual 0666 & ~umask permissions
+    with open(tmp, "xb"):
+        pass
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def labels_suffix(labels: np.ndarray) -> str:
+    """``".png"`` for 2-D labels that fit in 8 bits, ``".tif"`` otherwise."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and (labels.dtype in (np.uint8, np.bool_) or (
+            np.issubdtype(labels.dtype, np.integer) and labels.size
+            and labels.min() >= 0 and labels.max() <= 255)):
+        return ".png"
+    return ".tif"
+
+
+def label_paths(out_dir: str | os.PathLike, stem: str) -> list[Path]:
+    """Every path the labels of ``stem`` may be written to (one per suffix)."""
+    return [Path(out_dir) / (stem + suffix) for suffix in LABEL_SUFFIXES]
+
+
+def existing_labels(out_dir: str | os.PathLike, stem: str) -> Path | None:
+    """The non-empty file at one of :func:`label_paths`, if there is one."""
+    for p in label_paths(out_dir, stem):
+        if p.is_file() and p.stat().st_size > 0:
+            return p
+    return None
+
+
+def write_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str) -> Path:
+    """Write labels as ``out_dir/<stem>.png`` (2-D, 8-bit) or ``<stem>.tif``, atomically.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        0 background, 1..K-1 regions.
+    out_dir : path-like
+        Existing output folder.
+    stem : str
+        Output name without suffix; sanitised with :func:`safe_stem`.
+
+    Returns
+    -------
+    Path
+        The file written.  Nothing else is touched: a file of the other suffix for the
+        same stem is the caller's to remove, if its manifest says it may.
+    """
+    labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    suffix = labels_suffix(labels)
+    path = output_path(out_dir, stem, suffix)
+    with atomic_output(path) as tmp:
+        if suffix == ".png":
+            import imageio.v3 as iio
+
+            iio.imwrite(tmp, labels.astype(np.uint8), extension=".png")
+        else:
+            import tifffile
+
+            data = labels
+            if labels.size and labels.min() >= 0 and labels.max() <= 65535:
+                data = labels.astype(np.uint16)
+            tifffile.imwrite(tmp, data, compression="zlib", photometric="minisblack")
+    return path
