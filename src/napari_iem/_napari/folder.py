@@ -33,16 +33,21 @@ def batch_kwargs(settings: dict, options: dict) -> dict:
             **settings["params"]}
 
 
-def _segment_folder(folder, out_dir, kwargs: dict, started: dict):
-    """The worker's job: run_batch in-process, its thread noted for Cancel; errors and
-    a cancelled run come back as values (a worker thread has no one to raise to)."""
+def _segment_folder(folder, out_dir, kwargs: dict, state: dict):
+    """The worker's job: run_batch in-process, its thread noted for Cancel.  Errors come
+    back as values (a worker thread has no one to raise to); a run cancelled before
+    run_batch began returns None, one cancelled during it its report."""
     from ..batch.run import BatchError, BatchInterrupted, run_batch  # on use: heavy
 
-    started["thread"] = threading.get_ident()
     try:
+        state["thread"] = threading.get_ident()
+        if state.get("cancel"):
+            return None
         return run_batch([folder], out_dir, workers=0, progress=False, **kwargs)
     except BatchInterrupted as stop:
         return stop.report
+    except KeyboardInterrupt:  # Cancel landed just before or after run_batch
+        return None
     except (BatchError, ValueError, OSError) as exc:
         return exc
 
@@ -67,11 +72,10 @@ class FolderRun:
             self.stems = unique_stems(find_images([self.folder]))
         except FileNotFoundError:
             self.stems = []
-        self.cancelled = False
-        self._started: dict = {}
+        self._state: dict = {}
         self.bar = progress(total=len(self.stems), desc=f"IEM: {self.folder.name}/")
         self.worker = create_worker(_segment_folder, self.folder, self.out_dir, kwargs,
-                                    self._started, _start_thread=False)
+                                    self._state, _start_thread=False)
         self.worker.returned.connect(on_done)
         self.worker.finished.connect(self._finished)
         self.timer = QTimer()
@@ -88,11 +92,19 @@ class FolderRun:
         self.bar.n = self.done()
         self.bar.refresh()
 
+    @property
+    def cancelled(self) -> bool:
+        return bool(self._state.get("cancel"))
+
     def cancel(self) -> None:
-        """Stop after the file being written, as Ctrl-C stops the CLI."""
-        thread = self._started.get("thread")
-        if thread is not None and not self.cancelled:
-            self.cancelled = True
+        """Stop the way Ctrl-C stops the CLI: the file being written is finished or
+        dropped whole, the report is written, a rerun resumes.  (run_batch has no
+        cancel hook: KeyboardInterrupt, raised in its thread, is its documented stop.)"""
+        if self.cancelled:
+            return
+        self._state["cancel"] = True
+        thread = self._state.get("thread")
+        if thread is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(thread), ctypes.py_object(KeyboardInterrupt))
 
@@ -138,6 +150,9 @@ class FolderControl:
         self.widget.status.setText(f"segmenting the images of {folder}...")
 
     def _done(self, report) -> None:
+        if report is None:
+            self.widget.status.setText("folder run cancelled before it began")
+            return
         if isinstance(report, Exception):
             show_error(f"IEM: {report}")
             self.widget.status.setText("folder run: nothing was done")

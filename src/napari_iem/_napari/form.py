@@ -18,7 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Select
 from napari.layers import Image, Labels
 
 from . import layers_nd as _layers_nd
-from .layers import IEM_KEY, image_plane
+from .layers import IEM_KEY, image_plane, source_array
 from .publish import is_preview
 from ..engine.autopreset import explain_choice
 from ..engine.devices import available_devices
@@ -148,11 +148,15 @@ class IEMForm:
         return [(_layers_nd.NO_CHANNEL_AXIS, None), *((f"axis {a}", a) for a in axes)]
 
     def _channel_layer_choices(self, _widget=None):
+        """Grey Image layers of the chosen (grey) image's shape: its possible channels."""
         source = self.image.value if hasattr(self, "image") else None
+        if source is None or source.rgb:
+            return []
+        shape = source_array(source).shape
         return [
             (lay.name, lay) for lay in self.viewer.layers
             if isinstance(lay, Image) and lay is not source and not lay.rgb
-            and IEM_KEY not in lay.metadata
+            and IEM_KEY not in lay.metadata and source_array(lay).shape == shape
         ]
 
     def refresh_choices(self, _event=None) -> None:

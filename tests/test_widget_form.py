@@ -1,0 +1,109 @@
+"""The widget's controls: derived from the knob table, shown when they apply, set from
+settings files all or nothing, remembered between sessions (pytest-xvfb)."""
+import numpy as np
+import pytest
+
+from napari_iem._napari import form as _form
+from napari_iem._napari.widget import IEMWidget
+from napari_iem.engine.knobs import KNOBS
+from napari_iem.engine.presets import PRESET_ALIASES, PRESETS
+from synthetic import textured_disc
+
+pytestmark = pytest.mark.gui
+TIMEOUT_MS = 60_000
+
+
+def test_every_widget_knob_has_a_control_with_the_knobs_range(viewer_widget):
+    _, widget = viewer_widget
+    shown = {k.name for k in KNOBS if k.widget}
+    assert set(widget.controls) == shown
+    for knob in KNOBS:
+        if not knob.widget:
+            assert knob.name in widget.advanced.toolTip()  # set by preset or file
+            continue
+        control = widget.controls[knob.name]
+        assert control.label == knob.display
+        assert knob.help in control.tooltip and knob.allowed() in control.tooltip
+        if knob.choices:
+            assert tuple(control.choices) == tuple(
+                c for c in knob.choices if c not in PRESET_ALIASES)
+        elif knob.type in (int, float):
+            low = 0 if knob.optional else knob.low  # 0 is max size's "full size"
+            high = min(knob.high, _form.QT_INT_MAX) if knob.type is int else knob.high
+            assert (control.min, control.max) == (low, high), knob.name
+            if knob.high > high:
+                assert str(_form.QT_INT_MAX) in control.tooltip  # says why it is less
+    assert "0 = full size" in widget.controls["max_size"].tooltip
+
+
+def test_options_are_keyed_by_knob_name(viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(32)[0], name="disc")
+    widget.controls["max_size"].value = 0
+    options = widget.form.options()
+    assert set(widget.controls) <= set(options)
+    assert options["max_size"] is None and options["preset"] == "microscopy"
+
+
+def test_controls_shown_match_the_layer_type(viewer_widget):
+    viewer, widget = viewer_widget
+    shown = widget.form.shown
+    grey = viewer.add_image(textured_disc(32)[0], name="grey")
+    assert not {"mode", "channel axis", "more channels", "sigma in layer units"} & shown()
+    assert "show why" in shown()
+    rgb = viewer.add_image(textured_disc(32, rgb=True)[0], name="rgb")
+    widget.image.value = rgb
+    assert not {"mode", "channel axis", "more channels"} & shown()
+    stack = viewer.add_image(np.zeros((3, 32, 32), np.float32), name="stack",
+                             scale=(4, 1, 1))
+    widget.image.value = stack
+    assert {"mode", "channel axis", "sigma in layer units"} <= shown()
+    assert "more channels" not in shown()  # no other grey layer of its shape
+    widget.mode.value = "every slice"
+    assert "show why" not in shown()  # whole stacks: labels only
+    widget.image.value = grey
+    assert "mode" not in shown() and widget.mode.value == "current slice"
+    viewer.add_image(textured_disc(32)[0], name="second channel")
+    assert "more channels" in shown()
+
+
+def test_load_settings_changes_nothing_unless_all_fit(viewer_widget, tmp_path, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(32)[0], name="disc")
+    before = {name: c.value for name, c in widget.controls.items()}
+    # valid for the engine and the CLI, beyond what a Qt spin box holds
+    big = tmp_path / "big.toml"
+    big.write_text("regions = 3\n[params]\nsigma = 3.0\nmin_piece_size = 34359738368\n")
+    widget.load_settings(str(big))
+    assert len(errors) == 1 and "min_piece_size" in errors[0]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("regions = 3\n[params]\nsigma = 3.0\nmax_iter = 0\n")
+    widget.load_settings(str(bad))
+    assert len(errors) == 2 and "max_iter" in errors[1]
+    assert {name: c.value for name, c in widget.controls.items()} == before
+
+
+def test_hidden_knobs_come_from_a_settings_file(viewer_widget, tmp_path):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(32)[0], name="disc")
+    path = tmp_path / "s.toml"
+    path.write_text("preset = 'paper'\n[params]\nkernel_size = 7\nsigma = 3.0\n")
+    widget.load_settings(str(path))
+    assert widget.form.options()["kernel_size"] == 7
+    assert widget.settings()["params"]["kernel_size"] == 7
+    widget.reset_button.click()  # back to the preset, the file's knobs forgotten
+    assert "kernel_size" not in widget.form.options()
+    assert widget.controls["sigma"].value == PRESETS["paper"].sigma
+
+
+def test_settings_are_remembered_between_sessions(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(textured_disc(32)[0], name="disc")
+    widget = IEMWidget(viewer)
+    widget.controls["regions"].value = 3
+    widget.controls["max_iter"].value = 12
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+    later = IEMWidget(make_napari_viewer())  # a new session
+    assert later.controls["regions"].value == 3
+    assert later.controls["max_iter"].value == 12
