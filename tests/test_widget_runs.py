@@ -1,0 +1,169 @@
+"""What a run shows while it goes and after: the preview's own look, honest progress,
+status lines, results that are not published, Cancel in every phase (pytest-xvfb)."""
+import threading
+import time
+
+import numpy as np
+import pytest
+from napari.utils import progress
+
+from napari_iem._napari import widget as _widget
+from napari_iem._napari.publish import PREVIEW_CONTOUR
+from napari_iem._napari.sample_data import textured_disc
+from napari_iem.api import iter_segment
+
+pytestmark = pytest.mark.gui
+TIMEOUT_MS = 60_000
+SIZE = 48
+
+
+def lingering(release: threading.Event | None = None, pause: float = 0.05):
+    """The real engine, each step slowed down, and (with ``release``) held after the
+    last step, as in a long finishing phase, until ``release`` is set."""
+    def engine(*args, **kwargs):
+        gen = iter_segment(*args, **kwargs)
+        while True:
+            try:
+                snapshot = next(gen)
+            except StopIteration as stop:
+                if release is not None:
+                    release.wait(TIMEOUT_MS / 1000)
+                return stop.value
+            time.sleep(pause)  # spare the CPU; no timing is asserted
+            yield snapshot
+    return engine
+
+
+def wait(qtbot, widget):
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+
+
+def test_preview_has_its_own_look_and_goes_at_the_end(viewer_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_widget
+    monkeypatch.setattr(_widget, "iter_segment", lingering())
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    wait(qtbot, widget)  # a first result, that the rerun's preview is drawn over
+    result = viewer.layers["disc IEM"]
+    seen = {}
+
+    def look(_snapshot):
+        if "disc IEM preview" in viewer.layers and not seen:
+            preview = viewer.layers["disc IEM preview"]
+            seen.update(contour=preview.contour, opacity=preview.opacity,
+                        colors=preview.colormap.color_dict)
+            seen["bars"] = [bar.desc for bar in progress._all_instances]
+
+    widget.run_button.click()
+    widget.worker.yielded.connect(look)
+    wait(qtbot, widget)
+    assert seen["contour"] == PREVIEW_CONTOUR and result.contour == 0
+    assert seen["colors"] != result.colormap.color_dict
+    assert "IEM: disc" in seen["bars"]  # napari's activity dock
+    assert "disc IEM preview" not in viewer.layers
+
+
+def test_progress_totals_equal_the_work_done(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    steps = []
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    widget.worker.yielded.connect(steps.append)
+    wait(qtbot, widget)
+    assert widget.progress.value() == widget.progress.maximum() == len(steps)
+    info = viewer.layers["disc IEM"].metadata["iem"]
+    assert len(steps) == info["iterations"]
+    assert f"{len(steps)} iterations" in widget.status.text()
+
+
+def test_progress_of_a_stack_counts_every_step(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    steps = []
+    planes = [textured_disc(SIZE, seed=s) for s in range(3)]
+    viewer.add_image(np.stack(planes), name="movie")
+    widget.mode.value = "every slice"
+    widget.run_button.click()
+    widget.worker.yielded.connect(steps.append)
+    wait(qtbot, widget)
+    assert widget.progress.value() == widget.progress.maximum() == len(steps)
+    status = widget.status.text()
+    assert "3 planes" in status and f"{len(steps)} iterations" in status
+
+
+def test_status_says_when_a_run_did_not_converge(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.controls["max_iter"].value = 1
+    widget.run_button.click()
+    wait(qtbot, widget)
+    assert viewer.layers["disc IEM"].metadata["iem"]["converged"] is False
+    assert ("stopped at 1 iterations without converging: raise max iterations or lower "
+            "max size") in widget.status.text()
+
+
+def test_defaults_pick_is_shown_and_the_other_is_one_click(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")  # grey float: a micrograph
+    widget.run_button.click()
+    wait(qtbot, widget)
+    info = viewer.layers["disc IEM"].metadata["iem"]
+    assert info["preset"] == "microscopy" and info["picked"]["by"] == "default"
+    assert "preset 'microscopy' (default's pick:" in widget.status.text()
+    assert widget.other_button.isVisibleTo(widget)
+    assert widget.other_button.text() == "Run again as photo"
+    widget.other_button.click()
+    wait(qtbot, widget)
+    assert viewer.layers["disc IEM"].metadata["iem"]["preset"] == "photo"
+    assert not widget.other_button.isVisibleTo(widget)  # photo was chosen, not picked
+
+
+@pytest.mark.parametrize("change", ["remove", "reshape"])
+def test_a_result_whose_source_went_is_not_published(viewer_widget, qtbot, monkeypatch,
+                                                     errors, change):
+    viewer, widget = viewer_widget
+    release = threading.Event()
+    monkeypatch.setattr(_widget, "iter_segment", lingering(release))
+    source = viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    if change == "remove":
+        viewer.layers.remove(source)
+    else:
+        source.data = textured_disc(SIZE + 8)
+    release.set()
+    wait(qtbot, widget)
+    assert [la.name for la in viewer.layers if "IEM" in la.name] == []
+    assert len(errors) == 1 and "nothing was written" in errors[0]
+    assert ("removed" if change == "remove" else "changed shape") in errors[0]
+
+
+def test_cancel_while_finishing_changes_nothing(viewer_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_widget
+    release = threading.Event()
+    monkeypatch.setattr(_widget, "iter_segment", lingering(release))
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: "disc IEM preview" in viewer.layers, timeout=TIMEOUT_MS)
+    widget.run_button.click()  # Cancel, while the engine is past its last step
+    release.set()
+    wait(qtbot, widget)
+    assert [la.name for la in viewer.layers] == ["disc"]
+    assert widget.status.text() == "cancelled: nothing was changed"
+
+
+def test_refine_with_locks_keeps_every_locked_pixel(viewer_widget, qtbot):
+    """Locks are the engine's (nothing in the widget restores them): with clean-up on
+    and a coarse working size, every painted pixel keeps its painted value."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.controls["min_piece_size"].value = 30
+    widget.run_button.click()
+    wait(qtbot, widget)
+    labels = viewer.layers["disc IEM"]
+    painted = labels.data.copy()
+    painted[2:5, 2:5] = 1  # a speck below min piece size: clean-up would drop it
+    painted[20:23, 20:23] = 1 - painted[20:23, 20:23]
+    labels.data = painted
+    locked = painted != labels.metadata["iem_written"]
+    widget.refine_button.click()
+    wait(qtbot, widget)
+    np.testing.assert_array_equal(labels.data[locked], painted[locked])
