@@ -1,0 +1,55 @@
+"""Run on a folder from the widget: the CLI's files for the same settings (pytest-xvfb)."""
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from napari_iem.cli import main
+from synthetic import textured_disc
+
+pytestmark = pytest.mark.gui
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def folder(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    iio.imwrite(images / "grey.png", textured_disc(40)[0])
+    iio.imwrite(images / "colour.png", textured_disc(36, rgb=True, seed=1)[0])
+    return images
+
+
+def label_files(out):
+    return {p.name: np.asarray(iio.imread(p)) for p in sorted(out.iterdir())
+            if p.suffix in (".png", ".tif")}
+
+
+def test_folder_run_writes_what_the_cli_writes(viewer_widget, qtbot, folder, tmp_path):
+    viewer, widget = viewer_widget
+    widget.controls["sigma"].value = 3.0
+    widget.controls["max_size"].value = 32
+    widget.folder.start(str(folder), str(tmp_path / "gui"))
+    run = widget.folder.run
+    assert widget.folder_button.text() == "Cancel folder run"
+    qtbot.waitUntil(lambda: widget.folder.run is None, timeout=TIMEOUT_MS)
+    assert run.bar.n == run.bar.total == 2  # the activity dock's bar, files done
+    assert "2 done" in widget.status.text()
+
+    settings = widget.save_settings(str(tmp_path / "iem.toml"))
+    assert main(["segment", str(folder), "--out", str(tmp_path / "cli"),
+                 "--config", str(settings), "--quiet"]) == 0
+    gui, cli = label_files(tmp_path / "gui"), label_files(tmp_path / "cli")
+    assert sorted(gui) == sorted(cli) == ["colour.png", "grey.png"]
+    for name in gui:
+        np.testing.assert_array_equal(gui[name], cli[name])
+    assert sorted(p.name for p in (tmp_path / "gui").iterdir()) == sorted(
+        p.name for p in (tmp_path / "cli").iterdir())  # the report too
+
+
+def test_cancel_a_folder_run(viewer_widget, qtbot, folder, tmp_path):
+    viewer, widget = viewer_widget
+    widget.folder.start(str(folder), str(tmp_path / "out"))
+    widget.folder_button.click()  # Cancel at once
+    qtbot.waitUntil(lambda: widget.folder.run is None, timeout=TIMEOUT_MS)
+    assert "cancelled" in widget.status.text()
+    assert widget.folder_button.text() == "Run on a folder…"
