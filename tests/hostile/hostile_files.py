@@ -79,6 +79,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def report_rows(out: Path) -> list[dict]:
+    """The report's rows as any CSV reader sees them (text cells that a spreadsheet
+    would take for a formula start with a quote)."""
     import csv
+    import io
 
-    return list(csv.DictReader((out / "iem-report.csv").read_text().splitlines()))
+    return list(csv.DictReader(io.StringIO((out / "iem-report.csv").read_text())))

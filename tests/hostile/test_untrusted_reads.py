@@ -1,0 +1,181 @@
+"""Files that are not what they claim: FIFOs, devices, bombs, deep nesting, bad values.
+
+Each gives a clear message (one line, exit status 2 for the command, a ``failed`` row
+for one input of many), never a hang, a traceback or a machine out of memory, and no
+user file changes.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from hostile_files import (cli, one_clear_line, png_claiming, report_rows, segment_args,
+                           snapshot, tiff_with_samples, write_disc)
+
+NO_HANG = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def src(tmp_path):
+    d = tmp_path / "in"
+    write_disc(d / "good.png")
+    return d
+
+
+# ------------------------------------------------------------------ settings files
+
+@NO_HANG
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
+def test_a_settings_file_that_never_ends_is_refused(src, tmp_path, capsys, kind):
+    cfg = tmp_path / "s.toml"
+    if kind == "fifo":
+        os.mkfifo(cfg)
+    else:
+        cfg.symlink_to("/dev/zero")
+    code, _, err = cli(segment_args(src, out=tmp_path / "o", extra=["--config", cfg]),
+                       capsys)
+    assert code == 2 and "not a regular file" in err and one_clear_line(err)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("suffix, text", [
+    (".toml", "x = " + "[" * 100_000 + "]" * 100_000),
+    (".json", "[" * 100_000 + "]" * 100_000),
+    (".toml", "# " + "x" * (2 << 20)),
+])
+def test_deep_or_huge_settings_files_are_one_clear_error(src, tmp_path, capsys, suffix,
+                                                         text):
+    cfg = tmp_path / f"s{suffix}"
+    cfg.write_text(text)
+    code, _, err = cli(segment_args(src, out=tmp_path / "o", extra=["--config", cfg]),
+                       capsys)
+    assert code == 2 and one_clear_line(err)
+    assert "nested" in err or "more than the limit" in err
+
+
+@pytest.mark.parametrize("params, knob", [
+    ("max_iter = -5", "max_iter"), ("max_iter = 0", "max_iter"),
+    ("max_iter = 2.5", "max_iter"), ("smooth_threshold = 0", "smooth_threshold"),
+    ("smooth_threshold = 10", "smooth_threshold"), ("lam = nan", "lam"),
+])
+def test_degenerate_settings_are_refused_before_any_work(src, tmp_path, capsys, params,
+                                                         knob):
+    """A run that could not do work is never written as done."""
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'preset = "default"\n[params]\n{params}\n')
+    out = tmp_path / "o"
+    code, _, err = cli(segment_args(src, out=out, extra=["--config", cfg]), capsys)
+    assert code == 2 and knob in err and one_clear_line(err)
+    assert not out.exists()
+
+
+def test_load_settings_checks_the_whole_file_first(tmp_path):
+    """What the widget's Load settings calls: one bad knob anywhere refuses the file,
+    so nothing of it can be half-applied."""
+    from napari_iem.files.settings import SettingsError, load_settings
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('preset = "photo"\nregions = 3\n[params]\nsigma = 4.0\nmax_iter = -5\n')
+    with pytest.raises(SettingsError, match="max_iter"):
+        load_settings(cfg)
+
+
+# ------------------------------------------------------------------ images
+
+@NO_HANG
+def test_fifos_and_devices_among_the_inputs_fail_alone(src, tmp_path, capsys):
+    os.mkfifo(src / "pipe.png")
+    (src / "zero.tif").symlink_to("/dev/zero")
+    code, _, err = cli(segment_args(src / "pipe.png", src / "zero.tif", src / "good.png",
+                                    out=tmp_path / "o"), capsys)
+    rows = {os.path.basename(r["file"]): r for r in report_rows(tmp_path / "o")}
+    assert code == 1 and rows["good.png"]["status"] == "done"
+    for name in ("pipe.png", "zero.tif"):
+        assert rows[name]["status"] == "failed"
+        assert "not a regular file" in rows[name]["error"]
+    assert "Traceback" not in err
+
+
+def test_the_samples_axis_counts_against_the_pixel_limit(tmp_path):
+    """A small TIFF of 16x16 pixels with 1024 samples each decodes 256 K values."""
+    from napari_iem.files.read import ImageTooLargeError, image_info, read_image
+
+    bomb = tiff_with_samples(tmp_path / "s.tif", 1024)
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(ImageTooLargeError, match="262,144 pixels"):
+        read_image(bomb, max_pixels=100_000)
+    rgb = tiff_with_samples(tmp_path / "rgb.tif", 3)  # a colour axis is not counted
+    assert image_info(rgb, max_pixels=256).pixels == 256
+
+
+def test_pages_count_too(tmp_path):
+    from napari_iem.files.read import ImageTooLargeError, read_image
+
+    tifffile.imwrite(tmp_path / "p.tif", np.zeros((50, 16, 16), np.uint8))
+    with pytest.raises(ImageTooLargeError, match="12,800 pixels"):
+        read_image(tmp_path / "p.tif", max_pixels=10_000)
+
+
+def test_pillows_limit_is_left_as_it_was(tmp_path):
+    """Reading one large image used to raise Pillow's process-wide bomb limit."""
+    from PIL import Image
+
+    from napari_iem.files.read import ImageReadError, image_info, read_image
+
+    before = Image.MAX_IMAGE_PIXELS
+    big = png_claiming(tmp_path / "big.png", 15000, 15000)  # above Pillow's own limit
+    assert image_info(big).shape == (15000, 15000)
+    with pytest.raises(ImageReadError):
+        read_image(big)  # the data is not there
+    assert Image.MAX_IMAGE_PIXELS == before
+
+
+def test_a_bad_pixel_limit_variable_names_itself(src, tmp_path, capsys, monkeypatch):
+    env = dict(os.environ, NAPARI_IEM_MAX_PIXELS="lots")
+    done = subprocess.run([sys.executable, "-c", "import napari_iem.files.io"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("NAPARI_IEM_MAX_PIXELS", "lots")
+    code, _, err = cli(segment_args(src, out=tmp_path / "o"), capsys)
+    assert code == 2 and "NAPARI_IEM_MAX_PIXELS" in err and "'lots'" in err
+    assert one_clear_line(err)
+
+
+def test_broken_images_fail_one_by_one_with_their_reason(src, tmp_path, capsys):
+    """Truncated, empty, not an image, a huge header, NaN, 5-D: the rest go on."""
+    raw = (src / "good.png").read_bytes()
+    (src / "truncated.png").write_bytes(raw[: len(raw) // 2])
+    (src / "empty.png").write_bytes(b"")
+    (src / "text.png").write_text("not an image")
+    png_claiming(src / "bomb.png", 10**6, 10**6)
+    tifffile.imwrite(src / "nan.tif", np.full((16, 16), np.nan, np.float32))
+    tifffile.imwrite(src / "five.tif", np.zeros((2, 2, 2, 8, 8), np.uint8))
+    before = snapshot(src)
+    code, _, err = cli(segment_args(src, out=tmp_path / "o"), capsys)
+    rows = {os.path.basename(r["file"]): r for r in report_rows(tmp_path / "o")}
+    assert code == 1 and rows.pop("good.png")["status"] == "done"
+    assert {r["status"] for r in rows.values()} == {"failed"}
+    assert all(r["error"] for r in rows.values())
+    assert "empty file" in rows["empty.png"]["error"]
+    assert "not a PNG, JPEG or TIFF" in rows["text.png"]["error"]
+    assert "pixels" in rows["bomb.png"]["error"]
+    assert "Traceback" not in err and snapshot(src) == before
+
+
+@pytest.mark.parametrize("name", ["ä ö.png", "..png", " lead.png", "CON.png",
+                                  "a\nb.png", "-dash.png", "x" * 200 + ".png"])
+def test_odd_names_stay_inside_the_output_folder(tmp_path, capsys, name):
+    from napari_iem.batch.report import read_rows
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_disc(src / name)  # named directly: a folder's hidden files are not inputs
+    code, _, err = cli(segment_args(src / name, out=out), capsys)
+    assert code == 0, err
+    (row,) = read_rows(out / "iem-report.csv")
+    made = out / row["output"]
+    assert made.is_file() and made.resolve().parent == out.resolve()
+    assert not made.name.startswith(".")
+    assert row["file"] == str(src / name)
