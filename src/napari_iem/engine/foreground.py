@@ -18,7 +18,12 @@ def region_order(labels: np.ndarray, regions: int, rule: str) -> np.ndarray:
     interest rarely fill the frame's edge.  ``"area"`` makes the largest region the
     background: in a micrograph the objects are many, small and scattered, so they meet
     the border about as often as their area predicts and the border says little, while
-    the background is the bulk of the field.  The other regions follow by decreasing area.
+    the background is the bulk of the field.  ``"centre"`` makes the region lying
+    farthest from the image centre on average (mean distance, each axis measured in
+    half its length) the background: a photo frames its subject, so the object is the
+    nearer region, whatever share of the border it touches and wherever the start grew
+    (the centred square may grow into the background round an off-centre object).
+    The other regions follow by decreasing area.
     """
     if rule == "init":
         return np.arange(regions)
@@ -31,10 +36,25 @@ def region_order(labels: np.ndarray, regions: int, rule: str) -> np.ndarray:
         background = int(np.argmax(np.bincount(border, minlength=regions)))
     elif rule == "area":
         background = int(np.argmax(area))
+    elif rule == "centre":
+        background = int(np.argmax(_mean_distance(labels, regions)))
     else:
-        raise ValueError(
-            f"foreground rule must be 'init', 'border' or 'area', got {rule!r}")
+        raise ValueError("foreground rule must be 'init', 'border', 'area' or 'centre', "
+                         f"got {rule!r}")
     others = sorted(
         (k for k in range(regions) if k != background), key=lambda k: (-area[k], k)
     )
     return np.array([background, *others])
+
+
+def _mean_distance(labels: np.ndarray, regions: int) -> np.ndarray:
+    """Mean distance of each region's pixels from the image centre, each axis in units
+    of half its length (an empty region: -1, never the farthest)."""
+    squared = sum(
+        (((np.arange(n) - (n - 1) / 2) / (n / 2)) ** 2).reshape(
+            [n if a == d else 1 for a in range(labels.ndim)])
+        for d, n in enumerate(labels.shape))
+    dist = np.sqrt(np.broadcast_to(squared, labels.shape)).ravel()
+    total = np.bincount(labels.ravel(), weights=dist, minlength=regions)
+    count = np.bincount(labels.ravel(), minlength=regions)
+    return np.where(count > 0, total / np.maximum(count, 1), -1.0)
