@@ -213,6 +213,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"napari-iem: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

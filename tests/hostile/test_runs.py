@@ -1,0 +1,232 @@
+"""Hostile situations around a run: a second run, links, tampered records, a full disk,
+formulas in names, kill -9 and Ctrl-C half way.  No user file ever changes."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from hostile_files import (cli, one_clear_line, report_rows, segment_args, snapshot,
+                           write_disc)
+
+
+@pytest.fixture
+def src(tmp_path):
+    d = tmp_path / "in"
+    for i in range(3):
+        write_disc(d / f"p{i}.png", seed=i, cx=9 + 3 * i)
+    return d
+
+
+def test_a_second_run_into_the_same_folder_is_refused(src, tmp_path, capsys):
+    from napari_iem.batch.guard import LOCK_NAME, out_dir_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with out_dir_lock(out):
+        code, _, err = cli(segment_args(src, out=out), capsys)
+        assert code == 2 and "another napari-iem run" in err and one_clear_line(err)
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block(src, tmp_path, capsys):
+    from napari_iem.batch.guard import LOCK_NAME
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text("12345\n")  # its holder is gone: nobody holds the lock
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+
+
+def test_overlays_are_not_written_through_a_link(src, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "overlays").symlink_to(elsewhere)
+    code, _, err = cli(segment_args(src, out=out, extra=["--overlay"]), capsys)
+    assert code == 2 and "link" in err and one_clear_line(err)
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["symlink", "hardlink"])
+def test_an_output_name_that_links_to_a_file_changes_nothing(src, tmp_path, capsys, how):
+    """A link at an output's name is not the tool's: neither it nor its target (an
+    input, for the hard link) is written, with or without --overwrite."""
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = src / "p0.png" if how == "hardlink" else write_disc(tmp_path / "mine.png")
+    getattr(os, "link" if how == "hardlink" else "symlink")(victim, out / "p0.png")
+    before = snapshot(tmp_path / "in"), victim.read_bytes()
+    code, _, err = cli(segment_args(src, out=out, extra=["--overwrite"]), capsys)
+    assert code == 1 and (snapshot(tmp_path / "in"), victim.read_bytes()) == before
+    row = next(r for r in report_rows(out) if r["file"].endswith("p0.png"))
+    assert row["status"] == "refused"
+    assert ("is an input" if how == "hardlink" else "not written by") in row["error"]
+
+
+def test_an_output_the_user_edited_is_kept(src, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    edited = np.ones((24, 24), np.uint8)
+    iio.imwrite(out / "p1.png", edited)
+    code, _, err = cli(segment_args(src, out=out, extra=["--overwrite"]), capsys)
+    assert code == 1 and "changed since" in err
+    assert np.array_equal(iio.imread(out / "p1.png"), edited)
+
+
+def test_a_changed_source_is_refused_then_redone_with_overwrite(src, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    write_disc(src / "p2.png", seed=20, cx=5)
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 1 and "p2.png changed since" in err
+    code, _, err = cli(segment_args(src, out=out, extra=["--overwrite"]), capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("record, content", [
+    ("iem-manifest.json", "{not json"),
+    ("iem-manifest.json", '{"format": "something else", "outputs": {}}'),
+    ("iem-report.csv", "name,score\nmine,1\n"),
+])
+def test_records_that_are_not_ours_stop_the_run_untouched(src, tmp_path, capsys, record,
+                                                         content):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / record).write_text(content)
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 2 and "move it away" in err and one_clear_line(err)
+    assert snapshot(out) == {record: content.encode()}
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_as_the_old_report_is_refused(src, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "iem-report.csv")
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 2 and "not a regular file" in err and one_clear_line(err)
+
+
+def test_formulas_in_file_names_are_escaped_in_the_csv(tmp_path, capsys, monkeypatch):
+    from napari_iem.batch.report import read_rows
+
+    monkeypatch.chdir(tmp_path)
+    name = '=HYPERLINK("evil.example","click").png'
+    write_disc(tmp_path / name)
+    write_disc(tmp_path / "+1.png")
+    assert cli(segment_args(name, "+1.png", out="out"), capsys)[0] == 0
+    text = (tmp_path / "out" / "iem-report.csv").read_text()
+    assert "\n'=HYPERLINK" in text.replace('"', "") and "\n'+1.png" in text
+    assert "\n=" not in text and "\n+" not in text
+    assert {r["file"] for r in read_rows(tmp_path / "out" / "iem-report.csv")} == \
+        {name, "+1.png"}
+    assert cli(segment_args(name, "+1.png", out="out"), capsys)[0] == 0
+    assert len(report_rows(tmp_path / "out")) == 2  # read back and merged, not doubled
+
+
+def test_no_cluster_is_started_when_nothing_is_left(src, tmp_path, capsys, monkeypatch):
+    import distributed
+
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+
+    def no_cluster(*a, **k):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
+    monkeypatch.setattr(distributed, "Client", no_cluster)
+    from napari_iem.batch import run_batch
+
+    report = run_batch(src, out, workers=2, progress=False, max_iter=5)
+    assert report.ok and report.skipped == 3 and report.mode == "nothing to do"
+    report = run_batch(src, out, scheduler="tcp://127.0.0.1:1", progress=False,
+                       max_iter=5)
+    assert report.skipped == 3
+
+
+def test_evaluate_refuses_to_score_a_folder_against_itself(src, tmp_path, capsys):
+    code, _, err = cli(["evaluate", src, src], capsys)
+    assert code == 2 and "same folder" in err and one_clear_line(err)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    os.link(src / "p0.png", gt / "p0.png")
+    iio.imwrite(gt / "p1.png", np.zeros((24, 24), np.uint8))
+    code, _, err = cli(["evaluate", src, gt], capsys)
+    assert code == 1 and "are the same file" in err
+
+
+def test_a_full_disk_fails_the_files_and_leaves_nothing_half_written(src, tmp_path,
+                                                                     capsys, monkeypatch):
+    import errno
+
+    import napari_iem.batch.task as task
+
+    out = tmp_path / "out"
+    real = task.write_labels
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(task, "write_labels", full)
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 1 and "No space left on device" in err
+    assert not [p for p in out.iterdir() if p.suffix in (".png", ".tif")]
+    assert not list(out.glob(".*iem-part"))
+    monkeypatch.setattr(task, "write_labels", real)
+    assert cli(segment_args(src, out=out), capsys)[0] == 0  # space freed: all done
+
+
+def test_a_read_only_output_folder_is_one_clear_error(src, tmp_path, capsys, monkeypatch):
+    import napari_iem.batch.guard as guard
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(guard.tempfile, "mkstemp", denied)  # root ignores chmod
+    code, _, err = cli(segment_args(src, out=tmp_path / "ro"), capsys)
+    assert code == 2 and "not writable" in err and one_clear_line(err)
+
+
+# ------------------------------------------------------------ stopped half way
+
+def _many(tmp_path, n=10):
+    d = tmp_path / "many"
+    for i in range(n):
+        write_disc(d / f"m{i:02d}.png", size=40, seed=i, cx=12 + i, r=9)
+    return d
+
+
+def _labels(out):
+    return {p.name: iio.imread(p) for p in sorted(out.glob("*.png"))}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, sig):
+    many = _many(tmp_path)
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    args = ["--iterations", 40, "--task-images", 1]
+    assert cli(segment_args(many, out=clean, extra=args), capsys)[0] == 0
+    cmd = [sys.executable, "-m", "napari_iem.cli", *map(str, segment_args(
+        many, out=out, extra=args))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not list(out.glob("m*.png")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode == (-9 if sig == signal.SIGKILL else 130)
+    assert len(_labels(out)) < 10, "the run finished before it was stopped"
+    code, _, err = cli(segment_args(many, out=out, extra=args), capsys)
+    assert code == 0, err
+    a, b = _labels(clean), _labels(out)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert not list(out.glob(".*iem-part"))
