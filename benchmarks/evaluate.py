@@ -5,6 +5,7 @@ paper's 128x128 protocol or at full size, and prints the metrics table of
 ``docs/evaluation.md`` with seconds per image.  Examples, from the repository root::
 
     .venv/bin/python benchmarks/evaluate.py --set horse --protocol paper --baselines
+    .venv/bin/python benchmarks/evaluate.py --set sod --protocol paper --threads 1
     .venv/bin/python benchmarks/evaluate.py --set horse --limit 5
     .venv/bin/python benchmarks/evaluate.py --set nuclei --protocol full --instances
     .venv/bin/python benchmarks/evaluate.py --set horse --preset paper --batch 64 --json
@@ -174,6 +175,7 @@ def main(argv=None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override one preset parameter (repeatable), e.g. sigma=3")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (a shared machine)")
     parser.add_argument("--limit", type=int, help="only the first N images (by name)")
     parser.add_argument("--batch", type=int, default=0, metavar="N",
                         help="segment N images per segment_batch call (0: one by one)")
@@ -186,6 +188,10 @@ def main(argv=None) -> int:
     parser.add_argument("--per-image", metavar="CSV",
                         help="write per-image IEM metrics to this CSV file")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     root = Path(args.set) if Path(args.set).is_dir() else DATA / args.set
     items = load_set(root, args.protocol, args.limit, args.instances)
