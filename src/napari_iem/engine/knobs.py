@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Knob", "KNOBS", "PARAM_KNOBS", "RUN_KNOBS", "KnobError", "UnknownKnobError", "knob", "check_knobs",
-           "check_params"]
+__all__ = ["Knob", "KNOBS", "PARAM_KNOBS", "RUN_KNOBS", "KnobError", "UnknownKnobError",
+           "knob", "check_knobs", "check_params"]
 
 
 class KnobError(ValueError):
@@ -130,7 +130,8 @@ class Knob:
             if not isinstance(value, str) or (self.choices and value not in self.choices):
                 raise bad
             return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) and not _is_np_number(value):
+        if isinstance(value, bool) or not (isinstance(value, (int, float))
+                                           or _is_np_number(value)):
             raise bad
         number = float(value)
         if not math.isfinite(number):
@@ -229,6 +230,11 @@ KNOBS: tuple[Knob, ...] = (
          "many pixels for the optimisation; labels come back at full size. None: the "
          "image's own size.", low=5, high=2**20, optional=True, aliases=("--size",),
          label="max size (px)"),
+    Knob("coarse_size", int, None, "Coarse to fine: solve first with the longer side "
+         "at this many pixels, then at each finer level (twice the size) move only the "
+         "pixels near the boundary, up to the working size. None: solve at the working "
+         "size directly, as the paper does.", low=16, high=2**20, optional=True,
+         widget=False),
     # ---- intensities -------------------------------------------------------------------
     Knob("scaling", str, "auto", "Intensity rule: 'auto' (8-bit as x/255, else "
          "percentiles), 'paper', 'percentile' or 'minmax'.",

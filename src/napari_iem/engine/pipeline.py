@@ -22,6 +22,7 @@ from collections.abc import Generator, Sequence
 import numpy as np
 import torch
 
+from .coarse_to_fine import band_lock, levels
 from .finish import JobOutput, assemble, finish_problem
 from .layout import axis_sigmas, channels_last, smooth_threshold_for
 from .memory import available_bytes, check_memory, estimate_bytes, with_cpu_fallback
@@ -46,6 +47,7 @@ class Job:
     run: object  # IEMParams on the working grid (per-axis sigma, n-D smoothing)
     value_range: tuple | None  # a stack's range, shared by its slices
     problems: list[tuple[int, ...]]  # leading-axes index of every problem
+    levels: list  # max_size of each pyramid level, coarsest first (one: no pyramid)
     output: JobOutput
     data: np.ndarray  # the input, channels last (a view)
 
@@ -69,7 +71,10 @@ def _plan(request: SegmentRequest) -> Job:
     # one problem: the preset's own rule; a stack: every slice alike, from the whole
     value_range = None if len(problems) == 1 else intensity_range(data, params)
     output = JobOutput.empty(request, work, run, need, batch, len(problems))
-    return Job(request, work, run, value_range, problems, output, data)
+    pyramid = [params.max_size] if request.init is not None else \
+        levels(layout.spatial, params.max_size, params.coarse_size)  # a user's start: as is
+    output.facts["levels"] = [list(working_shape(layout.spatial, s)) for s in pyramid]
+    return Job(request, work, run, value_range, problems, pyramid, output, data)
 
 
 def _batch_size(request: SegmentRequest, work, problems: int) -> int:
@@ -93,7 +98,9 @@ def _batches(jobs: list[Job]) -> list[list[tuple[Job, tuple]]]:
     """Problems grouped by (working shape, parameters, regions), in batches."""
     groups: dict[tuple, list[tuple[Job, tuple]]] = {}
     for job in jobs:
-        key = (job.work, job.run, job.request.regions, job.request.device)
+        shapes = tuple(tuple(working_shape(job.request.layout.spatial, side))
+                       for side in job.levels)
+        key = (shapes, job.run, job.request.regions, job.request.device)
         groups.setdefault(key, []).extend((job, idx) for idx in job.problems)
     out = []
     for items in groups.values():
@@ -111,26 +118,59 @@ def _solve(batch: list[tuple[Job, tuple]], total: int, done: int,
            live: bool) -> Generator[IEMProgress, None, None]:
     """Optimise one batch, yield progress, then finish each of its problems."""
     first = batch[0][0]
-    device, regions, run = first.request.device, first.request.regions, first.run
     prepared = [_prepare(job, idx) for job, idx in batch]
     by_channels: dict[int, list[int]] = {}  # a grey RGB image works on one channel
     for i, p in enumerate(prepared):
         by_channels.setdefault(p.data.shape[0], []).append(i)
     for members in by_channels.values():
-        x = _to_device(np.stack([prepared[i].data for i in members]), device)
-        init, locked = _start(batch, members, first.work, device)
-        gen = optimize(x, regions, run, init=init, locked=locked)
+        x = _to_device(np.stack([prepared[i].data for i in members]), first.request.device)
+        state = yield from _optimize_levels(batch, members, x, total, done, live)
+        for b, i in enumerate(members):
+            job, idx = batch[i]
+            finish_problem(job, idx, b, state, x, prepared[i], _prepare)
+
+
+def _optimize_levels(batch, members, x, total, done, live):
+    """The optimisation of one batch: on the working grid ``x``, or coarse to fine
+    (:mod:`.coarse_to_fine`) through the job's pyramid levels, ending on ``x``.
+
+    Returns the last level's final state, with the iterations and objectives of
+    every level added up.
+    """
+    first = batch[0][0]
+    device, regions, run = first.request.device, first.request.regions, first.run
+    sides = first.levels
+    labels, history, iterations, counted = None, [[] for _ in members], 0, None
+    for level, side in enumerate(sides):
+        if level == len(sides) - 1:
+            xl = x
+        else:
+            level_params = dataclasses.replace(run, max_size=side)
+            xl = _to_device(np.stack([_prepare(*batch[i], level_params).data
+                                      for i in members]), device)
+        if labels is None:
+            init, locked = _start(batch, members, tuple(xl.shape[2:]), device)
+        else:  # carried up; only the band around the boundary may move
+            fine = tuple(xl.shape[2:])
+            carried = np.stack([resize_labels(lab, fine) for lab in labels])
+            locked = _to_device(band_lock(carried, fine, labels.shape[1:]), device)
+            init = _to_device(carried, device)
+        gen = optimize(xl, regions, run, init=init, locked=locked)
         try:
             while True:
                 state = next(gen)
-                yield _progress(state, batch, members, done, total, live)
+                yield _progress(state, batch, members, done + iterations, total, live)
         except StopIteration as stop:
             state = stop.value
         finally:
             gen.close()
-        for b, i in enumerate(members):
-            job, idx = batch[i]
-            finish_problem(job, idx, b, state, x, prepared[i], _prepare)
+        iterations += state.iteration
+        counted = state.iterations.clone() if counted is None else counted + state.iterations
+        for h, more in zip(history, state.history):
+            h.extend(more)
+        labels = state.labels.cpu().numpy()
+    state.iterations, state.history = counted, history
+    return state
 
 
 def _start(batch, members, work, device):
@@ -167,12 +207,12 @@ def _run_on(requests: Sequence[SegmentRequest], device) -> Generator:
     requests = [dataclasses.replace(r, device=torch.device(device)) for r in requests]
     jobs = [_plan(r) for r in requests]
     batches = _batches(jobs)
-    total = len(batches) * max(job.run.max_iter for job in jobs)
+    total = sum(b[0][0].run.max_iter * len(b[0][0].levels) for b in batches)
     live = len(jobs) == 1 and len(jobs[0].problems) == 1
     done = 0
     for batch in batches:
         yield from _solve(batch, total, done, live)
-        done += batch[0][0].run.max_iter
+        done += batch[0][0].run.max_iter * len(batch[0][0].levels)
     return [assemble(job, start) for job in jobs]
 
 
