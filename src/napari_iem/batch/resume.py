@@ -42,7 +42,7 @@ def decide(manifest: Manifest, stem: str, source: Source, settings: str,
     present = [n for n in names if (out_dir / n).exists() or (out_dir / n).is_symlink()]
     for name in present:
         if inputs.holds(out_dir / name):
-            return "refuse", (f"{out_dir / name} is an input of this run; its outputs "
+            return "refuse", (f"{manifest.shown / name} is an input of this run; its outputs "
                               "would be written over it"), []
     labels = [n for n in present if "/" not in n]
     verdicts = {n: manifest.verdict(n, source, settings) for n in labels}

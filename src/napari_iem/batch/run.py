@@ -165,6 +165,7 @@ class _Job:
                 self._skip(rec, detail)
                 continue
             if action == "refuse":
+                self._keep_details(rec)
                 rec.status, rec.error = "refused", detail
                 continue
             names = [n for n in output_names(stem, overlay) if n in may_replace
@@ -180,14 +181,19 @@ class _Job:
         if self.claims:
             self.manifest.save()
 
-    def _skip(self, rec: FileRecord, output: str) -> None:
-        """A finished input: its details from the old report, where it has them."""
+    def _keep_details(self, rec: FileRecord) -> None:
+        """An input whose output stays as it is keeps the details of the run that made
+        it, from the old report."""
         old = self.old.get(rec.file)
-        if old and old.get("status") in ("done", "skipped"):
+        if old and old.get("status") in ("done", "skipped", "refused"):
             before = record_from_row(old)
+            rec.output = before.output
             for key in ("regions", "preset", "iterations", "converged", "objective",
                         "seconds", "device"):
                 setattr(rec, key, getattr(before, key))
+
+    def _skip(self, rec: FileRecord, output: str) -> None:
+        self._keep_details(rec)
         rec.status, rec.output, rec.error = "skipped", output, ""
 
     def absorb(self, results: list[dict]) -> None:

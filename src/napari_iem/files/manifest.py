@@ -129,6 +129,7 @@ class Manifest:
 
     def __init__(self, out_dir: str | os.PathLike, entries: dict | None = None):
         self.out_dir = Path(os.path.abspath(out_dir))
+        self.shown = Path(out_dir)  # as the user gave it, for messages
         self.entries: dict[str, dict] = dict(entries or {})
 
     @property
@@ -214,7 +215,7 @@ class Manifest:
             another source, other contents, other settings or another version, and
             ``("unfinished", "")`` when a run claimed it and was stopped.
         """
-        path = self.out_dir / self._key(output)
+        path = self.shown / self._key(output)
         if not path.exists() and not path.is_symlink():
             return "missing", ""
         if not self.owns(output):
