@@ -188,8 +188,10 @@ def test_user_edited_layer_survives_rerun(viewer_widget, qtbot):
     assert "disc IEM [1] error" in viewer.layers
 
 
-def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot):
+def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot, monkeypatch):
     viewer, widget = viewer_widget
+    toasts = []
+    monkeypatch.setattr(_widget, "show_info", toasts.append)
     viewer.add_image(textured_disc(SIZE), name="disc")
     widget.show_why.value = True
     click_and_wait(qtbot, widget, widget.run_button)
@@ -200,6 +202,7 @@ def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot):
     np.testing.assert_array_equal(labels.data, 1 - before)
     np.testing.assert_array_equal(viewer.layers["disc IEM inpainted 1"].data, region0)
     assert not _layers.is_edited(labels)
+    assert toasts == ["IEM: flipped 'disc IEM'"]  # fits its toast
 
 
 def test_displayed_plane_of_a_stack(viewer_widget, qtbot):
@@ -243,7 +246,7 @@ def test_engine_value_error_notifies_and_changes_nothing(viewer_widget, qtbot, e
     viewer.add_labels(np.full((SIZE, SIZE), 5, np.uint8), name="bad")
     widget.init.value = viewer.layers["bad"]
     click_and_wait(qtbot, widget, widget.run_button)
-    assert len(errors) == 1 and "0..1" in errors[0]
+    assert len(errors) == 1 and "0..1" in widget.status.text()
     assert iem_layers(viewer) == []
 
 
@@ -267,4 +270,5 @@ def test_stack_in_3d_display_notifies(viewer_widget, errors):
     viewer.dims.ndisplay = 3
     widget.run_button.click()
     assert not widget.running and "2-D display" in errors[0]
+    assert "last two axes" in widget.status.text()
     assert len(viewer.layers) == 1

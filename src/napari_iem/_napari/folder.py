@@ -19,7 +19,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QPushButton
 
 from ..files.io import existing_labels, find_images, unique_stems
-from .messages import folder_summary
+from .messages import folder_summary, tell
 
 POLL_MS = 300
 
@@ -154,8 +154,7 @@ class FolderControl:
             self.widget.status.setText("folder run cancelled before it began")
             return
         if isinstance(report, Exception):
-            show_error(f"IEM: {report}")
-            self.widget.status.setText("folder run: nothing was done")
+            tell(show_error, f"IEM: the folder run did not start: {report}", self.widget.status)
             return
         self.widget.status.setText(folder_summary(report, self.run.cancelled))
         show_info("IEM: folder run " + ("cancelled" if self.run.cancelled else "finished"))

@@ -47,3 +47,24 @@ def folder_summary(report, cancelled: bool) -> str:
     head = "folder run" + (" cancelled (run it again to resume)" if cancelled else "")
     return (f"{head}: {report.done} done, {report.skipped} skipped, {report.failed} "
             f"failed; labels in {report.out_dir}")
+
+
+#: What a napari notification shows on its one folded line (400 px): longer texts are
+#: cut there, so the toast gets a headline and the widget's status line the whole text.
+TOAST_CHARS = 60
+
+
+def headline(text: str) -> str:
+    """``text`` if it fits a folded toast, else its start cut at a word, pointing to
+    the status line for the rest."""
+    if len(text) <= TOAST_CHARS:
+        return text
+    more = "… (see panel)"
+    return text[:TOAST_CHARS - len(more)].rsplit(" ", 1)[0] + more
+
+
+def tell(show, text: str, status) -> None:
+    """Notify with ``show`` (napari's show_error, show_warning, show_info) in a toast
+    that fits, and put the whole ``text`` on the ``status`` line (a QLabel)."""
+    status.setText(text)
+    show(headline(text))

@@ -56,8 +56,8 @@ def _check_display(viewer, source: Image) -> None:
     ndim = viewer.dims.ndim
     if source.ndim > 2 and sorted(viewer.dims.displayed) != [ndim - 2, ndim - 1]:
         raise RequestError(
-            "IEM segments the displayed plane of the last two axes: switch the viewer "
-            "to 2-D display and restore the axis order (Transpose)."
+            "switch to 2-D display and undo axis rolls: IEM segments the displayed "
+            "plane of the last two axes (use Transpose to restore their order)."
         )
 
 
@@ -66,7 +66,7 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
     ``use_init``, as the start)."""
     source = form.image.value
     if source is None:
-        raise RequestError("there is no image to segment. Open or add an Image layer.")
+        raise RequestError("no image to segment: open or add an Image layer.")
     mode = form.mode.value
     if mode == "current slice":
         _check_display(viewer, source)

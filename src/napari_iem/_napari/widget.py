@@ -18,13 +18,14 @@ from superqt import QCollapsible
 from . import layers as _layers, remembered
 from .folder import FolderControl
 from .form import ADVANCED_TIP, IEMForm
-from .messages import explain, run_summary
+from .messages import explain, run_summary, tell
 from .publish import Preview, publish, stale_reason
 from .run_request import RequestError, plan_refine, plan_run
 from ..api import iter_segment
 from ..files.settings import SettingsError, load_settings, save_settings
 
 PREVIEW_EVERY = 5  # iterations between two live previews
+NO_IMAGE = "IEM: no image to segment: open or add an Image layer."
 
 
 class _Failed:
@@ -163,7 +164,7 @@ class IEMWidget(QWidget):
         try:
             saved = save_settings(path, self.settings())
         except (OSError, SettingsError) as exc:
-            show_error(f"Could not save the settings: {exc}")
+            self._tell(show_error, f"Could not save the settings: {exc}")
             return None
         self.status.setText(f"Settings saved to {saved}")
         return saved
@@ -179,9 +180,12 @@ class IEMWidget(QWidget):
         try:
             self.form.apply_settings(load_settings(path))
         except (OSError, ValueError) as exc:  # SettingsError is a ValueError
-            show_error(f"Could not load the settings: {exc}")
+            self._tell(show_error, f"Could not load the settings: {exc}")
             return
         self.status.setText(f"Settings loaded from {path}")
+
+    def _tell(self, show, text: str) -> None:
+        tell(show, text, self.status)
 
     # ------------------------------------------------------------------- run
     @property
@@ -200,7 +204,7 @@ class IEMWidget(QWidget):
         try:
             plan = plan_run(self.form, self.viewer)
         except RequestError as exc:
-            show_error(f"IEM: {exc}")
+            self._tell(show_error, f"IEM: {exc}")
             return
         self._start(plan)
 
@@ -217,18 +221,18 @@ class IEMWidget(QWidget):
             return
         source = self.image.value
         if source is None:
-            show_error("IEM: there is no image to segment. Open or add an Image layer.")
+            self._tell(show_error, NO_IMAGE)
             return
         active = self.viewer.layers.selection.active
         target = _layers.refine_target(self.viewer.layers, source, active)
         if target is None:
-            show_warning(f"IEM: nothing to refine for '{source.name}'. Press Run first, "
-                         "then paint corrections into its output Labels layer.")
+            self._tell(show_warning, f"IEM: nothing to refine for '{source.name}': press "
+                       "Run first, then paint corrections into its output Labels layer.")
             return
         try:
             plan = plan_refine(self.form, self.viewer, target)
         except RequestError as exc:
-            show_error(f"IEM: {exc}")
+            self._tell(show_error, f"IEM: {exc}")
             return
         self._start(plan)
 
@@ -302,13 +306,12 @@ class IEMWidget(QWidget):
         if reason is None and plan.target is not None and plan.target not in self.viewer.layers:
             reason = f"the layer being refined, '{plan.target.name}', was deleted"
         if reason is not None:
-            show_warning(f"IEM: {reason}; nothing was written.")
-            self.status.setText(f"not published: {reason}")
+            self._tell(show_warning, f"IEM: nothing was written: {reason}")
             return
         target = publish(self.viewer.layers, plan, value)
         fallback = value.metadata.get("device_fallback")
         if fallback:
-            show_warning(f"IEM: {fallback['message']}")
+            self._tell(show_warning, f"IEM: {fallback['message']}")
         self.viewer.layers.selection.active = target  # ready to paint corrections
         self._total = self._count
         self._show_count()
@@ -320,9 +323,8 @@ class IEMWidget(QWidget):
             self.other_button.show()
 
     def _report(self, exc: BaseException) -> None:
-        self.status.setText("failed: nothing was changed")
-        show_error(explain(exc, str((self._plan.options if self._plan else {})
-                                     .get("device", "auto"))))
+        device = (self._plan.options if self._plan else {}).get("device", "auto")
+        self._tell(show_error, explain(exc, str(device)))
 
     def _on_finished(self) -> None:
         self._preview.remove()
@@ -340,20 +342,19 @@ class IEMWidget(QWidget):
         if self.running:
             return
         if source is None:
-            show_error("IEM: there is no image layer; nothing to flip.")
+            self._tell(show_error, "IEM: no image layer: nothing to flip.")
             return
         target = _layers.refine_target(self.viewer.layers, source,
                                        self.viewer.layers.selection.active)
         if target is None:
-            show_warning(f"IEM: nothing to flip for '{source.name}'. Press Run first.")
+            self._tell(show_warning, f"IEM: nothing to flip for '{source.name}': press Run.")
             return
         try:
             _layers.flip_output(self.viewer.layers, target)
         except ValueError as exc:
-            show_error(f"IEM: {exc}")
+            self._tell(show_error, f"IEM: {exc}")
             return
-        self.status.setText(f"flipped foreground and background of '{target.name}'")
-        show_info(f"IEM: flipped '{target.name}'")
+        self._tell(show_info, f"IEM: flipped '{target.name}'")
 
 
 def launch_demo(sample: str = "coffee") -> None:
