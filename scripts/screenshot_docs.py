@@ -8,6 +8,8 @@ Writes docs/images/{running,result,inspection,refine,tissue}.png.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from qtpy.QtWidgets import QApplication
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 TIMEOUT_S = 300
+# the widget's defaults, not the settings this user's widget remembers
+os.environ["NAPARI_IEM_WIDGET_SETTINGS"] = str(Path(tempfile.mkdtemp()) / "settings.toml")
 
 
 def settle(widget=None) -> None:
@@ -54,7 +58,7 @@ def open_viewer(sample: str):
 def coffee_shots() -> None:
     """Running (live preview), result, inspection maps and a refinement."""
     viewer, widget = open_viewer("coffee")
-    widget.max_side.value = 256
+    widget.show_why.value = True  # the inspection maps, for inspection.png
     shots = {"taken": False}
 
     def during_run(progress):
@@ -88,8 +92,7 @@ def coffee_shots() -> None:
 def tissue_shot() -> None:
     """Three partitions on the IHC microscopy sample."""
     viewer, widget = open_viewer("tissue")
-    widget.regions.value = 3
-    widget.max_side.value = 256
+    widget.controls["regions"].value = 3
     widget.run_button.click()
     settle(widget)
     shoot(viewer, "tissue.png")
