@@ -60,8 +60,8 @@ import torch
 
 from .optimize import optimize
 
-#: Pixels used at most for the noise estimate and the fit (a regular subsample beyond).
-SAMPLE_MAX = 2**20
+#: Pixels sampled at most for the noise estimate and the fit (a regular grid beyond).
+SAMPLE_MAX = 2**16
 #: MAD of a normal variable, in standard deviations.
 MAD_NORMAL = 0.6744897501960817
 #: Total degree of the polynomial background (4: a vignette, not only a gradient).
@@ -168,37 +168,38 @@ def threshold(f: float, n_small: int, n_large: int, rho: float, channels: int) -
 
 def _one_image(x: torch.Tensor, labels: torch.Tensor, regions: int, rho: float) -> dict:
     """The statistics of one image ``x`` (C, *S) and its ``labels`` (*S)."""
-    scale, whiten = _noise(x)
+    grid = _grid(labels.shape)
+    scale, whiten = _noise(x, grid)
     area = torch.bincount(labels.reshape(-1), minlength=regions).tolist()
     reference = max(range(regions), key=lambda k: area[k])
     present = [k for k in range(regions) if k != reference and area[k]]
     if not present:  # one region: nothing was split
         return {"contrast": 0.0, "threshold": math.inf, "ratio": 0.0, "selection": 0.0,
                 "noise": scale.tolist()}
-    y = (x.reshape(x.shape[0], -1) / scale[:, None]).T  # (N, C) in noise SDs
-    design = torch.cat([_background(x.shape[1:], x.device),
-                        torch.stack([labels.reshape(-1) == k for k in present], 1)
-                        .double()], 1)
-    keep = _subsample(y.shape[0])
-    coef = torch.linalg.lstsq(design[keep], y[keep]).solution[-len(present):]  # (R, C)
+    sample = labels[grid].reshape(-1)
+    y = (x[(slice(None), *grid)].reshape(x.shape[0], -1) / scale[:, None]).T  # noise SDs
+    indicators = torch.stack([sample == k for k in present], 1).double()
+    design = torch.cat([_background(labels.shape, grid, x.device), indicators], 1)
+    gram = design.T @ design  # normal equations: P is small, the fit well conditioned
+    coef = torch.linalg.lstsq(gram, design.T @ y).solution[-len(present):]  # (R, C)
     contrast = (coef @ whiten).norm(dim=1).tolist()
+    counts = torch.bincount(sample, minlength=regions).tolist()
     best, selection = None, 0.0
     for k, c in zip(present, contrast):
         f = area[k] / (area[k] + area[reference])
-        limit = threshold(f, area[k], area[reference], rho, x.shape[0])
+        limit = threshold(f, max(counts[k], 1), counts[reference], rho, x.shape[0])
         selection = max(selection, c / noise_bound(f))
         if best is None or c / limit > best["ratio"]:
             best = {"contrast": c, "threshold": limit, "ratio": c / limit}
     return {**best, "selection": selection, "noise": scale.tolist()}
 
 
-def _noise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel noise SD of ``x`` (C, *S) from neighbour differences, and the
-    matrix that whitens noise-scaled values (the inverse square root of the noise's
-    robust correlation)."""
-    diffs = torch.cat([torch.diff(x, dim=d).reshape(x.shape[0], -1)
-                       for d in range(1, x.ndim)], 1)
-    diffs = diffs[:, _subsample(diffs.shape[1])] / math.sqrt(2)  # one pixel's noise
+def _noise(x: torch.Tensor, grid) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel noise SD of ``x`` (C, *S) from neighbour differences (taken where
+    ``grid`` samples), and the matrix that whitens noise-scaled values (the inverse
+    square root of the noise's robust correlation)."""
+    diffs = torch.cat([torch.diff(x, dim=d)[(slice(None), *grid)].reshape(x.shape[0], -1)
+                       for d in range(1, x.ndim)], 1) / math.sqrt(2)  # one pixel's noise
     scale = _robust_sd(diffs)
     rms = diffs.pow(2).mean(1).sqrt()  # quantised or noise-free data: the median is 0
     scale = torch.where(scale > 0, scale, rms)
@@ -222,11 +223,12 @@ def _robust_sd(v: torch.Tensor) -> torch.Tensor:
     return v.abs().median(-1).values / MAD_NORMAL
 
 
-def _background(shape, device) -> torch.Tensor:
-    """(N, P) design of a smooth background: the monomials of the coordinates up to
-    total degree :data:`DEGREE`."""
-    axes = torch.meshgrid(*[torch.linspace(-1, 1, n, dtype=torch.float64, device=device)
-                            for n in shape], indexing="ij")
+def _background(shape, grid, device) -> torch.Tensor:
+    """(N, P) design of a smooth background on the pixels ``grid`` samples: the
+    monomials of the coordinates (-1..1 across the image) up to total degree
+    :data:`DEGREE`."""
+    axes = torch.meshgrid(*[torch.linspace(-1, 1, n, dtype=torch.float64, device=device)[g]
+                            for n, g in zip(shape, grid)], indexing="ij")
     coords = [a.reshape(-1) for a in axes]
     terms = [math.prod((coords[i] for i in combo), start=torch.ones_like(coords[0]))
              for degree in range(DEGREE + 1)
@@ -235,6 +237,10 @@ def _background(shape, device) -> torch.Tensor:
     return torch.stack(terms, 1)
 
 
-def _subsample(n: int) -> slice:
-    """A regular subsample of at most :data:`SAMPLE_MAX` of ``n`` items."""
-    return slice(None, None, max(1, -(-n // SAMPLE_MAX)))
+def _grid(shape) -> tuple[slice, ...]:
+    """Every ``s``-th pixel along each axis, ``s`` the smallest step that samples at
+    most :data:`SAMPLE_MAX` pixels."""
+    step = 1
+    while math.prod(-(-n // step) for n in shape) > SAMPLE_MAX:
+        step += 1
+    return tuple(slice(None, None, step) for _ in shape)
