@@ -36,9 +36,11 @@ background is removed and in units of the noise:
 
 A noise plane's regions have a contrast of about half the threshold (microscopy) and
 less (photo); a disc of 1.5 noise SDs covering 4% of the plane is above it
-(``benchmarks/noise_planes.py``).  The test costs two small least-squares fits and a
-median per image, plus the null once per parameters (a few noise planes of 128x128,
-or 32x32x32 for volumes).  It assumes the noise is white: noise correlated over
+(``benchmarks/noise_planes.py``).  The test costs one least-squares fit and a few
+medians on at most :data:`SAMPLE_MAX` pixels (a regular grid of a larger image) per
+image, plus the null once per parameters (a few noise planes of 128x128, or 32x32x32
+for volumes, of one channel: the Mahalanobis norm makes the selection of C noise
+channels about that of one).  It assumes the noise is white: noise correlated over
 neighbouring pixels (an image downscaled with anti-aliasing, a JPEG) is underestimated
 by pixel differences, and its partitions look more real than they are.
 
