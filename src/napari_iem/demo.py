@@ -31,7 +31,7 @@ def run_headless(out: Path) -> int:
     for name, load in SAMPLES.items():
         iio.imwrite(inputs / f"{name}.png", load())
     status = cli_main(["segment", str(inputs), "--out", str(labels), "--overlay",
-                       "--size", "256"])
+                       "--max-size", "256"])
     if status == 0:
         print(f"\nlabels of {len(SAMPLES)} sample images are in {labels.resolve()}, "
               f"overlays in {(labels / 'overlays').resolve()}")
