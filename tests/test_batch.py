@@ -12,10 +12,15 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-import napari_iem.batch.guard as guard
-import napari_iem.batch.run as batch
-import napari_iem.batch.task as task
-from napari_iem.batch import BatchError, BatchInterrupted, plan_tasks, run_batch
+from napari_iem.batch import (
+    BatchError,
+    BatchInterrupted,
+    guard,
+    plan_tasks,
+    run_batch,
+    task,
+    where,
+)
 from napari_iem.files.write import TEMP_SUFFIX
 
 # the module, not the function that napari_iem re-exports under the same name
@@ -251,10 +256,10 @@ def test_local_workers_start_with_ctrl_c_ignored():
     import signal
 
     before = signal.getsignal(signal.SIGINT)
-    with batch._workers_ignore_sigint(True):
+    with where._workers_ignore_sigint(True):
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert signal.getsignal(signal.SIGINT) is before
-    with batch._workers_ignore_sigint(False):  # threads: nothing to do
+    with where._workers_ignore_sigint(False):  # threads: nothing to do
         assert signal.getsignal(signal.SIGINT) is before
 
 

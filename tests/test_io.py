@@ -26,7 +26,6 @@ from napari_iem.files.io import (
     write_overlay,
 )
 
-
 # ---------------------------------------------------------------- crafted files
 
 def png_bomb(path, width=10**6, height=10**6):
@@ -179,10 +178,9 @@ def test_atomic_write_leaves_no_temp_file(tmp_path):
 def test_atomic_write_interrupted_keeps_old_file(tmp_path):
     target = tmp_path / "x.png"
     target.write_bytes(b"old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
 
@@ -283,3 +281,58 @@ def test_find_images(tmp_path):
 def test_module_exports():
     for name in iem_io.__all__:
         assert hasattr(iem_io, name)
+
+
+# ---------------------------------------------------------------- bounded reads
+
+def test_read_bounded_counts_what_it_reads(tmp_path):
+    from napari_iem.files.read import FileReadError, read_bounded
+
+    p = tmp_path / "f.txt"
+    p.write_bytes(b"x" * 100)
+    assert read_bounded(p, 100) == b"x" * 100
+    with pytest.raises(FileReadError, match="more than the limit"):
+        read_bounded(p, 99)
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(FileReadError, match="not a regular file"):
+        read_bounded(tmp_path / "zero", 10)
+    with pytest.raises(FileReadError, match="folder"):
+        read_bounded(tmp_path, 10)
+
+
+# ---------------------------------------------------------------- the manifest
+
+def test_manifest_claims_finishes_and_judges(tmp_path):
+    from napari_iem.files.manifest import Manifest, Source, file_sha256
+
+    src, other, out = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "out"
+    iio.imwrite(src, np.full((8, 8), 7, np.uint8))
+    iio.imwrite(other, np.full((8, 8), 9, np.uint8))
+    out.mkdir()
+    m = Manifest.load(out)
+    assert m.owns("a.png") and m.verdict("a.png", Source.of(src), "s") == ("missing", "")
+    m.claim("a.png", Source.of(src), "s")
+    path = write_labels(np.ones((8, 8), np.uint8), out, "a")
+    assert m.verdict("a.png", Source.of(src), "s")[0] == "unfinished"  # interrupted
+    m.finish("a.png", path.stat().st_size, file_sha256(path))
+    m.save()
+    m = Manifest.load(out)  # read back
+    assert m.verdict("a.png", Source.of(src), "s") == ("finished", "")
+    state, why = m.verdict("a.png", Source.of(src), "t")
+    assert state == "stale" and "other settings" in why
+    state, why = m.verdict("a.png", Source.of(other), "s")
+    assert state == "stale" and "holds the labels of" in why and str(src) in why
+    iio.imwrite(src, np.full((8, 8), 8, np.uint8))
+    assert "changed since" in m.verdict("a.png", Source.of(src), "s")[1]
+    path.write_bytes(path.read_bytes() + b"edited")  # a user's edit: no longer ours
+    assert not m.owns("a.png") and m.verdict("a.png", Source.of(src), "s")[0] == "foreign"
+    (out / "mine.png").write_bytes(b"a user's file")
+    assert not m.owns("mine.png")
+
+
+def test_a_manifest_that_is_not_ours_is_refused(tmp_path):
+    from napari_iem.files.manifest import MANIFEST_NAME, Manifest, ManifestError
+
+    (tmp_path / MANIFEST_NAME).write_text("[1, 2]")
+    with pytest.raises(ManifestError, match="move it away"):
+        Manifest.load(tmp_path)

@@ -113,3 +113,25 @@ def test_from_full_params_keeps_only_changes():
     s = settings_from_params(full)
     assert s == {"preset": "paper", "regions": 2, "params": {"max_iter": 9}}
     assert settings_to_params(s) == get_preset("paper").replace(max_iter=9)
+
+
+def test_files_are_read_as_untrusted(tmp_path):
+    """Only a regular file, bounded in size and in nesting, each a SettingsError."""
+    import os
+
+    zero = tmp_path / "zero.toml"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(SettingsError, match="not a regular file"):
+        load_settings(zero)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(SettingsError, match="not a regular file"):
+        load_settings(fifo)
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"params": ' + "[" * 40 + "]" * 40 + "}")
+    with pytest.raises(SettingsError, match="nested 41 deep"):
+        load_settings(deep)
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (1 << 20))
+    with pytest.raises(SettingsError, match="more than the limit"):
+        load_settings(big)

@@ -7,9 +7,15 @@ command line and ``run_batch``, which both versions have, so that this stays che
 import imageio.v3 as iio
 import numpy as np
 import pytest
-
-from hostile_files import (ITER, cli, disc, png_claiming, report_rows, segment_args,
-                           write_disc)
+from hostile_files import (
+    ITER,
+    cli,
+    disc,
+    png_claiming,
+    report_rows,
+    segment_args,
+    write_disc,
+)
 
 
 def fresh_labels(path, tmp_path, capsys, *extra):
@@ -44,7 +50,7 @@ def test_an_input_inside_out_is_never_overwritten(tmp_path, capsys):
     good = write_disc(out / "good.png", seed=1)
     tif = write_disc(tmp_path / "good.tif", seed=2, cx=8)
     before = good.read_bytes()
-    code, _, err = cli(segment_args(good, tif, out=out), capsys)
+    _, _, err = cli(segment_args(good, tif, out=out), capsys)
     assert good.read_bytes() == before
     assert all(r["status"] != "skipped" for r in report_rows(out)), err
     code, _, err = cli(segment_args(good, tif, out=out, extra=["--overwrite"]), capsys)
@@ -61,7 +67,7 @@ def test_an_added_file_of_the_same_stem_is_not_skipped(tmp_path, capsys):
     write_disc(src / "a.tif", cx=7, seed=3)
     assert cli(segment_args(src, out=out), capsys)[0] == 0
     png = write_disc(src / "a.png", cx=17, seed=4)
-    code, _, err = cli(segment_args(src, out=out), capsys)
+    _, _, err = cli(segment_args(src, out=out), capsys)
     row = next(r for r in report_rows(out) if r["file"].endswith("a.png"))
     assert row["status"] == "done", err
     assert np.array_equal(iio.imread(out / row["output"]), fresh_labels(png, tmp_path, capsys))

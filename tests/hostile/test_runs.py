@@ -9,9 +9,14 @@ import time
 import imageio.v3 as iio
 import numpy as np
 import pytest
-
-from hostile_files import (cli, one_clear_line, report_rows, segment_args, snapshot,
-                           write_disc)
+from hostile_files import (
+    cli,
+    one_clear_line,
+    report_rows,
+    segment_args,
+    snapshot,
+    write_disc,
+)
 
 
 @pytest.fixture
@@ -64,7 +69,7 @@ def test_an_output_name_that_links_to_a_file_changes_nothing(src, tmp_path, caps
     victim = src / "p0.png" if how == "hardlink" else write_disc(tmp_path / "mine.png")
     getattr(os, "link" if how == "hardlink" else "symlink")(victim, out / "p0.png")
     before = snapshot(tmp_path / "in"), victim.read_bytes()
-    code, _, err = cli(segment_args(src, out=out, extra=["--overwrite"]), capsys)
+    code, _, _ = cli(segment_args(src, out=out, extra=["--overwrite"]), capsys)
     assert code == 1 and (snapshot(tmp_path / "in"), victim.read_bytes()) == before
     row = next(r for r in report_rows(out) if r["file"].endswith("p0.png"))
     assert row["status"] == "refused"
@@ -167,7 +172,7 @@ def test_a_full_disk_fails_the_files_and_leaves_nothing_half_written(src, tmp_pa
                                                                      capsys, monkeypatch):
     import errno
 
-    import napari_iem.batch.task as task
+    from napari_iem.batch import task
 
     out = tmp_path / "out"
     real = task.write_labels
@@ -185,7 +190,7 @@ def test_a_full_disk_fails_the_files_and_leaves_nothing_half_written(src, tmp_pa
 
 
 def test_a_read_only_output_folder_is_one_clear_error(src, tmp_path, capsys, monkeypatch):
-    import napari_iem.batch.guard as guard
+    from napari_iem.batch import guard
 
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")

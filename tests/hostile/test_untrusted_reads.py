@@ -11,9 +11,16 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-
-from hostile_files import (cli, one_clear_line, png_claiming, report_rows, segment_args,
-                           snapshot, tiff_with_samples, write_disc)
+from hostile_files import (
+    cli,
+    one_clear_line,
+    png_claiming,
+    report_rows,
+    segment_args,
+    snapshot,
+    tiff_with_samples,
+    write_disc,
+)
 
 NO_HANG = pytest.mark.timeout(60)
 

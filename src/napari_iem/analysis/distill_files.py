@@ -157,8 +157,13 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
     from ..files.manifest import Inputs
     from ..files.names import files_by_stem, unique_stems
     from ..files.read import find_images
-    from .distill import (DEFAULT_EPOCHS, DEFAULT_SIZE, predict_student, save_student,
-                          train_student)
+    from .distill import (
+        DEFAULT_EPOCHS,
+        DEFAULT_SIZE,
+        predict_student,
+        save_student,
+        train_student,
+    )
 
     images_in, labels_dir, out_dir = Path(images), Path(labels), Path(out)
     if not labels_dir.is_dir():

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["BatchError", "LOCK_NAME", "OVERLAY_DIR", "check_out_dir", "out_dir_lock"]
+__all__ = ["LOCK_NAME", "OVERLAY_DIR", "BatchError", "check_out_dir", "out_dir_lock"]
 
 #: Lock file of a running job in its output folder (removed when it ends).
 LOCK_NAME = ".iem-lock"

@@ -10,8 +10,14 @@ import math
 import os
 from collections.abc import Sequence
 
-__all__ = ["LOCAL_DASK_MIN_CORES", "plan_tasks", "working_pixels", "task_key",
-           "choose_mode", "tasks_for"]
+__all__ = [
+    "LOCAL_DASK_MIN_CORES",
+    "choose_mode",
+    "plan_tasks",
+    "task_key",
+    "tasks_for",
+    "working_pixels",
+]
 
 #: Without workers= or scheduler=, a local Dask cluster is used only above this many
 #: CPU cores (below, in-process runs were faster: docs/benchmarks.md).

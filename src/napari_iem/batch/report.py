@@ -24,8 +24,14 @@ from pathlib import Path
 from ..files.read import FileReadError, read_bounded
 from ..files.write import atomic_output
 
-__all__ = ["REPORT_NAME", "REPORT_FIELDS", "FileRecord", "BatchReport", "read_rows",
-           "ReportError"]
+__all__ = [
+    "REPORT_FIELDS",
+    "REPORT_NAME",
+    "BatchReport",
+    "FileRecord",
+    "ReportError",
+    "read_rows",
+]
 
 #: Report file name in the output folder (``.csv`` or ``.json``).
 REPORT_NAME = "iem-report"
@@ -195,8 +201,8 @@ class BatchReport:
         rate = ""
         if self.done and self.seconds > 0:
             rate = f", {self.done / self.seconds:.2f} images/s"
-        lines = [f"{n} image{'s' * (n != 1)}: {', '.join(parts)} in {self.seconds:.1f} s"
-                 f"{rate} ({self.mode})"]
+        lines = [(f"{n} image{'s' * (n != 1)}: {', '.join(parts)} in {self.seconds:.1f} s"
+                  f"{rate} ({self.mode})")]
         if self.report_path is not None:
             lines.append(f"report: {self.report_path}")
         bad = [r for r in self.records if r.status in ("failed", "refused")]

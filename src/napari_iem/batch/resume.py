@@ -18,7 +18,7 @@ from ..files.manifest import Inputs, Manifest, Source
 from ..files.write import label_paths
 from .guard import OVERLAY_DIR
 
-__all__ = ["output_names", "decide", "settle"]
+__all__ = ["decide", "output_names", "settle"]
 
 
 def output_names(stem: str, overlay: bool) -> list[str]:

@@ -26,27 +26,36 @@ Ctrl-C cancels the rest, keeps what finished and writes the manifest and the rep
 """
 from __future__ import annotations
 
-import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterable
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from ..engine.knobs import check_knobs
 from ..engine.presets import DEFAULT_PRESET
 from ..files.manifest import Inputs, Manifest, ManifestError, Source, settings_hash
 from ..files.names import unique_stems
-from ..files.read import FileReadError, ImageReadError, find_images, image_info, pixel_limit
+from ..files.read import (
+    FileReadError,
+    ImageReadError,
+    find_images,
+    image_info,
+    pixel_limit,
+)
 from .guard import BatchError, check_out_dir, out_dir_lock
-from .plan import choose_mode, task_key, tasks_for, working_pixels
-from .report import (REPORT_NAME, BatchReport, FileRecord, ReportError, read_rows,
-                     record_from_row)
+from .plan import choose_mode, task_key, working_pixels
+from .report import (
+    REPORT_NAME,
+    BatchReport,
+    FileRecord,
+    ReportError,
+    read_rows,
+    record_from_row,
+)
 from .resume import decide, output_names, settle
-from .task import segment_task
+from .where import connect, quietly, run_tasks
 
 __all__ = ["BatchError", "BatchInterrupted", "run_batch"]
 
@@ -61,42 +70,6 @@ class BatchInterrupted(KeyboardInterrupt):
     def __init__(self, report: BatchReport):
         super().__init__("interrupted")
         self.report = report
-
-
-@contextmanager
-def _workers_ignore_sigint(processes: bool):
-    """Start local worker processes with Ctrl-C ignored in them.
-
-    Only this process should handle Ctrl-C (cancel the work, stop the workers, write the
-    report); workers that got it too would die printing tracebacks.  An ignored SIGINT
-    is inherited by spawned processes, so it is ignored here while the cluster starts
-    (a few seconds, during which Ctrl-C has no effect) and restored afterwards.
-    (Blocking SIGINT instead is not inherited by Dask's worker processes.)
-    """
-    if not processes or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-def _connect(scheduler):
-    try:
-        from distributed import Client
-    except ImportError:  # a partial install: dask[distributed] is a dependency
-        raise BatchError(f"cannot connect to the Dask scheduler at {scheduler}: the "
-                         "'distributed' package is missing; pip install 'dask[distributed]'"
-                         ) from None
-
-    if isinstance(scheduler, Client):
-        return scheduler, False
-    try:
-        return Client(scheduler, timeout="10s"), True
-    except Exception as exc:
-        raise BatchError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
 
 
 def _check_arguments(protocol, report, workers, regions, preset, nd_options, overrides,
@@ -221,63 +194,6 @@ class _Job:
         """Rows of the old report for inputs not in this run: kept, never dropped."""
         now = {r.file for r in self.records}
         return [record_from_row(r) for f, r in self.old.items() if f not in now]
-
-
-def _quietly(close) -> None:
-    try:
-        close()
-    except Exception:  # noqa: BLE001 - closing must not hide what happened
-        pass
-
-
-def _run_tasks(job: _Job, mode: str, n_workers, client, processes: bool,
-               task_images: int, task_megapixels: float, result: BatchReport, bar,
-               stack: ExitStack) -> None:
-    """Run the pending images where ``mode`` says (``client``: a connected Dask
-    client for ``mode="dask"``); clean-ups go onto ``stack``."""
-    def absorb(recs):
-        job.absorb(recs)
-        bar.update(len(recs))
-
-    if mode == "in-process":
-        result.mode = "in-process"
-        for t in tasks_for(job.pending, job.keys, job.pixels, 1, task_images,
-                           task_megapixels):
-            absorb(segment_task(t, job.cfg))
-        return
-    from distributed import LocalCluster, as_completed
-
-    if mode == "local":
-        if processes:
-            job.cfg["torch_threads"] = max(1, (os.cpu_count() or 1) // n_workers)
-        with _workers_ignore_sigint(processes):
-            cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=processes,
-                # the HTTP server always runs: keep it local, on a free port
-                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-            )
-        stack.callback(_quietly, cluster.close)
-        client, own = _connect(cluster.scheduler_address)
-        stack.callback(_quietly, client.close)
-        result.mode = f"local Dask, {n_workers} worker{'s' * (n_workers != 1)}"
-        slots = n_workers
-    else:
-        info = client.scheduler_info().get("workers", {})
-        slots = sum(int(w.get("nthreads", 1)) for w in info.values()) or 1
-        addr = getattr(client.scheduler, "address", "")
-        result.mode = f"Dask at {addr}, {len(info)} worker{'s' * (len(info) != 1)}"
-    tasks = tasks_for(job.pending, job.keys, job.pixels, slots, task_images,
-                      task_megapixels)
-    futures = client.map(segment_task, tasks, cfg=job.cfg, pure=False)
-    stack.callback(_quietly, lambda: client.cancel(futures))
-    index_of = {f.key: j for j, f in enumerate(futures)}
-    for fut in as_completed(futures):
-        try:
-            absorb(fut.result())
-        except Exception as exc:  # a worker died or the task crashed
-            absorb([{"index": item[0], "status": "failed",
-                     "error": f"task failed on a worker: {exc!r}"}
-                    for item in tasks[index_of[fut.key]]])
 
 
 def _write_report(result: BatchReport, job: _Job, t_start: float) -> None:
@@ -417,15 +333,15 @@ def run_batch(
         try:
             client = None
             if mode == "dask" and job.pending:  # fail early, before the progress bar
-                client, own = _connect(scheduler)
+                client, own = connect(scheduler)
                 if own:  # a caller's client stays open
-                    dask.callback(_quietly, client.close)
+                    dask.callback(quietly, client.close)
             bar = tqdm(total=len(files), initial=len(files) - len(job.pending),
                        unit="img", disable=not progress, file=sys.stderr,
                        dynamic_ncols=True, desc="napari-iem")
             started = True
             if job.pending:
-                _run_tasks(job, mode, n_workers, client, processes, task_images,
+                run_tasks(job, mode, n_workers, client, processes, task_images,
                            task_megapixels, result, bar, dask)
             else:
                 result.mode = "nothing to do"

@@ -20,7 +20,7 @@ from ..files.read import ImageReadError, image_info, read_image
 from ..files.write import label_paths, labels_suffix, write_labels
 from .guard import OVERLAY_DIR
 
-__all__ = ["segment_task", "check_fits"]
+__all__ = ["check_fits", "segment_task"]
 
 
 def _shape_str(shape) -> str:
@@ -41,8 +41,8 @@ def check_fits(info, cfg: dict, device, held: int) -> int:
     task already read; returns the bytes the decoded image itself will take."""
     from ..engine.layout import plan_layout
     from ..engine.memory import check_memory, estimate_bytes
-    from ..engine.presets import get_preset
     from ..engine.preprocess import working_shape
+    from ..engine.presets import get_preset
 
     shape = tuple(info.shape)
     channel_axis = cfg.get("channel_axis")
@@ -91,14 +91,14 @@ def _segment_all(images: list, cfg: dict, records: dict, ok: list) -> list:
         if nd:  # stacks, volumes, instances: one image at a time
             return [segment(img, cfg["regions"], **kwargs, **one) for img in images]
         return segment_batch(images, cfg["regions"], **kwargs)
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - whatever it was, the loop below finds it
         pass
     # Find the culprit: run the images one by one, recording each error.
     results = []
     for img, (index, _, _) in zip(images, ok):
         try:
             results.append(segment(img, cfg["regions"], **kwargs, **one))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded, the others go on
             records[index]["error"] = f"segmentation failed: {exc}"
             results.append(None)
     return results

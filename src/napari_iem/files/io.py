@@ -7,15 +7,45 @@ first), :mod:`~napari_iem.files.write` (atomic writes, labels),
 """
 from .names import output_path, safe_stem, unique_stems
 from .overlay import overlay_rgb, write_overlay
-from .read import (DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageInfo, ImageReadError,
-                   ImageTooLargeError, find_images, image_info, read_image, read_labels)
-from .write import (LABEL_SUFFIXES, TEMP_SUFFIX, atomic_output, existing_labels,
-                    labels_suffix, write_labels)
+from .read import (
+                   DEFAULT_MAX_PIXELS,
+                   IMAGE_SUFFIXES,
+                   ImageInfo,
+                   ImageReadError,
+                   ImageTooLargeError,
+                   find_images,
+                   image_info,
+                   read_image,
+                   read_labels,
+)
+from .write import (
+                   LABEL_SUFFIXES,
+                   TEMP_SUFFIX,
+                   atomic_output,
+                   existing_labels,
+                   labels_suffix,
+                   write_labels,
+)
 
 __all__ = [
-    "IMAGE_SUFFIXES", "LABEL_SUFFIXES", "TEMP_SUFFIX", "DEFAULT_MAX_PIXELS",
-    "ImageReadError", "ImageTooLargeError", "ImageInfo", "image_info", "read_image",
-    "read_labels", "find_images", "safe_stem", "unique_stems", "output_path",
-    "atomic_output", "labels_suffix", "existing_labels", "write_labels", "overlay_rgb",
-    "write_overlay",
+                   "DEFAULT_MAX_PIXELS",
+                   "IMAGE_SUFFIXES",
+                   "LABEL_SUFFIXES",
+                   "TEMP_SUFFIX",
+                   "ImageInfo",
+                   "ImageReadError",
+                   "ImageTooLargeError",
+                   "atomic_output",
+                   "existing_labels",
+                   "find_images",
+                   "image_info",
+                   "labels_suffix",
+                   "output_path",
+                   "overlay_rgb",
+                   "read_image",
+                   "read_labels",
+                   "safe_stem",
+                   "unique_stems",
+                   "write_labels",
+                   "write_overlay",
 ]

@@ -31,8 +31,15 @@ from pathlib import Path
 from .read import FileReadError, open_regular, read_bounded
 from .write import atomic_output
 
-__all__ = ["MANIFEST_NAME", "ManifestError", "Source", "Manifest", "Inputs",
-           "file_sha256", "settings_hash"]
+__all__ = [
+    "MANIFEST_NAME",
+    "Inputs",
+    "Manifest",
+    "ManifestError",
+    "Source",
+    "file_sha256",
+    "settings_hash",
+]
 
 #: File name of the manifest in an output folder.
 MANIFEST_NAME = "iem-manifest.json"
@@ -71,7 +78,7 @@ class Source:
     sha256: str
 
     @classmethod
-    def of(cls, path: str | os.PathLike) -> "Source":
+    def of(cls, path: str | os.PathLike) -> Source:
         """The fingerprint of ``path`` now (raises :class:`FileReadError` when it is
         not a readable regular file)."""
         real = Path(path).resolve()
@@ -137,7 +144,7 @@ class Manifest:
         return self.out_dir / MANIFEST_NAME
 
     @classmethod
-    def load(cls, out_dir: str | os.PathLike) -> "Manifest":
+    def load(cls, out_dir: str | os.PathLike) -> Manifest:
         """The folder's manifest (empty when there is none yet).
 
         Raises

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .read import IMAGE_SUFFIXES, find_images
 
-__all__ = ["safe_stem", "unique_stems", "output_path", "files_by_stem"]
+__all__ = ["files_by_stem", "output_path", "safe_stem", "unique_stems"]
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),

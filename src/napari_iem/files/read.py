@@ -34,9 +34,20 @@ from typing import BinaryIO
 import numpy as np
 
 __all__ = [
-    "IMAGE_SUFFIXES", "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "FileReadError",
-    "ImageReadError", "ImageTooLargeError", "ImageInfo", "pixel_limit", "open_regular",
-    "read_bounded", "image_info", "read_image", "read_labels", "find_images",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "MAX_PIXELS_ENV",
+    "FileReadError",
+    "ImageInfo",
+    "ImageReadError",
+    "ImageTooLargeError",
+    "find_images",
+    "image_info",
+    "open_regular",
+    "pixel_limit",
+    "read_bounded",
+    "read_image",
+    "read_labels",
 ]
 
 #: Suffixes picked up when a folder is given as input (case-insensitive).
@@ -246,7 +257,7 @@ def _tiff_info(path: Path, fh: BinaryIO, max_pixels: int | None) -> ImageInfo:
             dtype = np.dtype(series.dtype).name
     except ImageReadError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
         raise ImageReadError(f"{path}: cannot read TIFF header: {exc}") from None
     pixels = _counted(shape, axes.index("S") if "S" in axes else None)
     _check_size(path, pixels, shape, max_pixels)
@@ -260,7 +271,7 @@ def _pil_info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> Ima
         with _our_limit_not_pillows(), Image.open(fh) as im:
             w, h = im.size
             mode = im.mode
-    except Exception as exc:  # Pillow raises many kinds on a bad header
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds on a bad header
         raise ImageReadError(f"{path}: cannot read image header: {exc}") from None
     channels = _PIL_CHANNELS.get(mode, 3)
     shape = (h, w, channels) if channels else (h, w)
@@ -329,7 +340,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
                     data = iio.imread(fh, extension=f".{fmt}", index=0)
                 if fmt == "png" and data.ndim == 3 and data.shape[-1] == 2:
                     data = data[..., 0]  # grey + alpha -> grey
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
             raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
     if data.size == 0:
         raise ImageReadError(f"{path}: image has no pixels (shape {data.shape})")
@@ -366,7 +377,7 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
             try:
                 with _our_limit_not_pillows(), Image.open(fh) as im:
                     data = np.asarray(im)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
                 raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
     if fmt == "tiff":
         data = read_image(path, max_pixels)

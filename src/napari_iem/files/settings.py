@@ -36,23 +36,23 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from .read import FileReadError, read_bounded
-from .write import atomic_output
 from ..engine.knobs import PARAM_KNOBS, check_params, knob
 from ..engine.presets import DEFAULT_PRESET, IEMParams, get_preset, preset_name
+from .read import FileReadError, read_bounded
+from .write import atomic_output
 
 __all__ = [
-    "SettingsError",
-    "SETTINGS_KEYS",
     "METADATA_KEY",
+    "SETTINGS_KEYS",
+    "SettingsError",
+    "load_settings",
     "make_settings",
-    "validate_settings",
+    "save_settings",
+    "segment_kwargs",
     "settings_from_params",
     "settings_to_params",
-    "segment_kwargs",
     "settings_to_toml",
-    "load_settings",
-    "save_settings",
+    "validate_settings",
 ]
 
 #: Top-level keys a settings mapping may hold.

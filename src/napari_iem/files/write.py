@@ -20,8 +20,15 @@ import numpy as np
 
 from .names import output_path
 
-__all__ = ["LABEL_SUFFIXES", "TEMP_SUFFIX", "atomic_output", "labels_suffix",
-           "label_paths", "existing_labels", "write_labels"]
+__all__ = [
+    "LABEL_SUFFIXES",
+    "TEMP_SUFFIX",
+    "atomic_output",
+    "existing_labels",
+    "label_paths",
+    "labels_suffix",
+    "write_labels",
+]
 
 #: Suffixes of label files written by :func:`write_labels`.
 LABEL_SUFFIXES = (".png", ".tif")
