@@ -167,3 +167,13 @@ def test_the_api_signature_lists_every_knob():
     assert {k.name for k in KNOBS} <= names
     assert "References" in segment.__doc__ and "max_iter : int" in segment.__doc__
     assert not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(segment).parameters.values())
+
+
+def test_a_result_records_what_made_it():
+    import torch
+
+    image, _ = textured_disc(32)
+    res = segment(image, 2, max_iter=3, device="cpu")
+    assert res.metadata["versions"]["torch"] == torch.__version__
+    assert res.params["preset"] in ("photo", "microscopy") and res.params["max_iter"] == 3
+    assert res.metadata["levels"] == [[32, 32]]

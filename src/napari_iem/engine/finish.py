@@ -136,11 +136,23 @@ def _split_all(request, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def versions() -> dict:
+    """The versions that made a result: with the parameters, what reproduces it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"numpy": np.__version__, "torch": torch.__version__}
+    try:
+        out["napari-iem"] = version("napari-iem")
+    except PackageNotFoundError:  # running from a source tree
+        out["napari-iem"] = "unknown"
+    return out
+
+
 def assemble(job, start: float) -> IEMResult:
     """The :class:`IEMResult` of a finished request."""
     request, out = job.request, job.output
     problems = job.problems
-    meta = dict(out.facts, value_range=out.value_range)
+    meta = dict(out.facts, value_range=out.value_range, versions=versions())
     if len(problems) > 1:
         meta["per_problem"] = [
             {"index": list(idx), "iterations": out.iterations[idx],
