@@ -8,7 +8,7 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-re
 	libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-cursor0 libxkbcommon-x11-0 \
 	libgl1 libegl1 libfontconfig1 libdbus-1-3
 
-.PHONY: demo test system-deps bench evaluate clean
+.PHONY: demo test lint system-deps bench evaluate clean
 
 ## demo: set up .venv, then napari with a sample and the IEM widget (display), or the CLI on sample images (no display)
 demo: $(VENV)/.installed
@@ -17,6 +17,10 @@ demo: $(VENV)/.installed
 ## test: install system libraries (as root), set up .venv, run the whole suite under Xvfb
 test: system-deps $(VENV)/.installed
 	$(VENV)/bin/pytest
+
+## lint: ruff over the sources, tests and benchmarks
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
 
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

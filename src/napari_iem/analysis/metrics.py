@@ -235,14 +235,14 @@ def paper_protocol(array: np.ndarray, size: int = 128) -> np.ndarray:
     else:
         nh, nw = max(size, int(size * h / w)), size
     dtype = a.dtype
-    work = a.astype(np.uint8) if dtype == bool else a
+    work = a.astype(np.uint8) if dtype.kind == "b" else a
     if (nh, nw) != (h, w):
         work = resize(work, (nh, nw) + a.shape[2:], order=0, preserve_range=True,
                       anti_aliasing=False, mode="edge")
     top = int(round((nh - size) / 2.0))
     left = int(round((nw - size) / 2.0))
     out = work[top:top + size, left:left + size]
-    return out.astype(dtype, copy=False) if dtype != bool else out > 0
+    return out.astype(dtype, copy=False) if dtype.kind != "b" else out > 0
 
 
 # --------------------------------------------------------------------------- instances

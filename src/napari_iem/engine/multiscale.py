@@ -59,7 +59,10 @@ def boundary_band(labels: np.ndarray, width: int) -> np.ndarray:
     return ndi.maximum_filter(edge.view(np.uint8), size=2 * width + 1).view(bool)
 
 
-def tile_boxes(shape, tile: int, halo: int) -> Iterator[tuple[tuple[slice, ...], tuple[slice, ...]]]:
+Boxes = tuple[tuple[slice, ...], tuple[slice, ...]]
+
+
+def tile_boxes(shape, tile: int, halo: int) -> Iterator[Boxes]:
     """``(outer, core)`` slices of the tiles covering ``shape``; ``core`` is relative
     to ``outer``."""
     starts = [range(0, n, tile) for n in shape]
@@ -75,7 +78,8 @@ def tile_boxes(shape, tile: int, halo: int) -> Iterator[tuple[tuple[slice, ...],
 
 def refine_boundary(data: np.ndarray, labels: np.ndarray, regions: int,
                     params: IEMParams, *, width: int, device="cpu",
-                    tile: int | None = None, max_iter: int | None = None) -> tuple[np.ndarray, dict]:
+                    tile: int | None = None, max_iter: int | None = None
+                    ) -> tuple[np.ndarray, dict]:
     """Refine carried-up ``labels`` at full resolution in a band of ``width`` pixels.
 
     Parameters
