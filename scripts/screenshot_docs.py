@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import napari
-import PIL.Image
 import numpy as np
+import PIL.Image
 from qtpy.QtWidgets import QApplication
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"

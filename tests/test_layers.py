@@ -4,7 +4,8 @@ import pytest
 from napari.components import LayerList
 from napari.layers import Image, Labels
 
-from napari_iem._napari import layers as _layers, publish as _publish
+from napari_iem._napari import layers as _layers
+from napari_iem._napari import publish as _publish
 from napari_iem._napari.run_request import RunPlan
 from napari_iem.api import IEMResult
 

@@ -4,7 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from napari_iem._napari import layers as _layers, widget as _widget
+from napari_iem._napari import layers as _layers
+from napari_iem._napari import widget as _widget
 from napari_iem._napari.form import PRESET_START
 from napari_iem._napari.sample_data import textured_disc
 from napari_iem.api import iter_segment

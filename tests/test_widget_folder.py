@@ -2,9 +2,9 @@
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from synthetic import textured_disc
 
 from napari_iem.cli import main
-from synthetic import textured_disc
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 120_000
@@ -25,7 +25,7 @@ def label_files(out):
 
 
 def test_folder_run_writes_what_the_cli_writes(viewer_widget, qtbot, folder, tmp_path):
-    viewer, widget = viewer_widget
+    _, widget = viewer_widget
     widget.controls["sigma"].value = 3.0
     widget.controls["max_size"].value = 32
     widget.folder.start(str(folder), str(tmp_path / "gui"))
@@ -47,7 +47,7 @@ def test_folder_run_writes_what_the_cli_writes(viewer_widget, qtbot, folder, tmp
 
 
 def test_cancel_a_folder_run(viewer_widget, qtbot, folder, tmp_path):
-    viewer, widget = viewer_widget
+    _, widget = viewer_widget
     widget.folder.start(str(folder), str(tmp_path / "out"))
     widget.folder_button.click()  # Cancel at once
     qtbot.waitUntil(lambda: widget.folder.run is None, timeout=TIMEOUT_MS)

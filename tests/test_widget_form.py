@@ -2,13 +2,13 @@
 settings files all or nothing, remembered between sessions (pytest-xvfb)."""
 import numpy as np
 import pytest
+from synthetic import textured_disc
 
 from napari_iem._napari import form as _form
 from napari_iem._napari.messages import TOAST_CHARS
 from napari_iem._napari.widget import IEMWidget
 from napari_iem.engine.knobs import KNOBS
 from napari_iem.engine.presets import PRESET_ALIASES, PRESETS
-from synthetic import textured_disc
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 60_000

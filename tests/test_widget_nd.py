@@ -1,10 +1,11 @@
 """The dock widget on stacks, channels, physical scale and instances (pytest-xvfb)."""
 import numpy as np
 import pytest
-
-from napari_iem._napari import layers as _layers, layers_nd as _layers_nd, widget as _widget
-
 from synthetic import textured_ball, textured_disc, touching_discs
+
+from napari_iem._napari import layers as _layers
+from napari_iem._napari import layers_nd as _layers_nd
+from napari_iem._napari import widget as _widget
 
 TIMEOUT_MS = 60_000
 pytestmark = pytest.mark.gui

@@ -1,10 +1,10 @@
 """The widget's settings travel to files, to the CLI and into the layer metadata."""
 import numpy as np
 import pytest
+from synthetic import textured_disc
 
 from napari_iem._napari.widget import IEMWidget
 from napari_iem.files.settings import load_settings, segment_kwargs
-from synthetic import textured_disc
 
 pytestmark = pytest.mark.gui
 

@@ -143,7 +143,11 @@ class FolderControl:
             out_dir = QFileDialog.getExistingDirectory(self.widget, "Output folder")
         if not folder or not out_dir:
             return
-        kwargs = batch_kwargs(self.widget.settings(), self.widget.form.options())
+        try:
+            kwargs = batch_kwargs(self.widget.settings(), self.widget.form.options())
+        except ValueError as exc:  # a value no settings file may hold
+            tell(show_error, f"IEM: the folder run did not start: {exc}", self.widget.status)
+            return
         self.run = FolderRun(folder, out_dir, kwargs, self._done)
         self.run.worker.finished.connect(self._finished)
         self.button.setText("Cancel folder run")

@@ -17,13 +17,13 @@ import math
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Select, SpinBox
 from napari.layers import Image, Labels
 
-from . import layers_nd as _layers_nd
-from .layers import IEM_KEY, image_plane, source_array
-from .publish import is_preview
 from ..engine.autopreset import explain_choice
 from ..engine.devices import available_devices
 from ..engine.knobs import KNOBS, Knob
 from ..engine.presets import DEFAULT_PRESET, PRESET_ALIASES, PRESETS
+from . import layers_nd as _layers_nd
+from .layers import IEM_KEY, image_plane, source_array
+from .publish import is_preview
 
 PRESET_START = "preset's start"
 #: The working size a new widget starts with (the presets leave it at full size, which

@@ -10,7 +10,7 @@ a dask or zarr array before it is computed.  No Qt here.
 from __future__ import annotations
 
 import numpy as np
-from napari.layers import Image, Layer
+from napari.layers import Image
 
 from .layers import plane_index, source_array
 
@@ -91,8 +91,3 @@ def gather(source: Image, mode: str, *, channel_axis=None, extra=(),
             "shape": tuple(full.shape[a] for a in keep), "engine_mode": engine_mode,
             "nsp": nsp}
 
-
-def spatial_scale(layer: Layer, axes, nsp: int):
-    """The layer's spacing on the output's last ``nsp`` axes, or None if isotropic."""
-    scale = tuple(float(s) for s in np.asarray(layer.scale)[list(axes)][-nsp:])
-    return None if len(set(scale)) == 1 else scale

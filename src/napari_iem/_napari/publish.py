@@ -18,8 +18,19 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from .layers import (
-    IEM_KEY, LOCKED_KEY, OUTPUT_SUFFIX, is_edited, label_colormap, outputs_of, owned_by,
-    run_metadata, source_array, spatial_kwargs, unique_name, write_labels, mark_written,
+    IEM_KEY,
+    LOCKED_KEY,
+    OUTPUT_SUFFIX,
+    is_edited,
+    label_colormap,
+    mark_written,
+    outputs_of,
+    owned_by,
+    run_metadata,
+    source_array,
+    spatial_kwargs,
+    unique_name,
+    write_labels,
 )
 
 #: The preview is drawn as outlines of one colour, so that it cannot be taken for the

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Image, Labels
 
+from ..engine.presets import DEFAULT_PRESET
 from . import layers_nd as _layers_nd
 from .form import PRESET_START, IEMForm
 from .layers import IEM_KEY, refine_inputs, source_array
-from ..engine.presets import DEFAULT_PRESET
 
 #: The preset "run again as the other" switches to, for each pick of default.
 OTHER_PICK = {"photo": "microscopy", "microscopy": "photo"}

@@ -11,18 +11,25 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 from superqt import QCollapsible
 
-from . import layers as _layers, remembered
+from ..api import iter_segment
+from ..files.settings import SettingsError, load_settings, save_settings
+from . import layers as _layers
+from . import remembered
 from .folder import FolderControl
 from .form import ADVANCED_TIP, IEMForm
 from .messages import explain, run_summary, tell
 from .publish import Preview, publish, stale_reason
 from .run_request import RequestError, plan_refine, plan_run
-from ..api import iter_segment
-from ..files.settings import SettingsError, load_settings, save_settings
 
 PREVIEW_EVERY = 5  # iterations between two live previews
 NO_IMAGE = "IEM: no image to segment: open or add an Image layer."
@@ -238,7 +245,10 @@ class IEMWidget(QWidget):
 
     def _start(self, plan) -> None:
         """Launch the worker over :func:`iter_segment` and switch to Cancel."""
-        remembered.remember(self.settings())
+        try:
+            remembered.remember(self.settings())
+        except SettingsError:
+            pass  # a value the engine refuses: its message follows from the worker
         self._plan = plan
         self._preview = Preview(self.viewer.layers, plan)
         self._count, self._last = 0, 0
