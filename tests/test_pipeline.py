@@ -177,3 +177,16 @@ def test_a_result_records_what_made_it():
     assert res.metadata["versions"]["torch"] == torch.__version__
     assert res.params["preset"] in ("photo", "microscopy") and res.params["max_iter"] == 3
     assert res.metadata["levels"] == [[32, 32]]
+
+
+def test_check_structure_empties_a_noise_plane_and_keeps_an_object():
+    rng = np.random.default_rng(3)
+    noise = rng.normal(1000, 30, (64, 64)).clip(0, 65535).astype(np.uint16)
+    disc, truth = textured_disc(64)
+    stack = np.stack([noise, (disc.astype(np.uint16) * 8 + 1000)])
+    res = segment(stack, 2, preset="microscopy", mode="slices", check_structure=True, **FAST)
+    assert not res.labels[0].any()
+    assert res.labels[1].any() and res.structure_found
+    assert [p["found"] for p in res.metadata["structure"]] == [False, True]
+    alone = segment(noise, 2, preset="microscopy", check_structure=True, **FAST)
+    assert not alone.structure_found and not alone.labels.any()

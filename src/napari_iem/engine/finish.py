@@ -41,6 +41,7 @@ class JobOutput:
     iterations: dict = dataclasses.field(default_factory=dict)
     converged: dict = dataclasses.field(default_factory=dict)
     refined: list = dataclasses.field(default_factory=list)
+    structure: dict = dataclasses.field(default_factory=dict)
     value_range: dict | None = None
 
     @classmethod
@@ -73,12 +74,21 @@ class JobOutput:
         return cls(labels, inpainted, error, facts, batch)
 
 
-def finish_problem(job, index, b, state, x, prepared, prepare) -> None:
-    """Finish problem ``index`` of ``job``, row ``b`` of the optimiser's ``state``."""
+def finish_problem(job, index, b, state, x, prepared, prepare, structure=None) -> None:
+    """Finish problem ``index`` of ``job``, row ``b`` of the optimiser's ``state``.
+
+    ``structure`` is ``(found, stats, row)`` when the partition was tested against
+    noise (:mod:`.structure`): a partition that is not real gives all background.
+    """
     request, out = job.request, job.output
     regions, params = request.regions, request.params
     spatial = request.layout.spatial
     lab_w = state.labels[b].cpu().numpy()
+    if structure is not None:
+        found, stats, row = structure
+        out.structure[index] = {"found": found, "ratio": float(stats["ratio"][row]),
+                                "contrast": float(stats["contrast"][row]),
+                                "threshold": float(stats["threshold"][row])}
     order = region_order(lab_w, regions, params.foreground)
     if request.flip:
         order = order[::-1]
@@ -86,7 +96,9 @@ def finish_problem(job, index, b, state, x, prepared, prepare) -> None:
     relabel[order] = np.arange(regions)
     lab_w = relabel[lab_w]
     lab = resize_labels(lab_w, spatial)
-    if request.refine and tuple(job.work) != tuple(spatial):
+    if structure is not None and not structure[0]:
+        lab = np.zeros_like(lab)  # nothing here: no object, not a split of the noise
+    if request.refine and lab.any() and tuple(job.work) != tuple(spatial):
         lab = _refine(job, index, lab, prepare)
     lab = drop_small_pieces(lab, params.min_piece_size)
     if request.locked is not None:  # the caller's locks win over everything
@@ -160,6 +172,8 @@ def assemble(job, start: float) -> IEMResult:
              "objective": out.histories[idx][-1] if out.histories[idx] else None}
             for idx in problems
         ]
+    if out.structure:
+        meta["structure"] = [{"index": list(idx), **out.structure[idx]} for idx in problems]
     if out.refined:
         meta["refine"] = {
             "width": out.refined[0]["width"],
@@ -183,4 +197,5 @@ def assemble(job, start: float) -> IEMResult:
         seconds=time.perf_counter() - start,
         metadata=meta,
         instances=_split_all(request, labels) if request.instances else None,
+        structure_found=not out.structure or any(v["found"] for v in out.structure.values()),
     )

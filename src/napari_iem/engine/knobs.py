@@ -253,6 +253,11 @@ KNOBS: tuple[Knob, ...] = (
     Knob("intensity", str, "linear", "'linear', 'sqrt' (variance-stabilising root for "
          "photon counts) or 'auto' (the root for dark-field images).",
          choices=("linear", "sqrt", "auto"), widget=False),
+    # ---- nothing here -------------------------------------------------------------------
+    Knob("check_structure", bool, False, "Before the labels are returned, test whether "
+         "the regions differ by more than the same optimisation finds in noise; where "
+         "they do not (an empty plane), the labels are all background and the result "
+         "says 'no structure found'.", widget=False),
     # ---- clean-up ----------------------------------------------------------------------
     Knob("min_piece_size", int, 0, "Clean-up: pieces of any region smaller than this "
          "many pixels join their surroundings; 0 is off.", low=0, high=2**40,

@@ -30,6 +30,7 @@ from .optimize import optimize
 from .preprocess import intensity_range, prepare_image, resize_labels, working_shape
 from .request import SegmentRequest
 from .result import IEMProgress, IEMResult
+from .structure import structure_found
 
 __all__ = ["run", "run_one"]
 
@@ -125,9 +126,20 @@ def _solve(batch: list[tuple[Job, tuple]], total: int, done: int,
     for members in by_channels.values():
         x = _to_device(np.stack([prepared[i].data for i in members]), first.request.device)
         state = yield from _optimize_levels(batch, members, x, total, done, live)
+        found = _structure(batch, members, x, state)
         for b, i in enumerate(members):
             job, idx = batch[i]
-            finish_problem(job, idx, b, state, x, prepared[i], _prepare)
+            finish_problem(job, idx, b, state, x, prepared[i], _prepare,
+                           None if found is None else (bool(found[0][b]), found[1], b))
+
+
+def _structure(batch, members, x, state):
+    """``(found, stats)`` of :func:`.structure.structure_found` for a batch that asks
+    for the test (``check_structure``; never on a caller's own start labels)."""
+    job = batch[members[0]][0]
+    if not job.run.check_structure or job.request.init is not None:
+        return None
+    return structure_found(x, state.labels, job.request.regions, job.run)
 
 
 def _optimize_levels(batch, members, x, total, done, live):

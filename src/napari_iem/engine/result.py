@@ -64,6 +64,11 @@ class IEMResult:
         Extra facts: for n-D calls (see :mod:`napari_iem.engine.layout`) the layout, sigma per
         axis, refinement; ``device_fallback`` when a GPU ran out of memory and the run
         was repeated on the CPU.
+    structure_found : bool
+        False when the partition was tested (``check_structure``) and no region
+        differs from what the optimisation finds in noise, on every plane: the labels
+        are then all background ("no structure found").  Per plane in
+        ``metadata["structure"]``.
     instances : ndarray of int32 or None
         With ``instances=True``: one label per object of the foreground (0 background),
         see :func:`napari_iem.analysis.instances.split_instances`.
@@ -87,6 +92,7 @@ class IEMResult:
     seconds: float
     metadata: dict = field(default_factory=dict)
     instances: np.ndarray | None = None
+    structure_found: bool = True
 
     @property
     def regions(self) -> int:
