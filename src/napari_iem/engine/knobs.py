@@ -239,10 +239,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("scaling", str, "auto", "Intensity rule: 'auto' (8-bit as x/255, else "
          "percentiles), 'paper', 'percentile' or 'minmax'.",
          choices=("auto", "paper", "percentile", "minmax"), widget=False),
-    Knob("foreground", str, "init", "Which region is label 1 for 2 regions: 'border' "
-         "(the one touching the image border less), 'area' (the smaller one) or 'init' "
-         "(the one grown from the start, as in the paper).",
-         choices=("init", "border", "area"), widget=False),
+    Knob("foreground", str, "init", "Which region is label 1 for 2 regions: 'init' "
+         "(the one grown from the start, as in the paper), 'border' (the one touching "
+         "the image border less), 'area' (the smaller one) or 'centre' (the one nearer "
+         "the image centre).", choices=("init", "border", "area", "centre"), widget=False),
     Knob("percentile_low", float, 1.0, "Percentile of each channel mapped to -1 by the "
          "percentile rule.", low=0.0, high=100.0, widget=False),
     Knob("percentile_high", float, 99.8, "Percentile of each channel mapped to +1 by "
