@@ -238,3 +238,22 @@ def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, 
     a, b = _labels(clean), _labels(out)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert not list(out.glob(".*iem-part"))
+
+
+def test_distill_leaves_a_users_file_alone_and_replaces_its_own(tmp_path, capsys):
+    """Refused before training when a prediction's name holds a file napari-iem did not
+    write; a second distill replaces what the first wrote."""
+    photos, labels, out = tmp_path / "photos", tmp_path / "iem", tmp_path / "student"
+    write_disc(photos / "cat.png")
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    theirs = write_disc(out / "cat.png", seed=4)
+    before = theirs.read_bytes()
+    args = ["distill", photos, labels, "--out", out, "--epochs", 1, "--size", 16,
+            "--device", "cpu", "-q"]
+    code, _, err = cli(args, capsys)
+    assert code == 2 and "not written by napari-iem" in err and one_clear_line(err)
+    assert theirs.read_bytes() == before
+    theirs.unlink()
+    assert cli(args, capsys)[0] == 0
+    assert cli(args, capsys)[0] == 0  # its own file, replaced
