@@ -34,6 +34,10 @@ def test_folder_run_writes_what_the_cli_writes(viewer_widget, qtbot, folder, tmp
     qtbot.waitUntil(lambda: widget.folder.run is None, timeout=TIMEOUT_MS)
     assert run.bar.n == run.bar.total == 2  # the activity dock's bar, files done
     assert "2 done" in widget.status.text()
+    assert widget.folder.open_button.isVisibleTo(widget)
+    opened = widget.folder.open_results()  # results openable in the viewer
+    assert sorted(layer.name for layer in opened) == ["colour", "grey"]
+    assert all(layer._type_string == "labels" for layer in opened)
 
     settings = widget.save_settings(str(tmp_path / "iem.toml"))
     assert main(["segment", str(folder), "--out", str(tmp_path / "cli"),

@@ -127,6 +127,12 @@ class FolderControl:
         self.button.setToolTip("Segment every image of a folder with these settings into "
                                "an output folder: the files 'napari-iem segment' writes")
         self.button.clicked.connect(self._on_click)
+        self.open_button = QPushButton("Open its labels")
+        self.open_button.setToolTip("Add the labels the last folder run wrote (or found "
+                                    "done) to the viewer, one Labels layer per image")
+        self.open_button.clicked.connect(lambda: self.open_results())
+        self.open_button.hide()
+        self.outputs: list[Path] = []
 
     def _on_click(self) -> None:
         if self.run is not None:
@@ -148,6 +154,7 @@ class FolderControl:
         except ValueError as exc:  # a value no settings file may hold
             tell(show_error, f"IEM: the folder run did not start: {exc}", self.widget.status)
             return
+        self.open_button.hide()
         self.run = FolderRun(folder, out_dir, kwargs, self._done)
         self.run.worker.finished.connect(self._finished)
         self.button.setText("Cancel folder run")
@@ -161,8 +168,16 @@ class FolderControl:
             tell(show_error, f"IEM: the folder run did not start: {report}", self.widget.status)
             return
         self.widget.status.setText(folder_summary(report, self.run.cancelled))
+        self.outputs = [report.out_dir / rec.output for rec in report.records
+                        if rec.output and rec.status in ("done", "skipped")]
+        self.open_button.setVisible(bool(self.outputs))
         show_info("IEM: folder run " + ("cancelled" if self.run.cancelled else "finished"))
 
     def _finished(self) -> None:
         self.run = None
         self.button.setText(self.LABEL)
+
+    def open_results(self) -> list:
+        """Open the labels of the last folder run as Labels layers; returns them."""
+        return [layer for path in self.outputs if path.is_file()
+                for layer in self.widget.viewer.open(path, layer_type="labels")]

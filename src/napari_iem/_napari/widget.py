@@ -122,7 +122,8 @@ class IEMWidget(QWidget):
         self.folder_button = self.folder.button
         for row in ((self.run_button, self.refine_button, self.flip_button),
                     (self.other_button,),
-                    (self.save_button, self.load_button), (self.folder_button,)):
+                    (self.save_button, self.load_button),
+                    (self.folder_button, self.folder.open_button)):
             box = QHBoxLayout()
             for button in row:
                 box.addWidget(button)
