@@ -27,9 +27,10 @@ def run_summary(plan, target, result, iterations: int) -> str:
     of every batch of planes), the same number its progress bar ends on.
     """
     where = f" (plane {list(plan.index)})" if plan.index else ""
-    unit = {"every slice": "planes", "volume": "volumes"}.get(plan.mode)
+    unit = {"every slice": "plane", "volume": "volume"}.get(plan.mode)
     problems = result.metadata.get("problems", 1)
-    parts = [f"'{target.name}'{where}: " + (f"{problems} {unit}, " if unit else "")
+    count = f"{problems} {unit}{'s' * (problems != 1)}, " if unit else ""
+    parts = [f"'{target.name}'{where}: " + count
              + f"{iterations} iterations in {result.seconds:.1f} s on {result.device}"]
     if result.converged:
         parts.append("converged")

@@ -129,7 +129,9 @@ class IEMWidget(QWidget):
                 box.addWidget(button)
             layout.addLayout(box)
         self.progress = QProgressBar()
-        self.progress.setFormat("iteration %v / %m")
+        # the engine's bound (the limit, times the coarse-to-fine levels and the batches
+        # of a stack) until the run ends on the iterations it took
+        self.progress.setFormat("iteration %v (at most %m)")
         self.progress.hide()  # shown with honest totals while a run goes on
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -301,8 +303,8 @@ class IEMWidget(QWidget):
         self._last = snapshot.iteration
         self._total = max(self._total, self._count)
         self._show_count()
-        self.status.setText(f"iteration {self._count} / {self._total}: objective "
-                            f"{snapshot.objective:.5g}")
+        self.status.setText(f"iteration {self._count} (at most {self._total}): "
+                            f"objective {snapshot.objective:.5g}")
         if self._count == 1 or self._count % PREVIEW_EVERY == 0:
             self._preview.show(snapshot.labels)
 
