@@ -94,3 +94,18 @@ def test_the_true_partition_scores_higher_than_a_shifted_one():
     j, _ = IEMObjective(x, 2, PAPER).evaluate(truth[None])
     j_shift, _ = IEMObjective(x, 2, PAPER).evaluate(shifted[None])
     assert j.item() > j_shift.item()
+
+
+def test_strip_by_strip_evaluation_equals_one_strip(monkeypatch):
+    """The fused K = 2 pass over strips gives the values of the whole image at once."""
+    import napari_iem.engine.objective as ob
+
+    x = smooth_image(b=2, c=3, shape=(75, 40))
+    labels = random_labels(2, 2, x.shape[2:])
+    j_one, g_one = IEMObjective(x, 2, PAPER).evaluate(labels)
+    monkeypatch.setattr(ob, "STRIP_ELEMENTS", 1)
+    monkeypatch.setattr(ob, "STRIP_ROWS_MIN", 16)
+    obj = IEMObjective(x, 2, PAPER)
+    assert len(obj.filt.strips()) == 5
+    j, g = obj.evaluate(labels)
+    assert torch.allclose(j, j_one, rtol=1e-12) and torch.allclose(g, g_one, rtol=1e-10)

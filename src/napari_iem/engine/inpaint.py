@@ -16,15 +16,16 @@ GPUs do fastest, so every axis is filtered by them, in one of two ways chosen by
 
 * short axes (``n <= DENSE_MAX``): one product with the dense ``n x n`` matrix;
 * long axes: the axis is cut into blocks of ``BLOCK`` outputs, each the product of a
-  ``BLOCK x (BLOCK + 2h)`` matrix with its overlapping window of input (a strided view,
-  no copy of the windows beyond the one the product makes); all interior blocks share
-  one Toeplitz matrix, the few blocks touching the border are recomputed with their own
-  rows of ``T**reps``.  ``BLOCK + 2h`` multiply-adds per pixel, whatever the length.
+  ``BLOCK x (BLOCK + 2h)`` matrix with its overlapping window of input (one copy of a
+  strided view of the padded axis); all interior blocks share one Toeplitz matrix, the
+  few blocks touching the border are recomputed with their own rows of ``T**reps``.
+  ``BLOCK + 2h`` multiply-adds per pixel, whatever the length.
 
-Measured on a 2-core AMD EPYC (``benchmarks/bench_kernels.py``): the dense product is the
-fastest up to a few hundred pixels, the windows beyond; a direct sum of 21 shifted slices
-and torch's ``conv1d`` were slower than either at every length (they make one pass over
-memory per tap, and this machine's memory bandwidth is a sixth of its cache's).
+Measured on a 2-core AMD EPYC (``benchmarks/bench_kernels.py --filters``): the dense
+product is the fastest up to about 160 pixels, blocks of 32 beyond (at 2048 px about 4x
+faster than the dense product, which costs ``n`` multiply-adds a pixel); a direct sum of
+21 shifted slices was slower than the dense product on short axes and no faster than the
+blocks on long ones (one pass over memory per tap), and ``conv1d`` slower than both.
 
 :meth:`GaussianFilter.strips` also filters an image strip by strip along its first
 spatial axis (each strip from its input rows plus a halo of ``h``), so that a caller
@@ -43,9 +44,9 @@ import torch.nn.functional as F
 
 EPS_REL = 1e-8
 #: Axes up to this length are filtered by one dense product (measured crossover).
-DENSE_MAX = 256
+DENSE_MAX = 160
 #: Outputs per block on longer axes (measured; needs ``BLOCK >= h``).
-BLOCK = 64
+BLOCK = 32
 
 
 def gaussian_kernel1d(kernel_size: int, sigma: float, dtype=torch.float32) -> torch.Tensor:
@@ -163,12 +164,13 @@ def apply_axis(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
     xp = F.pad(x, (0, 0, h, nb * b - n + h))
     length = xp.shape[1]
     if s == 1:
-        win = xp.as_strided((rows, nb, b + 2 * h), (length, b, 1))
+        # a product with the overlapping view itself takes a slow path (10x, measured)
+        win = xp.as_strided((rows, nb, b + 2 * h), (length, b, 1)).contiguous()
         y = win @ op.interior.T
         for j, m in op.special:
             y[:, j] = win[:, j] @ m.T
         return y.view(rows, nb * b)[:, :n, None]
-    win = xp.as_strided((rows, nb, b + 2 * h, s), (length * s, b * s, s, 1))
+    win = xp.as_strided((rows, nb, b + 2 * h, s), (length * s, b * s, s, 1)).contiguous()
     y = op.interior @ win
     for j, m in op.special:
         y[:, j] = m @ win[:, j]
@@ -251,7 +253,8 @@ def _strip_plan(n, kernel_size, sigma, reps, rows, device, dtype):
     for s in range(0, n, rows):
         e = min(n, s + rows)
         lo, hi = max(0, s - h), min(n, e + h)
-        plan.append((s, e, lo, hi, window_matrix(diag, range(s, e), range(lo, hi)).to(device, dtype)))
+        matrix = window_matrix(diag, range(s, e), range(lo, hi)).to(device, dtype)
+        plan.append((s, e, lo, hi, matrix))
     return plan
 
 

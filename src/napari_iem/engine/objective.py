@@ -23,14 +23,28 @@ reference's after a sign flip of a near-zero gain.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from .inpaint import GaussianFilter, filter_with_eps
+from .inpaint import EPS_REL, GaussianFilter, filter_with_eps
 from .presets import IEMParams
 
 #: Floor of the inpainter's denominator: only reached when nothing is visible.
 TINY = 1e-30
+#: Elements (maps x pixels of one image) per strip of the fused K = 2 evaluation, and
+#: the fewest rows of a strip (each recomputes a halo of 2h rows); measured with
+#: ``benchmarks/bench_kernels.py``: smaller strips stay in cache, larger ones pay less
+#: per-operation overhead.  Not the batch: a result must not depend on its batch.
+STRIP_ELEMENTS = 2**18
+STRIP_ROWS_MIN = 32
+
+
+def strip_rows(shape, channels: int) -> int:
+    """Rows of the first spatial axis per strip for images of ``shape`` and
+    ``channels`` (the forward pass filters ``2 channels + 2`` maps)."""
+    return max(STRIP_ROWS_MIN, STRIP_ELEMENTS // (math.prod(shape[1:]) * (2 * channels + 2)))
 
 
 def one_hot(labels: torch.Tensor, regions: int, dtype=torch.float32) -> torch.Tensor:
@@ -58,7 +72,7 @@ class IEMObjective:
         self.nd = x.ndim - 2
         self.filt = GaussianFilter(
             x.shape[2:], params.kernel_size, params.sigma, params.reps,
-            device=x.device, dtype=x.dtype,
+            device=x.device, dtype=x.dtype, strip=strip_rows(x.shape[2:], x.shape[1]),
         )
         #: use the written-out K = 2 path (False only to test it against the general one)
         self.binary_path = True
@@ -118,43 +132,85 @@ class IEMObjective:
         return j, direct[:, 1:] - direct[:, :1] - back_w
 
     def _evaluate_binary(self, labels, x):
-        """K = 2, written out for speed: the two regions have disjoint supports, so the
-        adjoint difference is a ``where`` instead of two full maps.  Same values as the
-        general path (tested), about twice as fast."""
-        nd, filt, lam = self.nd, self.filt, self.lam
-        channels = x.shape[1]
-        spatial = tuple(range(1, 1 + nd + 1))  # over channel-1 axis and space
+        """K = 2, written out for speed and fused strip by strip (:meth:`_strip_forward`,
+        :meth:`_strip_gains`).  Same values as the general path (tested), and on an
+        image of one strip bit for bit those of the element-wise formulas it replaces.
+
+        Two passes over the strips: the first filters the four maps, predicts, and
+        leaves per pixel the two errors and the adjoint difference ``d``; the second,
+        once the global sums (areas, mean errors, the eps of ``d``) are known, filters
+        ``d`` and combines.  Per strip every temporary is a strip, so it stays in cache.
+        """
+        nd, lam = self.nd, self.lam
+        spatial = tuple(range(2, 2 + nd))
         inside = labels.bool()[:, None]  # (B, 1, *S)
         m = inside.to(x.dtype)
-        f = filter_with_eps(torch.cat([x * m, m, x * (1 - m), 1 - m], dim=1), filt)
-        c = channels
-        num0, den0 = f[:, :c], f[:, c : c + 1].clamp_min(TINY)
-        num1, den1 = f[:, c + 1 : -1], f[:, -1:].clamp_min(TINY)
-        phi1, phi0 = num1 / den1, num0 / den0
-        res1, res0 = x - phi1, x - phi0
-        err1, err0 = res1.abs().mean(1, keepdim=True), res0.abs().mean(1, keepdim=True)
-        shape = (-1,) + (1,) * (nd + 1)
-        area1 = m.sum(spatial).clamp_min(1.0).view(shape)
-        area0 = (1 - m).sum(spatial).clamp_min(1.0).view(shape)
-        ie1 = (m * err1).sum(spatial).view(shape) / area1
-        ie0 = ((1 - m) * err0).sum(spatial).view(shape) / area0
-        sum_x = x.sum(tuple(range(2, 2 + nd)), keepdim=True)
-        sum_x1 = (x * m).sum(tuple(range(2, 2 + nd)), keepdim=True)
-        dev1 = ((x - sum_x1 / area1) ** 2).sum(1, keepdim=True)
-        dev0 = ((x - (sum_x - sum_x1) / area0) ** 2).sum(1, keepdim=True)
-        j = (ie1 + ie0).flatten() - lam * torch.where(inside, dev1, dev0).sum(spatial)
-        direct = ((err1 - ie1) / area1 - lam * dev1) - ((err0 - ie0) / area0 - lam * dev0)
-        adj1 = -torch.sign(res1) / (channels * area1)  # valid inside region 1
-        adj0 = -torch.sign(res0) / (channels * area0)  # valid inside region 0
-        d_num = torch.where(inside, adj1 / den1, -adj0 / den0)
-        d_den = torch.where(
-            inside, -(adj1 * phi1).sum(1, keepdim=True) / den1,
-            (adj0 * phi0).sum(1, keepdim=True) / den0,
-        )
-        d = torch.cat([d_num, d_den], dim=1)
-        back = filter_with_eps(d, filt)  # the adjoint of the regularised filter
-        back_w = (x * back[:, :-1]).sum(1, keepdim=True) + back[:, -1:]
-        return j, direct - back_w
+        xm = x * m
+        area1_raw, area0_raw = m.sum(spatial, keepdim=True), (1 - m).sum(spatial, keepdim=True)
+        sum_x1 = xm.sum(spatial, keepdim=True)
+        # the reference's eps: 1e-8 times the sums of the unfiltered [x m, m, x (1-m), 1-m]
+        eps = EPS_REL * torch.cat(
+            [sum_x1, area1_raw, (x - xm).sum(spatial, keepdim=True), area0_raw], 1)
+        area1, area0 = area1_raw.clamp_min(1.0), area0_raw.clamp_min(1.0)
+        mu1, mu0 = sum_x1 / area1, (x.sum(spatial, keepdim=True) - sum_x1) / area0
+        channels = x.shape[1]
+        # -1 / (C |region|): adj_k = sign(res_k) * r_k, exactly -sign(res_k) / (C |region|)
+        coef = (-1 / (channels * area1), 1 / (channels * area0))
+        d = x.new_empty(x.shape[0], channels + 1, *x.shape[2:])
+        errs, ie = [], 0
+        for k, (lo, hi, out) in enumerate(self.filt.strips()):
+            rows = (slice(None), slice(None), slice(lo, hi))
+            f = self.filt.filter_strip(
+                torch.cat([xm[rows], m[rows], x[rows] - xm[rows], 1 - m[rows]], 1), k)
+            err1, err0, ie_k = self._strip_forward(f.add_(eps), x, inside, d, out, coef)
+            errs.append((err1, err0))
+            ie = ie + ie_k
+        ie1, ie0 = ie[:, :1] / area1, ie[:, 1:] / area0
+        eps_d = EPS_REL * d.sum(spatial, keepdim=True)
+        gains = torch.empty_like(m)
+        dev_sum = 0
+        for k, (lo, hi, out) in enumerate(self.filt.strips()):
+            back = self.filt.filter_strip(d[:, :, lo:hi], k).add_(eps_d)
+            o = (slice(None), slice(None), out)
+            xo, err1, err0 = x[o], *errs[k]
+            dev1 = (xo - mu1).pow_(2).sum(1, keepdim=True)
+            dev0 = (xo - mu0).pow_(2).sum(1, keepdim=True)
+            # ((err1 - ie1) / area1 - lam dev1) - ((err0 - ie0) / area0 - lam dev0), in place
+            direct = err1.sub_(ie1).div_(area1).sub_(lam * dev1)
+            direct.sub_(err0.sub_(ie0).div_(area0).sub_(lam * dev0))
+            back_w = back[:, :-1].mul_(xo).sum(1, keepdim=True).add_(back[:, -1:])
+            torch.sub(direct, back_w, out=gains[o])
+            dev_sum = dev_sum + torch.where(inside[o], dev1, dev0).sum(tuple(range(1, 2 + nd)))
+        return (ie1 + ie0).flatten() - lam * dev_sum, gains
+
+    @staticmethod
+    def _strip_forward(f, x, inside, d, out, coef):
+        """One strip of the forward pass: predictions, errors, adjoint difference.
+
+        ``f`` holds the strip's filtered ``[x m, m, x (1-m), 1-m]`` with eps; its maps are
+        divided in place.  Writes ``d`` (the adjoint of region 1 minus region 0, which
+        have disjoint supports, so one ``where`` picks each pixel's own region) and
+        returns both regions' errors and their masked sums ``(B, 2)``.
+        """
+        c = x.shape[1]
+        o = (slice(None), slice(None), out)
+        xo, io = x[o], inside[o]
+        den0, den1 = f[:, c : c + 1].clamp_min_(TINY), f[:, -1:].clamp_min_(TINY)
+        phi0, phi1 = f[:, :c].div_(den0), f[:, c + 1 : -1].div_(den1)
+        res1, res0 = xo - phi1, xo - phi0
+        # inside: adj1 = sign(res1) r1; outside: -adj0 = sign(res0) (-r0); signs flip
+        # exactly, so d_num = adj / den and d_den = -(adj phi) / den per pixel as before
+        adj = torch.where(io, res1, res0).sign_().mul_(torch.where(io, *coef))
+        err1, err0 = res1.abs_().mean(1, keepdim=True), res0.abs_().mean(1, keepdim=True)
+        spatial = tuple(range(1, x.ndim))
+        zero = err1.new_zeros(())
+        ie = torch.stack([torch.where(io, err1, zero).sum(spatial),
+                          torch.where(io, zero, err0).sum(spatial)], 1)
+        den = torch.where(io, den1, den0)
+        torch.div(adj, den, out=d[:, :c][o])
+        torch.div((adj * torch.where(io, phi1, phi0)).sum(1, keepdim=True).neg_(), den,
+                  out=d[:, c:][o])
+        return err1, err0, ie.view(-1, 2, *([1] * (x.ndim - 2)))
 
 
 def region_maps(x: torch.Tensor, labels: torch.Tensor, regions: int, params: IEMParams):

@@ -235,7 +235,10 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
         j, gains = objective.evaluate(current, index)
         new = flip_step(current, gains, regions, border, lock)
         new = smooth(new, regions, params.smooth_threshold, lock)
-        labels[active] = new
+        if everyone:  # a plain copy, not an indexed write of every image
+            labels.copy_(new)
+        else:
+            labels[active] = new
         state.objective[active] = j
         new8 = new.to(torch.uint8)
         period = torch.zeros(len(running), dtype=torch.int64, device=labels.device)
@@ -258,7 +261,9 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
         if any(periods):
             running = [b for b, p in zip(running, periods) if not p]
             active = torch.tensor(running, dtype=torch.int64, device=labels.device)
-        recent = (recent + [labels.to(torch.uint8)])[-max(window, 1):]
+        # unless an image was set into its cycle above, the labels are ``new``
+        snapshot = new8 if everyone and not any(periods) else labels.to(torch.uint8)
+        recent = (recent + [snapshot])[-max(window, 1):]
         state.iteration = it
         yield state
         if not running:
