@@ -306,3 +306,33 @@ def test_report_names_the_preset_the_default_picked(tmp_path):
     again = run_batch(d, tmp_path / "out", workers=0, progress=False, max_iter=ITER)
     assert again.skipped == 2  # a skipped file keeps what its earlier run recorded
     assert report_rows(tmp_path / "out")["grey.png"]["preset"] == "microscopy"
+
+
+def test_a_failed_redo_keeps_the_old_labels_and_is_redone_later(folder, tmp_path,
+                                                                monkeypatch):
+    out = tmp_path / "out"
+    assert run_batch(folder / "s0.png", out, workers=0, progress=False,
+                     max_iter=ITER).done == 1
+    before = (out / "s0.png").read_bytes()
+
+    def broken(*a, **k):
+        raise RuntimeError("no")
+
+    monkeypatch.setattr(seg, "segment_batch", broken)
+    monkeypatch.setattr(seg, "segment", broken)
+    rep = run_batch(folder / "s0.png", out, workers=0, progress=False, overwrite=True,
+                    max_iter=ITER)
+    assert rep.failed == 1 and (out / "s0.png").read_bytes() == before
+    monkeypatch.undo()
+    again = run_batch(folder / "s0.png", out, workers=0, progress=False, max_iter=ITER)
+    assert again.done == 1  # the claim of the failed redo: its own file, redone
+
+
+def test_json_report_is_merged_too(folder, tmp_path):
+    out = tmp_path / "out"
+    run_batch(folder / "s0.png", out, workers=0, progress=False, max_iter=ITER,
+              report="json")
+    run_batch(folder / "s1.png", out, workers=0, progress=False, max_iter=ITER,
+              report="json")
+    files = json.loads((out / "iem-report.json").read_text())["files"]
+    assert sorted(f["file"].rsplit("/", 1)[-1] for f in files) == ["s0.png", "s1.png"]

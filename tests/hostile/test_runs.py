@@ -237,7 +237,8 @@ def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, 
     assert code == 0, err
     a, b = _labels(clean), _labels(out)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-    assert not list(out.glob(".*iem-part"))
+    if sig == signal.SIGINT:  # a kill -9 may leave a hidden *.iem-part, never an output
+        assert not list(out.glob(".*iem-part"))
 
 
 def test_distill_leaves_a_users_file_alone_and_replaces_its_own(tmp_path, capsys):

@@ -60,14 +60,15 @@ def decide(manifest: Manifest, stem: str, source: Source, settings: str,
 
 
 def settle(manifest: Manifest, names: list[str], written: dict[str, list],
-           since_ns: int) -> list[str]:
+           since_ns: int | None) -> list[str]:
     """Bring the manifest up to date for names claimed by this run; returns the names
     of labels that were written.
 
     A name in ``written`` (name -> [size, sha256], from the task) is recorded as
-    finished; a claimed name with no file is forgotten; a file written during this run
-    whose task's answer was lost (a Ctrl-C after a worker wrote it) is hashed here and
-    recorded as finished too.  Anything else keeps its claim and is redone next time.
+    finished; a claimed name with no file is forgotten; with ``since_ns`` (the run's
+    start; None when the task answered), a file written during this run whose task's
+    answer was lost (a Ctrl-C after a worker wrote it) is hashed here and recorded as
+    finished too.  Anything else keeps its claim and is redone next time.
     """
     from ..files.manifest import file_sha256
 
@@ -79,7 +80,7 @@ def settle(manifest: Manifest, names: list[str], written: dict[str, list],
         elif not path.is_file():
             manifest.forget(name)
             continue
-        elif path.stat().st_mtime_ns >= since_ns:
+        elif since_ns is not None and path.stat().st_mtime_ns >= since_ns:
             manifest.finish(name, path.stat().st_size, file_sha256(path))
         else:
             continue
