@@ -138,3 +138,45 @@ def test_refine_a_stack_keeps_painted_voxels(viewer_widget, qtbot, errors):
     assert viewer.layers["pair IEM"] is out
     assert out.data[1, :6, :6].all()
     assert len([la for la in viewer.layers if _layers.is_iem_output(la)]) == 1
+
+
+def test_planes_of_a_stack_add_up_and_refine_keeps_its_plane(viewer_widget, qtbot, errors):
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, np.zeros_like(im), im[::-1]]), name="z")
+    viewer.dims.set_current_step(0, 2)
+    run_and_wait(qtbot, widget)
+    out = viewer.layers["z IEM"]
+    viewer.dims.set_current_step(0, 0)
+    run_and_wait(qtbot, widget)  # unedited: the new plane goes into the same layer
+    assert viewer.layers["z IEM"] is out and out.metadata["iem"]["planes"] == [[0], [2]]
+    assert out.data[0].any() and out.data[2].any() and not out.data[1].any()
+    plane2 = out.data[2].copy()
+    painted = out.data.copy()
+    painted[0, :5, :5] = 1
+    out.data = painted
+    widget.refine_button.click()  # on the displayed plane, 0
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+    assert errors == []
+    assert viewer.layers["z IEM"] is out and out.data[0, :5, :5].all()
+    np.testing.assert_array_equal(out.data[2], plane2)  # the other plane untouched
+
+
+def test_current_slice_reads_only_its_plane():
+    """A dask-backed stack: the displayed plane's chunk is computed, no other."""
+    da = pytest.importorskip("dask.array")
+    from napari.layers import Image
+
+    reads = []
+
+    def plane(block, block_info=None):
+        reads.append(block_info[0]["chunk-location"][0])
+        return block
+
+    stack = da.zeros((5, 16, 16), chunks=(1, 16, 16), dtype=np.float32)
+    layer = Image(stack.map_blocks(plane, dtype=np.float32), name="lazy",
+                  contrast_limits=(0, 1))
+    reads.clear()  # what napari read to make the layer
+    got = _layers_nd.gather(layer, "current slice", world_point=(3, 0, 0))
+    assert got["data"].shape == (16, 16) and got["index"] == (3,)
+    assert reads == [3]
