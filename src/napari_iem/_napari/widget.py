@@ -1,8 +1,9 @@
 """The IEM dock widget: pick an image, Run (or Cancel), watch, Refine, Flip.
 
 The widget is the buttons, the worker and the progress; the controls are
-:mod:`._napari.form` (derived from the knob table), what a run is made of is
-:mod:`._napari.run_request`, and putting results into layers is :mod:`._napari.publish`.
+:mod:`napari_iem._napari.form` (derived from the knob table), what a run is made of is
+:mod:`napari_iem._napari.run_request`, and putting results into layers is
+:mod:`napari_iem._napari.publish`.
 The engine (:func:`napari_iem.api.iter_segment`) runs in a napari ``thread_worker``.
 """
 from __future__ import annotations
