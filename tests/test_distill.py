@@ -191,7 +191,7 @@ def test_cli_distill_end_to_end(folders, tmp_path, capsys):
                              "--seed", 1, "--save-model", model_path], capsys)
     assert code == 0, err
     assert "trained on 4 image(s)" in stdout and "epoch 40/40" in err
-    written = sorted(p.name for p in out.iterdir())
+    written = sorted(p.name for p in out.glob("*.png"))
     assert written == ["a.png", "b.png", "c.png", "d.png"]  # as 'segment' names them
     scores, noisy = [], []
     for stem, (truth, mask) in truths.items():

@@ -190,3 +190,16 @@ def test_check_structure_empties_a_noise_plane_and_keeps_an_object():
     assert [p["found"] for p in res.metadata["structure"]] == [False, True]
     alone = segment(noise, 2, preset="microscopy", check_structure=True, **FAST)
     assert not alone.structure_found and not alone.labels.any()
+
+
+def test_a_huge_image_is_refused_from_its_shape_before_any_scan(monkeypatch):
+    """A 30000x30000 view of one byte: refused by the estimate, never scanned."""
+    from napari_iem.engine import request
+
+    scanned = []
+    monkeypatch.setattr(request, "check_image", lambda image: scanned.append(1))
+    one = np.zeros((1, 1), np.uint8)
+    huge = np.lib.stride_tricks.as_strided(one, (30000, 30000), (0, 0))
+    with pytest.raises(MemoryError, match="needs about"):
+        segment(huge, 2, device="cpu")
+    assert not scanned

@@ -104,7 +104,7 @@ def check_memory(need: dict[str, int], device, *, what: str = "this image") -> N
     device = torch.device(device)
     ram = available_bytes("cpu")
     advice = (
-        "set a working resolution (max_size=512, or lower 'max side' in the widget) "
+        "set a working resolution (max_size=512, or lower 'max size' in the widget) "
         "and refine=True to recover full-resolution edges, segment a stack with "
         "mode='slices' instead of mode='volume', pass maps=False to skip the "
         "inpainting maps, or crop the image"

@@ -8,6 +8,7 @@ the pipeline can then trust its input.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,8 @@ from .autopreset import resolve_preset
 from .devices import resolve_device
 from .knobs import RUN_KNOBS, check_knobs
 from .layout import Layout, plan_layout, spatial_scale
-from .preprocess import check_image, settle_intensity
+from .memory import check_memory, estimate_bytes
+from .preprocess import check_image, settle_intensity, working_shape
 from .presets import IEMParams, get_preset
 
 __all__ = ["SegmentRequest", "build_request", "check_init"]
@@ -64,8 +66,11 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
         knobs["init"], init = init, None
     given = check_knobs({"regions": regions, **knobs})
     run = {k.name: given.pop(k.name, k.default) for k in RUN_KNOBS}
-    image = check_image(image)
+    image = np.asarray(image)
     layout = plan_layout(image.shape, run["mode"], channel_axis)
+    device = resolve_device(run["device"])
+    _check_memory_early(layout, run, given, device)
+    image = check_image(image)
     init, locked = check_init(init, locked, layout.output_shape, run["regions"])
     if locked is not None and run["flip"]:
         raise ValueError("flip would change locked pixels; flip the init labels instead")
@@ -75,7 +80,6 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     if instance_options is not None and not isinstance(instance_options, dict):
         raise ValueError(f"instance_options must be a dict of split_instances keywords, "
                          f"got {type(instance_options).__name__}")
-    device = resolve_device(run["device"])
     preset = resolve_preset(run["preset"], image, channel_axis)
     # intensity "auto" settled once for the whole input (a stack's slices alike)
     params = settle_intensity(get_preset(preset).replace(**given), image)
@@ -88,6 +92,23 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
         instances=run["instances"], instance_options=dict(instance_options or {}),
         maps=run["maps"],
     )
+
+
+def _check_memory_early(layout, run: dict, given: dict, device) -> None:
+    """Refuse from the shape alone, before the image is scanned or copied.
+
+    The preset is not picked yet (``default`` looks at the pixels), so the working
+    size is the caller's ``max_size`` or the named preset's; the pipeline checks again,
+    exactly, once the preset is known.
+    """
+    name = run["preset"] if run["preset"] not in ("default", "auto") else "photo"
+    max_size = given.get("max_size", get_preset(name).max_size)
+    work = working_shape(layout.spatial, max_size)
+    problems = math.prod(layout.lead) if layout.lead else 1
+    need = estimate_bytes(layout.spatial, layout.channels, run["regions"], work,
+                          maps=run["maps"], problems=problems)
+    shape = "x".join(map(str, layout.shape))
+    check_memory(need, device, what=f"an input of shape {shape} (mode={layout.mode!r})")
 
 
 def check_init(init, locked, shape, regions: int):
