@@ -50,10 +50,15 @@ def test_folder_run_writes_what_the_cli_writes(viewer_widget, qtbot, folder, tmp
         p.name for p in (tmp_path / "cli").iterdir())  # the report too
 
 
-def test_cancel_a_folder_run(viewer_widget, qtbot, folder, tmp_path):
+@pytest.mark.parametrize("where", ["button", "activity dock"])
+def test_cancel_a_folder_run(viewer_widget, qtbot, folder, tmp_path, where):
     _, widget = viewer_widget
     widget.folder.start(str(folder), str(tmp_path / "out"))
-    widget.folder_button.click()  # Cancel at once
+    if where == "button":
+        widget.folder_button.click()  # Cancel at once
+    else:
+        widget.folder.run.bar.cancel()
+        widget.folder.run.poll()  # what the next tick of its timer does
     qtbot.waitUntil(lambda: widget.folder.run is None, timeout=TIMEOUT_MS)
     assert "cancelled" in widget.status.text()
     assert widget.folder_button.text() == "Run on a folder…"

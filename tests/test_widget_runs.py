@@ -167,3 +167,14 @@ def test_refine_with_locks_keeps_every_locked_pixel(viewer_widget, qtbot):
     widget.refine_button.click()
     wait(qtbot, widget)
     np.testing.assert_array_equal(labels.data[locked], painted[locked])
+
+
+def test_cancel_from_the_activity_dock(viewer_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_widget
+    monkeypatch.setattr(_widget, "iter_segment", lingering(pause=0.2))
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    widget._bar.cancel()  # the bar's own cancel button in the activity dock
+    wait(qtbot, widget)
+    assert [la.name for la in viewer.layers] == ["disc"]
+    assert widget.status.text() == "cancelled: nothing was changed"

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from napari.qt.threading import create_worker
-from napari.utils import progress
+from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QPushButton
@@ -73,7 +73,8 @@ class FolderRun:
         except FileNotFoundError:
             self.stems = []
         self._state: dict = {}
-        self.bar = progress(total=len(self.stems), desc=f"IEM: {self.folder.name}/")
+        self.bar = cancelable_progress(total=len(self.stems),
+                                       desc=f"IEM: {self.folder.name}/")
         self.worker = create_worker(_segment_folder, self.folder, self.out_dir, kwargs,
                                     self._state, _start_thread=False)
         self.worker.returned.connect(on_done)
@@ -89,6 +90,9 @@ class FolderRun:
         return sum(existing_labels(self.out_dir, stem) is not None for stem in self.stems)
 
     def poll(self) -> None:
+        """Files done onto the bar; its cancel button (activity dock) cancels."""
+        if self.bar.is_canceled:
+            self.cancel()
         self.bar.n = self.done()
         self.bar.refresh()
 

@@ -9,7 +9,7 @@ The engine (:func:`napari_iem.api.iter_segment`) runs in a napari ``thread_worke
 from __future__ import annotations
 
 from napari.qt.threading import create_worker
-from napari.utils import progress
+from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -257,7 +257,8 @@ class IEMWidget(QWidget):
         self._preview = Preview(self.viewer.layers, plan)
         self._count, self._last = 0, 0
         self._total = plan.options["max_iter"]
-        self._bar = progress(total=self._total, desc=f"IEM: {plan.source.name}")
+        # in napari's activity dock, with its own cancel button
+        self._bar = cancelable_progress(total=self._total, desc=f"IEM: {plan.source.name}")
         self._show_count()
         self.progress.show()
         self.other_button.hide()
@@ -278,6 +279,11 @@ class IEMWidget(QWidget):
             self.status.setText("cancelling...")
             self.worker.quit()
 
+    def _cancelled(self) -> bool:
+        """Cancel pressed, here or on the run's bar in the activity dock."""
+        return self._bar.is_canceled or (self.worker is not None
+                                         and self.worker.abort_requested)
+
     def _set_running(self, running: bool) -> None:
         self.run_button.setText("Cancel" if running else "Run")
         self.refine_button.setEnabled(not running)
@@ -296,6 +302,9 @@ class IEMWidget(QWidget):
         """One iteration of the optimiser ran.  The total is the engine's bound (the
         iteration limit per batch of planes), lowered as batches stop early, so that
         it ends equal to the iterations run."""
+        if self._cancelled():
+            self.cancel()
+            return
         self._count += 1
         if self._count == 1:
             self._total = snapshot.max_iterations
@@ -313,7 +322,7 @@ class IEMWidget(QWidget):
         if isinstance(value, _Failed):
             self._report(value.exc)
             return
-        if self.worker is not None and self.worker.abort_requested:
+        if self._cancelled():
             return  # cancelled while finishing: nothing changes
         plan = self._plan
         reason = stale_reason(self.viewer.layers, plan)
@@ -343,7 +352,7 @@ class IEMWidget(QWidget):
     def _on_finished(self) -> None:
         self._preview.remove()
         self._bar.close()
-        if self.worker is not None and self.worker.abort_requested:
+        if self._cancelled():
             self.status.setText("cancelled: nothing was changed")
         self.progress.hide()
         self.worker = None
