@@ -153,9 +153,22 @@ def test_progress_counts_to_the_total_and_the_result_is_returned():
         except StopIteration as stop:
             result = stop.value
             break
-    assert [p.iteration for p in seen] == list(range(1, result.iterations + 1))
-    assert all(p.max_iterations == FAST["max_iter"] for p in seen)
-    assert seen[-1].labels.shape == image.shape
+    steps = [p for p in seen if p.phase == "optimising"]
+    assert [p.iteration for p in steps] == list(range(1, result.iterations + 1))
+    assert all(p.max_iterations >= FAST["max_iter"] for p in steps)
+    assert seen[-1].phase == "finishing" and seen[-1].labels.shape == image.shape
+
+
+def test_closing_after_a_plane_stops_the_rest_of_the_stack():
+    stack = np.stack(_discs(3, 32))
+    gen = iter_segment(stack, 2, mode="slices", **FAST)
+    phases = []
+    for snapshot in gen:
+        phases.append(snapshot.phase)
+        if snapshot.phase == "finishing":
+            gen.close()
+            break
+    assert phases.count("finishing") == 1
 
 
 def test_the_api_signature_lists_every_knob():

@@ -105,8 +105,10 @@ def test_generator_reports_progress_and_returns_the_result():
     try:
         while True:
             p = next(gen)
-            seen.append(p.iteration)
-            assert p.labels.shape == (48, 48) and np.isfinite(p.objective)
+            assert p.labels.shape == (48, 48)
+            if p.phase == "optimising":
+                seen.append(p.iteration)
+                assert np.isfinite(p.objective)
     except StopIteration as stop:
         result = stop.value
     assert seen == list(range(1, result.iterations + 1))

@@ -305,6 +305,8 @@ class IEMWidget(QWidget):
         if self._cancelled():
             self.cancel()
             return
+        if snapshot.phase != "optimising":  # a plane finished: a place to stop, no step
+            return
         self._count += 1
         if self._count == 1:
             self._total = snapshot.max_iterations

@@ -131,6 +131,8 @@ def _solve(batch: list[tuple[Job, tuple]], total: int, done: int,
             job, idx = batch[i]
             finish_problem(job, idx, b, state, x, prepared[i], _prepare,
                            None if found is None else (bool(found[0][b]), found[1], b))
+            yield IEMProgress(done + int(state.iterations.max()), total, float("nan"),
+                              job.output.labels, phase="finishing")
 
 
 def _structure(batch, members, x, state):

@@ -12,10 +12,15 @@ class IEMProgress:
     """A snapshot yielded by :func:`iter_segment` after every iteration.
 
     ``labels`` (at full input size, the final labels' dtype) is built only when read:
-    a GUI that previews every few iterations does not pay for the others.
+    a GUI that previews every few iterations does not pay for the others.  ``phase``
+    is ``"optimising"`` after an iteration, or ``"finishing"`` after a problem (an image,
+    a plane) was finished (full size, refinement, clean-up, maps): no iteration ran,
+    but a caller may stop there (closing the generator).
     """
 
-    def __init__(self, iteration: int, max_iterations: int, objective: float, labels):
+    def __init__(self, iteration: int, max_iterations: int, objective: float, labels,
+                 phase: str = "optimising"):
+        self.phase = phase
         self.iteration = iteration
         self.max_iterations = max_iterations
         self.objective = objective
