@@ -53,7 +53,9 @@ class FileRecord:
     is in the way: see ``error``), ``failed`` or ``cancelled`` (not run because the job
     was interrupted).  ``seconds`` is the task's time divided by the images in it
     (reading, segmenting and writing).  ``preset`` is the one that ran (what
-    ``"default"`` picked for this image).
+    ``"default"`` picked for this image).  ``napari_iem_version`` and ``torch_version``
+    are the versions that made the output (the rest of its provenance, numpy's version
+    included, is in the output itself when it is an OME-TIFF).
     """
 
     file: str
@@ -67,10 +69,14 @@ class FileRecord:
     objective: float | None = None
     seconds: float | None = None
     device: str = ""
+    napari_iem_version: str = ""
+    torch_version: str = ""
     error: str = ""
 
 
 REPORT_FIELDS = [f.name for f in fields(FileRecord)]
+#: Columns of the reports of earlier versions, still merged into.
+_EARLIER_FIELDS = [f for f in REPORT_FIELDS if not f.endswith("_version")]
 _CONVERT = {"regions": int, "iterations": int, "objective": float, "seconds": float,
             "converged": lambda v: v if isinstance(v, bool) else str(v) == "True"}
 
@@ -107,7 +113,7 @@ def read_rows(path: Path) -> list[dict]:
             rows = json.loads(text)["files"]
         else:
             reader = csv.DictReader(io.StringIO(text))
-            if reader.fieldnames != REPORT_FIELDS:
+            if reader.fieldnames not in (REPORT_FIELDS, _EARLIER_FIELDS):
                 raise ValueError("other columns")
             rows = [{k: _unescape(v or "") for k, v in r.items()} for r in reader]
         if not all(isinstance(r, dict) and isinstance(r.get("file"), str) for r in rows):

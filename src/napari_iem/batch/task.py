@@ -5,6 +5,12 @@ against the device's free memory *before* any pixel is decoded; only then is the
 file read.  Outputs are written atomically, and only over files the client said this
 tool may replace (its manifest's verdict, passed in with the item).  A single bad file
 is recorded with its reason and never stops the others.
+
+An OME-TIFF brings its own axes and pixel sizes (:mod:`napari_iem.files.ome`): its
+``C`` axis is the channel axis unless one is given, its physical sizes are the
+``scale`` of the spatial axes unless ``--scale`` is given, and its labels are written
+as OME-TIFF with the source's axes and sizes and the run's provenance (as are n-D
+labels of any input).
 """
 from __future__ import annotations
 
@@ -15,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from ..files.manifest import file_sha256
+from ..files.ome import label_metadata, provenance
 from ..files.overlay import write_overlay
 from ..files.read import ImageReadError, image_info, read_image
-from ..files.write import label_paths, labels_suffix, write_labels
+from ..files.write import label_paths, labels_suffix, write_labels, write_ome_labels
 from .guard import OVERLAY_DIR
 
 __all__ = ["check_fits", "segment_task"]
@@ -68,51 +75,95 @@ def check_fits(info, cfg: dict, device, held: int) -> int:
     return decoded
 
 
-def _read(path: str, cfg: dict, device, held: int) -> tuple[np.ndarray, str, int]:
-    """The image at ``path`` ready to segment, its stored shape and its bytes."""
+def _how(info, cfg: dict) -> dict:
+    """How to read one file: its channel axis and spacing (``--scale``, else the
+    OME-TIFF's physical sizes), and where the spacing came from."""
+    ome = info.ome
+    channel_axis = cfg.get("channel_axis")
+    if channel_axis is None and ome is not None:
+        channel_axis = ome.channel_axis
+    nd = cfg.get("nd_options") or {}
+    scale, source = cfg.get("scale"), "--scale"
+    if scale is None and ome is not None:
+        scale, source = ome.scale(3 if nd.get("mode") == "volume" else 2), "ome"
+    return {"channel_axis": channel_axis, "scale": None if scale is None else
+            tuple(scale), "scale_from": None if scale is None else source}
+
+
+def _read(path: str, cfg: dict, device, held: int) -> tuple[np.ndarray, dict, str, int]:
+    """The image at ``path`` ready to segment, how to read it (:func:`_how`, with
+    ``ome``), its stored shape and its bytes."""
     info = image_info(path, cfg.get("max_pixels"))
-    size = check_fits(info, cfg, device, held)
+    how = _how(info, cfg)
+    size = check_fits(info, {**cfg, "channel_axis": how["channel_axis"]}, device, held)
     img = read_image(path, cfg.get("max_pixels"))
-    if cfg.get("channel_axis") is not None:
-        img = np.moveaxis(img, cfg["channel_axis"], -1)
-    return _apply_protocol(img, cfg.get("protocol")), _shape_str(info.shape), size
+    if how["channel_axis"] is not None:
+        img = np.moveaxis(img, how["channel_axis"], -1)
+    how["ome"] = info.ome
+    return (_apply_protocol(img, cfg.get("protocol")), how, _shape_str(info.shape),
+            size)
 
 
-def _segment_all(images: list, cfg: dict, records: dict, ok: list) -> list:
+def _options(how: dict) -> dict:
+    """The keywords of ``segment`` for one file read as ``how`` says."""
+    out = {} if how["channel_axis"] is None else {"channel_axis": -1}  # moved last
+    if how["scale"] is not None:
+        out["scale"] = how["scale"]
+    return out
+
+
+def _segment_all(images: list, hows: list, cfg: dict, records: dict, ok: list) -> list:
     """Results per image (None where it failed, with the reason in its record)."""
     from ..api import segment, segment_batch
 
     kwargs = dict(preset=cfg["preset"], device=cfg["device"], **cfg["overrides"])
-    if cfg.get("channel_axis") is not None:
-        kwargs["channel_axis"] = -1  # moved last when read
+    options = [_options(h) for h in hows]
     nd = cfg.get("nd_options") or {}
     one = dict(nd, maps=False)  # files get labels only
     try:
-        if nd:  # stacks, volumes, instances: one image at a time
-            return [segment(img, cfg["regions"], **kwargs, **one) for img in images]
-        return segment_batch(images, cfg["regions"], **kwargs)
+        if nd or any(o != options[0] for o in options):  # one image at a time
+            return [segment(img, cfg["regions"], **kwargs, **one, **o)
+                    for img, o in zip(images, options)]
+        return segment_batch(images, cfg["regions"], **kwargs, **options[0])
     except Exception:  # noqa: BLE001, S110 - whatever it was, the loop below finds it
         pass
     # Find the culprit: run the images one by one, recording each error.
     results = []
-    for img, (index, _, _) in zip(images, ok):
+    for img, o, (index, _, _) in zip(images, options, ok):
         try:
-            results.append(segment(img, cfg["regions"], **kwargs, **one))
+            results.append(segment(img, cfg["regions"], **kwargs, **one, **o))
         except Exception as exc:  # noqa: BLE001 - recorded, the others go on
             records[index]["error"] = f"segmentation failed: {exc}"
             results.append(None)
     return results
 
 
-def _write(out_dir: Path, stem: str, labels, image, res, cfg: dict,
+def _record(res, how: dict, cfg: dict) -> dict:
+    """The provenance of one result (what an OME-TIFF output carries)."""
+    nd = cfg.get("nd_options") or {}
+    return provenance(res, {
+        "preset": cfg["preset"], "regions": cfg["regions"],
+        "params": cfg["overrides"], "mode": nd.get("mode", "2d"),
+        "instances": bool(nd.get("instances")), "protocol": cfg.get("protocol") or "full",
+        "channel_axis": how["channel_axis"], "scale_from": how["scale_from"],
+    })
+
+
+def _write(out_dir: Path, stem: str, labels, image, res, how: dict, cfg: dict,
            may_replace: set[str]) -> dict:
     """Write an image's outputs over nothing but what ``may_replace`` names; returns
-    the record's fields for what was written."""
-    target = out_dir / (stem + labels_suffix(labels))
+    the record's fields for what was written.  Labels of an OME-TIFF, and n-D labels,
+    are written as OME-TIFF with their provenance."""
+    ome = None
+    if how["ome"] is not None or labels.ndim > 2:
+        ome = label_metadata(labels.ndim, how["ome"], how["scale"],
+                             _record(res, how, cfg))
+    target = out_dir / (stem + (".tif" if ome is not None else labels_suffix(labels)))
     if (target.exists() or target.is_symlink()) and target.name not in may_replace:
         return {"status": "refused", "error": f"{target} exists and was not written by "
                                               "napari-iem; it is left alone"}
-    path = write_labels(labels, out_dir, stem)
+    path = (write_labels(labels, out_dir, stem) if ome is None
+            else write_ome_labels(labels, out_dir, stem, ome))
     written = {path.name: [path.stat().st_size, file_sha256(path)]}
     for other in label_paths(out_dir, stem):
         if other != path and other.name in may_replace and other.exists():
@@ -148,28 +199,29 @@ def segment_task(items: list[tuple[int, str, str, list[str]]], cfg: dict) -> lis
     out_dir = Path(cfg["out_dir"])
     device = resolve_device(cfg["device"])
     records: dict[int, dict] = {}
-    images, ok, held = [], [], 0
+    images, hows, ok, held = [], [], [], 0
     for index, path, stem, may_replace in items:
         rec = records[index] = {"index": index, "status": "failed"}
         try:
-            img, rec["shape"], size = _read(path, cfg, device, held)
+            img, how, rec["shape"], size = _read(path, cfg, device, held)
         except (ImageReadError, ValueError, OSError, MemoryError) as exc:
             # NotEnoughMemoryError too: it names the file and what to lower
             rec["error"] = str(exc)
             continue
         held += size
         images.append(img)
+        hows.append(how)
         ok.append((index, stem, set(may_replace)))
 
-    results = _segment_all(images, cfg, records, ok) if images else []
+    results = _segment_all(images, hows, cfg, records, ok) if images else []
     instances = (cfg.get("nd_options") or {}).get("instances")
-    for img, (index, stem, may_replace), res in zip(images, ok, results):
+    for img, how, (index, stem, may_replace), res in zip(images, hows, ok, results):
         if res is None:
             continue
         rec = records[index]
         try:
             rec.update(_write(out_dir, stem, res.instances if instances else res.labels,
-                              img, res, cfg, may_replace))
+                              img, res, how, cfg, may_replace))
         except (OSError, ValueError) as exc:
             rec["error"] = f"cannot write output: {exc}"
             continue
@@ -179,6 +231,8 @@ def segment_task(items: list[tuple[int, str, str, list[str]]], cfg: dict) -> lis
                 iterations=res.iterations, converged=res.converged,
                 objective=float(res.objective[-1]) if res.objective else None,
                 device=res.device,
+                napari_iem_version=res.metadata.get("versions", {}).get("napari-iem", ""),
+                torch_version=res.metadata.get("versions", {}).get("torch", ""),
             )
     per_image = (time.perf_counter() - start) / max(1, len(items))
     for rec in records.values():

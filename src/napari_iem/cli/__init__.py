@@ -12,6 +12,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -39,6 +40,18 @@ def _whole_number(minimum: int):
 
 _positive_int = _whole_number(1)
 _non_negative_int = _whole_number(0)
+
+
+def _spacing(text: str) -> tuple[float, ...]:
+    """An argparse type for ``--scale``: comma-separated finite positive numbers."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive numbers such as 1,0.2,0.2, got {text!r}")
+    return values
 
 
 def _add_knob_flags(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "tcp://host:8786 (the workers must see the same paths)")
     seg.add_argument("--channel-axis", type=int, metavar="AXIS",
                      help="axis of the stored images that holds channels, e.g. 0 for "
-                          "(C, Y, X) TIFFs (default: grey, or RGB(A) last)")
+                          "(C, Y, X) TIFFs (default: an OME-TIFF's C axis, else grey, "
+                          "or RGB(A) last)")
+    seg.add_argument("--scale", type=_spacing, metavar="Z,Y,X",
+                     help="pixel spacing of the spatial axes (Y,X in 2-D), e.g. 1,0.2,0.2 "
+                          "for a z step 5x the xy step; makes the filter anisotropic "
+                          "(default: an OME-TIFF's physical sizes, else isotropic)")
     seg.add_argument("--recursive", action="store_true", help="search folders recursively")
     seg.add_argument("--report", choices=["csv", "json"], default="csv",
                      help="format of OUT/iem-report.* (default: csv)")

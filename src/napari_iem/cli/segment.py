@@ -17,15 +17,18 @@ examples:
   napari-iem segment images/ --out pred/ --preset paper --protocol paper
   napari-iem segment big/ --out out/ --size 512 --workers 2
   napari-iem segment data/ --out out/ --scheduler tcp://10.0.0.5:8786
+  napari-iem segment vol.ome.tif --out out/ --mode volume --scale 1,0.2,0.2
 
 Labels are written as OUT/<stem>.png (0 background, 1..K-1 regions; .tif for 16-bit or
-n-D), with a report OUT/iem-report.csv and a manifest OUT/iem-manifest.json of what was
-made from what.  Inputs whose labels are finished (same file, same contents, same
-settings) are skipped, so rerunning an interrupted command resumes it; labels made from
-another file or with other settings are refused unless --overwrite is given.  Files
-napari-iem did not write are never replaced.  Without --workers or --scheduler, work
-runs in this process, or on a local Dask cluster with one worker per core for large
-jobs on machines of more than 4 cores; --workers 0 always runs in this process.
+n-D; OME-TIFF, with the source's axes, pixel sizes and the run's provenance, for an
+OME-TIFF input or n-D labels), with a report OUT/iem-report.csv and a manifest
+OUT/iem-manifest.json of what was made from what.  Inputs whose labels are finished
+(same file, same contents, same settings) are skipped, so rerunning an interrupted
+command resumes it; labels made from another file or with other settings are refused
+unless --overwrite is given.  Files napari-iem did not write are never replaced.
+Without --workers or --scheduler, work runs in this process, or on a local Dask cluster
+with one worker per core for large jobs on machines of more than 4 cores; --workers 0
+always runs in this process.
 
 exit status: 0 all done, 1 some files failed or were refused (see the report), 2 the
 command could not run, 130 interrupted."""
@@ -54,6 +57,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             overlay=args.overlay, device=given.get("device", "auto"),
             protocol=None if args.protocol == "full" else args.protocol,
             channel_axis=args.channel_axis,
+            **({} if args.scale is None else {"scale": args.scale}),
             nd_options=nd,
             recursive=args.recursive, max_pixels=args.max_pixels,
             task_images=args.task_images, report=args.report,

@@ -15,12 +15,15 @@ output manifest) comes from a user or from a folder anyone may have written to, 
   except a colour axis of at most 4 samples (RGB(A): the pixels of a photo are counted
   as pixels, not as three times as many).  A 1 MB TIFF claiming 1024 samples per pixel
   is refused before it decodes a gigabyte.
+* An OME-TIFF's OME-XML is checked before tifffile builds anything from it (bounded,
+  no entities, no references to other files: :mod:`napari_iem.files.ome`).
 * Pillow's own bomb limit is a process-wide setting; ours replaces it for the duration
   of one read (under a lock) and it is restored after, so reading one large image does
   not disable Pillow's guard for the rest of the process.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import stat
@@ -29,9 +32,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .ome import OmeMetadata
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -98,6 +104,9 @@ class ImageInfo:
     pixels : int
         What counts against the pixel limit: the product of every axis except a colour
         axis of at most 4 samples.
+    ome : OmeMetadata or None
+        For an OME-TIFF, its axes and physical pixel sizes
+        (:class:`napari_iem.files.ome.OmeMetadata`).
     """
 
     path: Path
@@ -105,6 +114,7 @@ class ImageInfo:
     shape: tuple
     dtype: str
     pixels: int
+    ome: OmeMetadata | None = None
 
 
 def pixel_limit(max_pixels: int | None = None) -> int:
@@ -249,19 +259,34 @@ def _tiff_info(path: Path, fh: BinaryIO, max_pixels: int | None) -> ImageInfo:
 
     try:
         with tifffile.TiffFile(fh, name=path.name) as tif:
+            ome = _ome(tif, path)  # checked before tifffile builds series from it
             if not tif.series:
                 raise ImageReadError(f"{path}: TIFF without image data")
             series = tif.series[0]
             shape = tuple(int(s) for s in series.shape)
             axes = series.axes
             dtype = np.dtype(series.dtype).name
+            if ome is not None and series.kind.lower() != "ome":
+                raise ImageReadError(f"{path}: its OME-XML does not describe the "
+                                     "file's pixels (tifffile could not use it)")
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
         raise ImageReadError(f"{path}: cannot read TIFF header: {exc}") from None
     pixels = _counted(shape, axes.index("S") if "S" in axes else None)
     _check_size(path, pixels, shape, max_pixels)
-    return ImageInfo(path, "tiff", shape, dtype, pixels)
+    if ome is not None:
+        ome = dataclasses.replace(ome, axes=axes)
+    return ImageInfo(path, "tiff", shape, dtype, pixels, ome)
+
+
+def _ome(tif, path: Path):
+    """The checked OME-XML of an OME-TIFF (:mod:`napari_iem.files.ome`), else None."""
+    if not tif.is_ome:
+        return None
+    from .ome import parse_ome_xml
+
+    return parse_ome_xml(tif.ome_metadata, path)
 
 
 def _pil_info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> ImageInfo:

@@ -28,6 +28,7 @@ __all__ = [
     "label_paths",
     "labels_suffix",
     "write_labels",
+    "write_ome_labels",
 ]
 
 #: Suffixes of label files written by :func:`write_labels`.
@@ -109,9 +110,7 @@ def write_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str) -> P
         The file written.  Nothing else is touched: a file of the other suffix for the
         same stem is the caller's to remove, if its manifest says it may.
     """
-    labels = np.asarray(labels)
-    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    labels = _integers(labels)
     suffix = labels_suffix(labels)
     path = output_path(out_dir, stem, suffix)
     with atomic_output(path) as tmp:
@@ -120,10 +119,43 @@ def write_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str) -> P
 
             iio.imwrite(tmp, labels.astype(np.uint8), extension=".png")
         else:
-            import tifffile
-
-            data = labels
-            if labels.size and labels.min() >= 0 and labels.max() <= 65535:
-                data = labels.astype(np.uint16)
-            tifffile.imwrite(tmp, data, compression="zlib", photometric="minisblack")
+            _write_tiff(tmp, labels)
     return path
+
+
+def write_ome_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str,
+                     metadata: dict) -> Path:
+    """Write labels as the OME-TIFF ``out_dir/<stem>.tif``, atomically.
+
+    As :func:`write_labels`, whatever the labels' size; ``metadata`` is the
+    ``metadata=`` of ``tifffile.imwrite(..., ome=True)`` (axes, physical sizes,
+    provenance: see :func:`napari_iem.files.ome.label_metadata`).
+    """
+    import tifffile
+
+    labels = _integers(labels)
+    path = output_path(out_dir, stem, ".tif")
+    with atomic_output(path) as tmp:
+        try:
+            _write_tiff(tmp, labels, ome=True, metadata=metadata)
+        except tifffile.OmeXmlError as exc:
+            raise ValueError(f"cannot write OME-TIFF metadata: {exc}") from None
+    return path
+
+
+def _integers(labels) -> np.ndarray:
+    """``labels`` as an array; a ValueError unless they are integers or booleans."""
+    labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    return labels
+
+
+def _write_tiff(tmp: Path, labels: np.ndarray, **options) -> None:
+    """Labels into the TIFF ``tmp``: 16-bit when they fit, zlib-compressed."""
+    import tifffile
+
+    data = labels
+    if labels.size and labels.min() >= 0 and labels.max() <= 65535:
+        data = labels.astype(np.uint16)
+    tifffile.imwrite(tmp, data, compression="zlib", photometric="minisblack", **options)
