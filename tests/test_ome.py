@@ -6,13 +6,11 @@ Volumes are 6x32x32 and runs use at most 5 iterations, on the CPU.
 from __future__ import annotations
 
 import csv
-import inspect
 
 import numpy as np
 import pytest
 import tifffile
 
-from napari_iem.batch import run_batch
 from napari_iem.batch.report import REPORT_FIELDS, read_rows
 from napari_iem.batch.task import _how, segment_task
 from napari_iem.cli import main
@@ -89,9 +87,6 @@ def test_a_given_scale_wins_over_the_files(vol, tmp_path):
     assert image_info(out / "vol.ome.tif").ome.sizes["Z"] == 1.0  # the source's
 
 
-@pytest.mark.skipif("scale" not in inspect.signature(run_batch).parameters,
-                    reason="run_batch(scale=) not there yet: --scale cannot reach the "
-                           "workers")
 def test_scale_flag_overrides_the_files_sizes(vol, tmp_path, capsys):
     out = tmp_path / "out"
     code, err = _segment([vol, "--out", out, "--mode", "volume", "--scale", "1,1,1"],

@@ -106,7 +106,8 @@ class _Job:
         self.stems = unique_stems(files)
         self.records = [FileRecord(file=str(f)) for f in files]
         self.hash = settings_hash({**settings, **{k: cfg[k] for k in
-                                                  ("channel_axis", "nd_options")}})
+                                                  ("channel_axis", "nd_options",
+                                                   "scale")}})
         self.overwrite = overwrite
         try:
             self.manifest = Manifest.load(out_dir)
@@ -162,7 +163,7 @@ class _Job:
             before = record_from_row(old)
             rec.output = before.output
             for key in ("regions", "preset", "iterations", "converged", "objective",
-                        "seconds", "device"):
+                        "seconds", "device", "napari_iem_version", "torch_version"):
                 setattr(rec, key, getattr(before, key))
 
     def _skip(self, rec: FileRecord, output: str) -> None:
@@ -222,6 +223,7 @@ def run_batch(
     device: str = "auto",
     protocol: str | None = None,
     channel_axis: int | None = None,
+    scale: Iterable[float] | None = None,
     nd_options: dict | None = None,
     recursive: bool = False,
     max_pixels: int | None = None,
@@ -264,6 +266,9 @@ def run_batch(
     channel_axis : int, optional
         Axis of the stored arrays that holds channels (e.g. 0 for a (C, Y, X) TIFF), when
         it is not a trailing RGB(A) axis.
+    scale : sequence of float, optional
+        Pixel spacing of the spatial axes of every image (one value per spatial axis),
+        in place of an OME-TIFF's physical sizes.
     nd_options : dict, optional
         ``mode`` (``"2d"``, ``"slices"``, ``"volume"``), ``instances`` and ``refine``, as
         for :func:`napari_iem.api.segment`; with any of them set, images are
@@ -319,6 +324,7 @@ def run_batch(
         "device": device, "overrides": dict(overrides), "protocol": protocol,
         "overlay": overlay, "max_pixels": limit, "torch_threads": None,
         "channel_axis": channel_axis,
+        "scale": None if scale is None else tuple(float(v) for v in scale),
         "nd_options": {k: v for k, v in (nd_options or {}).items()
                        if v not in (None, False, "2d")},
     }
