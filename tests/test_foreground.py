@@ -49,10 +49,11 @@ def test_unknown_rule_is_refused():
 
 
 def test_presets_rules():
-    """Photos keep the region grown from the centred square (measured closer to the
-    best polarity than the border rule, docs/evaluation.md); micrographs call the
-    larger region background."""
-    assert get_preset("photo").foreground == "init"
+    """Photos call the region nearer the centre foreground (on the development photos
+    the region grown from the centred square; measured closer to the best polarity than
+    the border rule, docs/evaluation.md); micrographs call the larger region
+    background."""
+    assert get_preset("photo").foreground == "centre"
     assert get_preset("microscopy").foreground == "area"
     assert get_preset("paper").foreground == "init"
 
