@@ -216,3 +216,17 @@ def test_a_huge_image_is_refused_from_its_shape_before_any_scan(monkeypatch):
     with pytest.raises(MemoryError, match="needs about"):
         segment(huge, 2, device="cpu")
     assert not scanned
+
+
+def test_segment_batch_runs_images_of_one_size_as_one_batch(monkeypatch):
+    sizes = []
+    real = pipeline.optimize
+
+    def spy(x, *args, **kwargs):
+        sizes.append(x.shape[0])
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "optimize", spy)
+    images = _discs(4, 40)
+    results = segment_batch(images, 2, preset="photo", **FAST)
+    assert sizes == [4] and len(results) == 4

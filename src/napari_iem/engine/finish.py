@@ -68,7 +68,7 @@ class JobOutput:
             "scale": None if request.scale is None else list(request.scale),
             "smooth_threshold_used": run.smooth_threshold,
             "problems": problems,
-            "batch": batch,
+            "batch": min(batch, problems),
             "memory_estimate_bytes": need,
         }
         return cls(labels, inpainted, error, facts, batch)

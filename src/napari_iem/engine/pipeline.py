@@ -63,9 +63,10 @@ def _plan(request: SegmentRequest) -> Job:
     run = dataclasses.replace(
         params, sigma=sigma, smooth_threshold=smooth_threshold_for(params.smooth_threshold, nsp))
     problems = [()] if not layout.lead else list(np.ndindex(*layout.lead))
-    batch = _batch_size(request, work, len(problems))
+    batch = _batch_size(request, work)  # problems of one batch, from any request
     need = estimate_bytes(layout.spatial, layout.channels, request.regions, work,
-                          batch=batch, maps=request.maps, problems=len(problems))
+                          batch=min(batch, len(problems)), maps=request.maps,
+                          problems=len(problems))
     shape = "x".join(map(str, layout.shape))
     check_memory(need, request.device, what=f"an input of shape {shape} (mode={layout.mode!r})")
     data = channels_last(request.image, layout)
@@ -78,13 +79,14 @@ def _plan(request: SegmentRequest) -> Job:
     return Job(request, work, run, value_range, problems, pyramid, output, data)
 
 
-def _batch_size(request: SegmentRequest, work, problems: int) -> int:
-    """As many problems per batch as fit in a quarter of the free memory."""
+def _batch_size(request: SegmentRequest, work) -> int:
+    """As many problems per batch as fit in a quarter of the free memory (problems of
+    other requests of the same shape join them: :func:`napari_iem.segment_batch`)."""
     layout = request.layout
     one = estimate_bytes(layout.spatial, layout.channels, request.regions, work,
                          maps=request.maps)["engine"]
     free = available_bytes(request.device)
-    return int(max(1, min(MAX_BATCH, problems, free // 4 // max(one, 1))))
+    return int(max(1, min(MAX_BATCH, free // 4 // max(one, 1))))
 
 
 def _prepare(job: Job, index: tuple[int, ...], params=None):
