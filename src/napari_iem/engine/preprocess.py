@@ -281,28 +281,3 @@ def resize_maps(maps: np.ndarray, shape) -> np.ndarray:
     lead = maps.shape[: maps.ndim - len(shape)]
     return resize(maps, (*lead, *shape), order=1, preserve_range=True,
                   anti_aliasing=False).astype(np.float32)
-
-
-def check_init(init, locked, shape, regions: int):
-    """Validate a starting labelling and its locked pixels against the image's
-    spatial ``shape``; return them as arrays (``(None, None)`` without ``init``)."""
-    if init is None:
-        if locked is not None:
-            raise ValueError("locked pixels need an init labelling to lock")
-        return None, None
-    init = np.asarray(init)
-    if init.shape != tuple(shape):
-        raise ValueError(
-            f"init labels have shape {init.shape}, the image (without channels) "
-            f"{tuple(shape)}: they must match"
-        )
-    if init.size and (init.min() < 0 or init.max() >= regions):
-        raise ValueError(
-            f"init labels must lie in 0..{regions - 1} for regions={regions}, "
-            f"found {init.min()}..{init.max()}"
-        )
-    if locked is not None:
-        locked = np.asarray(locked, dtype=bool)
-        if locked.shape != init.shape:
-            raise ValueError(f"locked mask has shape {locked.shape}, init {init.shape}")
-    return init, locked
