@@ -1,7 +1,9 @@
 """Milliseconds per iteration of one 128x128 photo, paper preset, from a given checkout.
 
     git worktree add /tmp/base 6506599
-    for src in /tmp/base . /tmp/base .; do OMP_NUM_THREADS=1 python benchmarks/per_iteration.py $src; done
+    for src in /tmp/base . /tmp/base .; do
+        OMP_NUM_THREADS=1 python benchmarks/per_iteration.py $src
+    done
 
 Alternating two checkouts in turn compares engines side by side on one machine.
 """

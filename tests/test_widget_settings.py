@@ -55,7 +55,8 @@ def test_the_labels_layer_carries_the_settings(make_napari_viewer, qtbot):
 def test_default_shows_the_preset_it_picks_and_keeps_edits(make_napari_viewer, qtbot):
     viewer, widget = make_widget(make_napari_viewer)  # a grey disc: a micrograph
     assert widget.controls["preset"].value == "default"
-    assert widget.controls["sigma"].value == 2.0 and "microscopy" in widget.controls["preset"].tooltip
+    assert widget.controls["sigma"].value == 2.0
+    assert "microscopy" in widget.controls["preset"].tooltip
     assert widget.settings()["preset"] == "default"  # nothing edited: each image picks
     widget.controls["max_iter"].value = 20
     viewer.add_image(textured_disc(48, rgb=True)[0], name="photo")
