@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_iem.files.read import read_labels
+
 MODES = {
     "sequential": dict(workers=0, task_images=1),
     "batched": dict(workers=0, task_images=32),
@@ -59,9 +61,8 @@ def make_set(folder: Path, n: int, size: int, seed0: int) -> Path:
 
 
 def labels_of(out: Path) -> dict:
-    import imageio.v3 as iio
 
-    return {p.name: iio.imread(p) for p in sorted(out.glob("*.png"))}
+    return {p.name: read_labels(p) for p in sorted(out.glob("*.png"))}
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,7 @@ from napari_iem.batch import (
     where,
 )
 from napari_iem.files.write import TEMP_SUFFIX
+from napari_iem.files.read import read_labels
 
 # the module, not the function that napari_iem re-exports under the same name
 seg = importlib.import_module("napari_iem.api")
@@ -49,7 +50,7 @@ def folder(tmp_path):
 
 
 def label_files(out):
-    return {p.name: iio.imread(p) for p in sorted(out.glob("*.png"))}
+    return {p.name: read_labels(p) for p in sorted(out.glob("*.png"))}
 
 
 def report_rows(out):
@@ -233,7 +234,7 @@ def test_paper_protocol_and_overlay(tmp_path):
     rep = run_batch(d, tmp_path / "out", workers=0, progress=False, protocol="paper",
                     overlay=True, max_iter=5)
     assert rep.ok and rep.records[0].shape == "60x90"
-    assert iio.imread(tmp_path / "out" / "w.png").shape == (128, 128)
+    assert read_labels(tmp_path / "out" / "w.png").shape == (128, 128)
     assert iio.imread(tmp_path / "out" / "overlays" / "w.png").shape == (128, 128, 3)
 
 
@@ -276,8 +277,8 @@ def test_channel_axis_first(tmp_path):
     b = run_batch(d / "first.tif", tmp_path / "b", workers=0, progress=False,
                   channel_axis=0, max_iter=ITER)
     assert a.ok and b.ok and b.records[0].shape == "3x32x32"
-    assert np.array_equal(iio.imread(tmp_path / "a" / "last.png"),
-                          iio.imread(tmp_path / "b" / "first.png"))
+    assert np.array_equal(read_labels(tmp_path / "a" / "last.png"),
+                          read_labels(tmp_path / "b" / "first.png"))
     bad = run_batch(d / "first.tif", tmp_path / "c", workers=0, progress=False,
                     channel_axis=5, max_iter=ITER)
     assert bad.failed == 1 and "axis" in bad.records[0].error

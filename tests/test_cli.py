@@ -13,6 +13,7 @@ import tifffile
 
 from napari_iem import available_devices
 from napari_iem.cli import main
+from napari_iem.files.read import read_labels
 
 
 def disc_image(h=40, w=40, cy=None, cx=None, r=11, seed=0, dtype=np.uint8):
@@ -89,7 +90,7 @@ def test_segment_folder(image_dir, tmp_path, capsys):
     assert code == 0
     assert "4 segmented" in stdout and "iem-report.csv" in stdout
     for stem, mask in masks.items():
-        labels = iio.imread(out / f"{stem}.png")
+        labels = read_labels(out / f"{stem}.png")
         assert labels.shape == mask.shape and labels.dtype == np.uint8
         assert set(np.unique(labels)) <= {0, 1}
         assert iou(labels == 1, mask) > 0.5, stem  # the disc, not its complement
@@ -159,7 +160,7 @@ def test_protocol_paper_gives_128(tmp_path, capsys):
     code, _, _ = run(["segment", src, "--out", out, "--protocol", "paper",
                       "--iterations", 5, "--workers", 0, "-q"], capsys)
     assert code == 0
-    assert iio.imread(out / "wide.png").shape == (128, 128)
+    assert read_labels(out / "wide.png").shape == (128, 128)
 
 
 @pytest.mark.parametrize(
@@ -287,5 +288,5 @@ def test_stack_slices_and_instances(tmp_path, capsys):
     code, _, err = run(["segment", d / "pair.tif", "--out", out, "--instances", "-q",
                         "--workers", "0"], capsys)
     assert code == 0, err
-    objects = iio.imread(out / "pair.png")
+    objects = read_labels(out / "pair.png")
     assert len(np.unique(objects[truth > 0])) >= 2  # the touching pair is split

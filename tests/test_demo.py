@@ -1,8 +1,8 @@
 """`make demo` without a display: the CLI over the sample images."""
-import imageio.v3 as iio
 import numpy as np
 
 from napari_iem import demo
+from napari_iem.files.read import read_labels
 from synthetic import textured_disc
 
 
@@ -13,6 +13,6 @@ def test_headless_demo_writes_labels_and_overlays(tmp_path, monkeypatch):
     })
     assert demo.main(["--headless", "--out", str(tmp_path)]) == 0
     for name, size in (("disc", 48), ("colour", 40)):
-        labels = iio.imread(tmp_path / "labels" / f"{name}.png")
+        labels = read_labels(tmp_path / "labels" / f"{name}.png")
         assert labels.shape == (size, size) and set(np.unique(labels)) == {0, 1}
         assert (tmp_path / "labels" / "overlays" / f"{name}.png").is_file()

@@ -59,9 +59,9 @@ def test_png_round_trip_8bit(tmp_path):
     labels = (np.arange(48 * 40).reshape(48, 40) % 5).astype(np.uint8)
     p = write_labels(labels, tmp_path, "lab")
     assert p == tmp_path / "lab.png"
-    back = read_image(p)
-    assert back.dtype == np.uint8 and (back == labels).all()
-    assert (read_labels(p) == labels).all()
+    back = read_image(p)  # as a picture: the palette's colours
+    assert back.dtype == np.uint8 and back.shape == (48, 40, 3)
+    assert (read_labels(p) == labels).all()  # as labels: the values
 
 
 def test_tiff_round_trip_16bit_and_nd(tmp_path):
@@ -189,7 +189,9 @@ def test_write_failure_cleans_up(tmp_path, monkeypatch):
     def broken(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(iio, "imwrite", broken)
+    from PIL import Image
+
+    monkeypatch.setattr(Image.Image, "save", broken)
     with pytest.raises(OSError, match="disk full"):
         write_labels(np.ones((8, 8), np.uint8), tmp_path, "a")
     assert list(tmp_path.iterdir()) == []
@@ -336,3 +338,19 @@ def test_a_manifest_that_is_not_ours_is_refused(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text("[1, 2]")
     with pytest.raises(ManifestError, match="move it away"):
         Manifest.load(tmp_path)
+
+
+def test_label_pngs_are_palette_images_that_keep_their_values(tmp_path):
+    """A mask opened in any image viewer shows its regions in colour, and any label
+    reader (Pillow, napari) gets the values back unchanged."""
+    from PIL import Image
+
+    from napari_iem.files.write import write_labels
+
+    labels = np.zeros((24, 32), np.uint8)
+    labels[4:12, 4:20], labels[14:, :6] = 1, 2
+    path = write_labels(labels, tmp_path, "mask")
+    with Image.open(path) as im:
+        assert im.mode == "P" and im.getpalette()[:3] == [0, 0, 0]
+        assert im.getpalette()[3:6] != [1, 1, 1]  # label 1 has a visible colour
+        np.testing.assert_array_equal(np.asarray(im), labels)

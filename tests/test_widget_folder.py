@@ -5,6 +5,7 @@ import pytest
 from synthetic import textured_disc
 
 from napari_iem.cli import main
+from napari_iem.files.read import read_labels
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 120_000
@@ -20,7 +21,7 @@ def folder(tmp_path):
 
 
 def label_files(out):
-    return {p.name: np.asarray(iio.imread(p)) for p in sorted(out.iterdir())
+    return {p.name: np.asarray(read_labels(p)) for p in sorted(out.iterdir())
             if p.suffix in (".png", ".tif")}
 
 

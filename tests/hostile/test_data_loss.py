@@ -7,6 +7,8 @@ command line and ``run_batch``, which both versions have, so that this stays che
 import imageio.v3 as iio
 import numpy as np
 import pytest
+
+from napari_iem.files.read import read_labels
 from hostile_files import (
     ITER,
     cli,
@@ -23,7 +25,7 @@ def fresh_labels(path, tmp_path, capsys, *extra):
     out = tmp_path / f"alone-{abs(hash(str(path)))}"
     assert cli(segment_args(path, out=out, extra=extra), capsys)[0] == 0
     (made,) = [p for p in out.iterdir() if p.suffix in (".png", ".tif")]
-    return iio.imread(made)
+    return read_labels(made)
 
 
 # ------------------------------------------------------------- 1. distill over its input
@@ -70,7 +72,7 @@ def test_an_added_file_of_the_same_stem_is_not_skipped(tmp_path, capsys):
     _, _, err = cli(segment_args(src, out=out), capsys)
     row = next(r for r in report_rows(out) if r["file"].endswith("a.png"))
     assert row["status"] == "done", err
-    assert np.array_equal(iio.imread(out / row["output"]), fresh_labels(png, tmp_path, capsys))
+    assert np.array_equal(read_labels(out / row["output"]), fresh_labels(png, tmp_path, capsys))
 
 
 def test_swapping_two_folders_of_one_name_keeps_each_its_labels(tmp_path, capsys):
@@ -83,7 +85,7 @@ def test_swapping_two_folders_of_one_name_keeps_each_its_labels(tmp_path, capsys
     rows = {r["file"]: r for r in report_rows(out)}
     for source in (first, second):
         row = rows[str(source)]
-        assert np.array_equal(iio.imread(out / row["output"]),
+        assert np.array_equal(read_labels(out / row["output"]),
                               fresh_labels(source, tmp_path, capsys)), source
 
 

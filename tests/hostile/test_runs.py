@@ -9,6 +9,8 @@ import time
 import imageio.v3 as iio
 import numpy as np
 import pytest
+
+from napari_iem.files.read import read_labels
 from hostile_files import (
     cli,
     one_clear_line,
@@ -83,7 +85,7 @@ def test_an_output_the_user_edited_is_kept(src, tmp_path, capsys):
     iio.imwrite(out / "p1.png", edited)
     code, _, err = cli(segment_args(src, out=out, extra=["--overwrite"]), capsys)
     assert code == 1 and "changed since" in err
-    assert np.array_equal(iio.imread(out / "p1.png"), edited)
+    assert np.array_equal(read_labels(out / "p1.png"), edited)
 
 
 def test_a_changed_source_is_refused_then_redone_with_overwrite(src, tmp_path, capsys):
@@ -213,7 +215,7 @@ def _many(tmp_path, n=10):
 
 
 def _labels(out):
-    return {p.name: iio.imread(p) for p in sorted(out.glob("*.png"))}
+    return {p.name: read_labels(p) for p in sorted(out.glob("*.png"))}
 
 
 @pytest.mark.timeout(300)

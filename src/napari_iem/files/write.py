@@ -115,12 +115,33 @@ def write_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str) -> P
     path = output_path(out_dir, stem, suffix)
     with atomic_output(path) as tmp:
         if suffix == ".png":
-            import imageio.v3 as iio
-
-            iio.imwrite(tmp, labels.astype(np.uint8), extension=".png")
+            _write_palette_png(tmp, labels.astype(np.uint8))
         else:
             _write_tiff(tmp, labels)
     return path
+
+
+def label_palette() -> list[int]:
+    """256 RGB colours for label values: 0 black, then hues a golden angle apart
+    (neighbouring labels far apart in colour), bright and saturated."""
+    import colorsys
+
+    colours = [0, 0, 0]
+    for k in range(1, 256):
+        r, g, b = colorsys.hsv_to_rgb((k * 0.618033988749895) % 1.0, 0.75, 1.0)
+        colours += [round(255 * r), round(255 * g), round(255 * b)]
+    return colours
+
+
+def _write_palette_png(path: Path, labels: np.ndarray) -> None:
+    """A palette PNG: the pixel values are the labels, unchanged (any label reader,
+    Pillow, napari, ilastik, gets them back), and an image viewer shows each label in
+    its own colour instead of a black picture of 0s and 1s."""
+    from PIL import Image
+
+    image = Image.fromarray(labels, mode="L").convert("P")  # indices = values
+    image.putpalette(label_palette())
+    image.save(path, format="PNG")
 
 
 def write_ome_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str,
