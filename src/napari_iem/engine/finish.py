@@ -36,7 +36,6 @@ class JobOutput:
     inpainted: np.ndarray | None
     error: np.ndarray | None
     facts: dict  # for result.metadata
-    batch: int
     histories: dict = dataclasses.field(default_factory=dict)
     iterations: dict = dataclasses.field(default_factory=dict)
     converged: dict = dataclasses.field(default_factory=dict)
@@ -68,10 +67,10 @@ class JobOutput:
             "scale": None if request.scale is None else list(request.scale),
             "smooth_threshold_used": run.smooth_threshold,
             "problems": problems,
-            "batch": min(batch, problems),
+            "batch": batch,
             "memory_estimate_bytes": need,
         }
-        return cls(labels, inpainted, error, facts, batch)
+        return cls(labels, inpainted, error, facts)
 
 
 def finish_problem(job, index, b, state, x, prepared, prepare, structure=None) -> None:

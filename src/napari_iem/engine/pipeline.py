@@ -49,6 +49,8 @@ class Job:
     value_range: tuple | None  # a stack's range, shared by its slices
     problems: list[tuple[int, ...]]  # leading-axes index of every problem
     levels: list  # max_size of each pyramid level, coarsest first (one: no pyramid)
+    level_shapes: tuple  # the working shape of each level
+    batch: int  # problems per batch at most (other requests' problems may join)
     output: JobOutput
     data: np.ndarray  # the input, channels last (a view)
 
@@ -72,11 +74,14 @@ def _plan(request: SegmentRequest) -> Job:
     data = channels_last(request.image, layout)
     # one problem: the preset's own rule; a stack: every slice alike, from the whole
     value_range = None if len(problems) == 1 else intensity_range(data, params)
-    output = JobOutput.empty(request, work, run, need, batch, len(problems))
+    output = JobOutput.empty(request, work, run, need, min(batch, len(problems)),
+                             len(problems))
     pyramid = [params.max_size] if request.init is not None else \
         levels(layout.spatial, params.max_size, params.coarse_size)  # a user's start: as is
-    output.facts["levels"] = [list(working_shape(layout.spatial, s)) for s in pyramid]
-    return Job(request, work, run, value_range, problems, pyramid, output, data)
+    shapes = tuple(tuple(working_shape(layout.spatial, side)) for side in pyramid)
+    output.facts["levels"] = [list(shape) for shape in shapes]
+    return Job(request, work, run, value_range, problems, pyramid, shapes, batch, output,
+               data)
 
 
 def _batch_size(request: SegmentRequest, work) -> int:
@@ -93,7 +98,8 @@ def _prepare(job: Job, index: tuple[int, ...], params=None):
     """One problem's data on IEM's scale (at the working size unless ``params`` says)."""
     layout = job.request.layout
     prepared = prepare_image(job.data[index], params or job.run, channel_axis=-1,
-                             spatial_ndim=len(layout.spatial), value_range=job.value_range)
+                             spatial_ndim=len(layout.spatial), value_range=job.value_range,
+                             checked=True)  # by build_request
     return dataclasses.replace(prepared, has_channels=layout.has_channels)
 
 
@@ -101,13 +107,11 @@ def _batches(jobs: list[Job]) -> list[list[tuple[Job, tuple]]]:
     """Problems grouped by (working shape, parameters, regions), in batches."""
     groups: dict[tuple, list[tuple[Job, tuple]]] = {}
     for job in jobs:
-        shapes = tuple(tuple(working_shape(job.request.layout.spatial, side))
-                       for side in job.levels)
-        key = (shapes, job.run, job.request.regions, job.request.device)
+        key = (job.level_shapes, job.run, job.request.regions, job.request.device)
         groups.setdefault(key, []).extend((job, idx) for idx in job.problems)
     out = []
     for items in groups.values():
-        size = min(job.output.batch for job, _ in items)
+        size = min(job.batch for job, _ in items)
         out += [items[i : i + size] for i in range(0, len(items), size)]
     return out
 

@@ -162,14 +162,18 @@ def check_image(image) -> np.ndarray:
 
 
 def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
-                  spatial_ndim: int = 2, value_range=None) -> PreparedImage:
+                  spatial_ndim: int = 2, value_range=None,
+                  checked: bool = False) -> PreparedImage:
     """Validate ``image`` and turn it into a :class:`PreparedImage` for ``params``.
 
     ``spatial_ndim`` is 2 (an image) or 3 (a volume, ``(Z, Y, X[, C])``);
     ``value_range`` = ``(low, high)`` per channel overrides the intensity rule (used
-    to scale every slice of a stack alike, see :mod:`napari_iem.engine.layout`).
+    to scale every slice of a stack alike, see :mod:`napari_iem.engine.layout`);
+    ``checked`` skips :func:`check_image` for an image its caller already checked (the
+    pipeline prepares one image once per pyramid level: one scan is enough).
     """
-    image = check_image(image) if value_range is None else np.asarray(image)
+    trusted = checked or value_range is not None
+    image = np.asarray(image) if trusted else check_image(image)
     if spatial_ndim == 3 and channel_axis is None and image.ndim == 3:
         image, has_channels = image[..., None], False  # (Z, Y, X): no RGB guess
     else:
