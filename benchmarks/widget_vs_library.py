@@ -1,0 +1,77 @@
+"""A widget run against the same library call, side by side in one process.
+
+    xvfb-run -a python benchmarks/widget_vs_library.py [--repeat 3] [--max-size 256]
+                                                        [--image coffee]
+
+The real dock widget in a real (virtual-display) napari window segments the image as a
+user would (press Run, wait for the layers), then :func:`napari_iem.segment` runs with
+exactly the options the widget planned (:func:`napari_iem._napari.run_request.plan_run`),
+alternately, ``--repeat`` times each.  The table gives the median seconds of both and
+their ratio (issue 13's target: a widget run at most 1.2x the library call).  The
+widget's time runs from the click to the worker's end, layers published.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--max-size", type=int, default=256,
+                        help="the widget's working size (0: full size)")
+    parser.add_argument("--image", default="coffee", help="a skimage.data image name")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all)")
+    args = parser.parse_args(argv)
+
+    import napari
+    import skimage.data
+    import torch
+    from qtpy.QtWidgets import QApplication
+
+    from napari_iem import segment
+    from napari_iem._napari.run_request import plan_run
+    from napari_iem._napari.widget import IEMWidget
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    image = getattr(skimage.data, args.image)()
+    viewer = napari.Viewer(show=True)
+    widget = IEMWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.add_image(image, name=args.image, rgb=image.ndim == 3)
+    widget.controls["max_size"].value = args.max_size
+    app = QApplication.instance()
+
+    def widget_run() -> float:
+        start = time.perf_counter()
+        widget.run_button.click()
+        while widget.running:
+            app.processEvents()
+            time.sleep(0.002)
+        return time.perf_counter() - start
+
+    def library_run() -> float:
+        plan = plan_run(widget.form, viewer)
+        start = time.perf_counter()
+        segment(plan.data, **plan.options)
+        return time.perf_counter() - start
+
+    widget_run(), library_run()  # warm both (imports, first kernels, layer creation)
+    times = {"widget": [], "library": []}
+    for _ in range(args.repeat):
+        times["widget"].append(widget_run())
+        times["library"].append(library_run())
+    w, lib = (statistics.median(times[k]) for k in ("widget", "library"))
+    print(f"| image | max side | widget s | library s | widget / library |")
+    print(f"|---|---|---|---|---|")
+    print(f"| {args.image} {image.shape} | {args.max_size or 'full'} | {w:.2f} | "
+          f"{lib:.2f} | {w / lib:.2f}x |")
+    print("status:", widget.status.text())
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
