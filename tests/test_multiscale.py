@@ -49,3 +49,23 @@ def test_volume_refinement():
     fine = segment(vol, mode="volume", max_size=24, refine=True, max_iter=20, maps=False)
     assert fine.labels.shape == vol.shape
     assert iou(fine.labels, truth) > iou(coarse.labels, truth)
+
+
+def test_refinement_reports_progress_per_batch():
+    from napari_iem.engine.multiscale import iter_refine_boundary
+
+    im, truth = textured_disc(192, seed=1)
+    params = get_preset("photo")
+    data = prepare_image(im, params).data
+    coarse = resize_labels(resize_labels(truth.astype(np.int64), (48, 48)), (192, 192))
+    gen = iter_refine_boundary(data, coarse, 2, params, width=5, tile=32)
+    steps = []
+    try:
+        while True:
+            steps.append(next(gen))
+    except StopIteration as stop:
+        labels, info = stop.value
+    assert steps[-1] == (36, 36) and all(t == 36 for _, t in steps)
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)
+    whole, _ = refine_boundary(data, coarse, 2, params, width=5, tile=32)
+    np.testing.assert_array_equal(labels, whole)

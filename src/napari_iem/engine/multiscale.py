@@ -10,6 +10,11 @@ boundary pixels are computed, each with a halo as wide as the band plus the inpa
 reach so that the pixels it may move see their whole context, and tiles run in small
 batches: memory is bounded by the tile size, not by the image.
 
+The tiles are fixed by the image's shape alone, and a block of the image handed in with
+a halo (a :class:`Window`) runs exactly the tiles that a whole-image refinement runs
+there (:func:`iter_refine_window`): a larger-than-memory image refined block by block
+(:mod:`napari_iem.batch.blocks`) gets the labels of the whole-image run.
+
 Within a tile the objective is IEM's own (region areas counted in the tile); since the
 carried-up labels are already right away from the boundary, only the local decision,
 which side of the edge each band pixel belongs to, is left, and that depends on the
@@ -17,9 +22,10 @@ pixels within the inpainter's reach.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import numpy as np
 import torch
@@ -28,7 +34,8 @@ from scipy import ndimage as ndi
 from .optimize import optimize
 from .presets import IEMParams
 
-__all__ = ["band_width", "boundary_band", "refine_boundary", "tile_boxes"]
+__all__ = ["Window", "band_width", "boundary_band", "iter_refine_boundary",
+           "iter_refine_window", "refine_boundary", "refine_setup", "tile_boxes"]
 
 #: Core size of a refinement tile per axis (2-D, 3-D); tiles are this plus the halo.
 TILE_2D = 256
@@ -76,6 +83,130 @@ def tile_boxes(shape, tile: int, halo: int) -> Iterator[Boxes]:
         yield tuple(outer), tuple(core)
 
 
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """Where an array handed to :func:`iter_refine_window` lies in the whole image.
+
+    The tiles of the whole image are fixed by the image's shape alone
+    (:func:`tile_boxes` on ``full_shape``), so a block refined through a window runs
+    exactly the tiles, with exactly the data, that a whole-image refinement runs
+    there: the labels are the same whichever way the image is cut.
+
+    Attributes
+    ----------
+    offset : tuple of int
+        Global position of the array's first pixel.
+    full_shape : tuple of int
+        Spatial shape of the whole image.
+    core : tuple of slice
+        The global box whose tiles are refined (tiles whose core starts in it); each
+        such tile, halo included, must lie inside the array.
+    """
+
+    offset: tuple[int, ...]
+    full_shape: tuple[int, ...]
+    core: tuple[slice, ...]
+
+    @classmethod
+    def whole(cls, shape) -> "Window":
+        """The window of a whole image."""
+        return cls((0,) * len(shape), tuple(shape), tuple(slice(0, n) for n in shape))
+
+
+def refine_setup(params: IEMParams, ndim: int, width: int, tile: int | None = None,
+                 max_iter: int | None = None) -> tuple[int, int, IEMParams]:
+    """``(tile, halo, run)`` of a refinement: the tile core size, the halo a tile
+    needs (band plus the inpainter's reach: every pixel that may move sees all it
+    depends on), and the parameters each tile is optimised with."""
+    tile = tile or (TILE_2D if ndim == 2 else TILE_3D)
+    reach = params.reps * (params.kernel_size // 2)
+    return tile, width + reach, params.replace(max_iter=max_iter or width + 2)
+
+
+def window_tiles(window: Window, tile: int, halo: int) -> Iterator[Boxes]:
+    """The whole image's tiles whose core starts inside ``window.core``, as
+    ``(outer, core)`` boxes relative to the window's array."""
+    starts = [range(s.start + (-s.start) % tile, s.stop, tile) for s in window.core]
+    for corner in itertools.product(*starts):
+        outer, core = [], []
+        for s, n, o in zip(corner, window.full_shape, window.offset):
+            e = min(s + tile, n)
+            a, b = max(0, s - halo), min(n, e + halo)
+            outer.append(slice(a - o, b - o))
+            core.append(slice(s - a, e - a))
+        yield tuple(outer), tuple(core)
+
+
+def iter_refine_window(data: np.ndarray, labels: np.ndarray, regions: int,
+                       params: IEMParams, window: Window, *, width: int, device="cpu",
+                       tile: int | None = None, max_iter: int | None = None
+                       ) -> Generator[tuple[int, int], None, tuple[np.ndarray, dict]]:
+    """Refine the band pixels of the tiles of ``window``: one block of a large image
+    (``data`` and ``labels`` cut out with a halo) or the whole image.
+
+    Yields ``(tiles_done, tiles_total)`` after each batch of tiles (tiles without
+    band pixels count as done at once); returns ``(labels, info)`` as
+    :func:`refine_boundary` does, ``labels`` the array's, changed only in the cores of
+    the window's tiles.  The arguments are those of :func:`refine_boundary`.
+    """
+    tile, halo, run = refine_setup(params, labels.ndim, width, tile, max_iter)
+    band = boundary_band(labels, width)
+    out = labels.copy()
+    groups: dict[tuple, list] = {}
+    total = 0
+    for outer, core in window_tiles(window, tile, halo):
+        total += 1
+        free = np.zeros(band[outer].shape, dtype=bool)
+        free[core] = band[outer][core]
+        if free.any():
+            groups.setdefault(free.shape, []).append((outer, core, free))
+    computed = sum(len(items) for items in groups.values())
+    done = total - computed
+    for shape, items in groups.items():
+        per_batch = max(1, BATCH_PIXELS // math.prod(shape))
+        for i in range(0, len(items), per_batch):
+            chunk = items[i : i + per_batch]
+            new = _optimise_tiles(data, labels, chunk, regions, run, device)
+            for b, (outer, core, _) in enumerate(chunk):
+                out[outer][core] = new[b][core]
+            done += len(chunk)
+            yield done, total
+    if not computed:
+        yield total, total
+    core_band = band[tuple(slice(c.start - o, c.stop - o)
+                           for c, o in zip(window.core, window.offset))]
+    info = {"tiles": computed, "tiles_total": total, "band_pixels": int(core_band.sum()),
+            "width": int(width)}
+    return out, info
+
+
+def _optimise_tiles(data, labels, chunk, regions, run, device) -> np.ndarray:
+    """IEM on a batch of tiles, every pixel but each tile's free ones locked."""
+    x = torch.from_numpy(np.stack([data[(slice(None), *o)] for o, _, _ in chunk]))
+    init = torch.from_numpy(np.stack([labels[o] for o, _, _ in chunk]).astype(np.int64))
+    locked = torch.from_numpy(~np.stack([f for _, _, f in chunk]))
+    gen = optimize(x.to(device), regions, run, init=init.to(device),
+                   locked=locked.to(device))
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value.labels.cpu().numpy()
+    finally:
+        gen.close()
+
+
+def iter_refine_boundary(data: np.ndarray, labels: np.ndarray, regions: int,
+                         params: IEMParams, *, width: int, device="cpu",
+                         tile: int | None = None, max_iter: int | None = None
+                         ) -> Generator[tuple[int, int], None, tuple[np.ndarray, dict]]:
+    """:func:`refine_boundary`, yielding ``(tiles_done, tiles_total)`` after each batch
+    of tiles (for progress; closing the generator stops between two batches)."""
+    return (yield from iter_refine_window(
+        data, labels, regions, params, Window.whole(labels.shape), width=width,
+        device=device, tile=tile, max_iter=max_iter))
+
+
 def refine_boundary(data: np.ndarray, labels: np.ndarray, regions: int,
                     params: IEMParams, *, width: int, device="cpu",
                     tile: int | None = None, max_iter: int | None = None
@@ -107,43 +238,10 @@ def refine_boundary(data: np.ndarray, labels: np.ndarray, regions: int,
     info : dict
         ``tiles`` computed, ``tiles_total``, ``band_pixels``, ``width``.
     """
-    nd = labels.ndim
-    tile = tile or (TILE_2D if nd == 2 else TILE_3D)
-    max_iter = max_iter or width + 2
-    band = boundary_band(labels, width)
-    reach = params.reps * (params.kernel_size // 2)
-    halo = width + reach
-    run = params.replace(max_iter=max_iter)
-    out = labels.copy()
-    groups: dict[tuple, list] = {}
-    total = 0
-    for outer, core in tile_boxes(labels.shape, tile, halo):
-        total += 1
-        free = np.zeros(band[outer].shape, dtype=bool)
-        free[core] = band[outer][core]
-        if not free.any():
-            continue
-        groups.setdefault(band[outer].shape, []).append((outer, core, free))
-    done = 0
-    for shape, items in groups.items():
-        per_batch = max(1, BATCH_PIXELS // math.prod(shape))
-        for i in range(0, len(items), per_batch):
-            chunk = items[i : i + per_batch]
-            x = torch.from_numpy(np.stack([data[(slice(None), *o)] for o, _, _ in chunk]))
-            init = torch.from_numpy(np.stack([labels[o] for o, _, _ in chunk]).astype(np.int64))
-            locked = torch.from_numpy(~np.stack([f for _, _, f in chunk]))
-            gen = optimize(x.to(device), regions, run, init=init.to(device),
-                           locked=locked.to(device))
-            try:
-                while True:
-                    next(gen)
-            except StopIteration as stop:
-                state = stop.value
-            new = state.labels.cpu().numpy()
-            for b, (outer, core, _) in enumerate(chunk):
-                target = out[outer]
-                target[core] = new[b][core]
-            done += len(chunk)
-    info = {"tiles": done, "tiles_total": total, "band_pixels": int(band.sum()),
-            "width": int(width)}
-    return out, info
+    gen = iter_refine_boundary(data, labels, regions, params, width=width, device=device,
+                               tile=tile, max_iter=max_iter)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
