@@ -59,18 +59,32 @@ def test_preview_has_its_own_look_and_goes_at_the_end(viewer_widget, qtbot, monk
     wait(qtbot, widget)
     assert seen["contour"] == PREVIEW_CONTOUR and result.contour == 0
     assert seen["colors"] != result.colormap.color_dict
-    assert "IEM: disc" in seen["bars"]  # napari's activity dock
+    assert any(desc.startswith("IEM: disc") for desc in seen["bars"])  # the activity dock
     assert "disc IEM preview" not in viewer.layers
+
+
+def watch_bar(widget):
+    """The optimiser's snapshots, and the activity-dock bar's (value, total) after
+    each snapshot the widget showed."""
+    steps, bar = [], []
+
+    def seen(snapshot):
+        if snapshot.phase == "optimising":
+            steps.append(snapshot)
+        bar.append((widget._progress.bar.n, widget._progress.bar.total))
+
+    widget.worker.yielded.connect(seen)  # after the widget's own slot
+    return steps, bar
 
 
 def test_progress_totals_equal_the_work_done(viewer_widget, qtbot):
     viewer, widget = viewer_widget
-    steps = []
     viewer.add_image(textured_disc(SIZE), name="disc")
     widget.run_button.click()
-    widget.worker.yielded.connect(lambda p: p.phase == "optimising" and steps.append(p))
+    steps, bar = watch_bar(widget)
     wait(qtbot, widget)
-    assert widget.progress.value() == widget.progress.maximum() == len(steps)
+    assert len({total for _, total in bar}) == 1  # known from the first snapshot
+    assert bar[-1][0] == bar[-1][1]  # and reached exactly
     info = viewer.layers["disc IEM"].metadata["iem"]
     assert len(steps) == info["iterations"]
     assert f"{len(steps)} iterations" in widget.status.text()
@@ -78,14 +92,15 @@ def test_progress_totals_equal_the_work_done(viewer_widget, qtbot):
 
 def test_progress_of_a_stack_counts_every_step(viewer_widget, qtbot):
     viewer, widget = viewer_widget
-    steps = []
     planes = [textured_disc(SIZE, seed=s) for s in range(3)]
     viewer.add_image(np.stack(planes), name="movie")
     widget.mode.value = "every slice"
     widget.run_button.click()
-    widget.worker.yielded.connect(lambda p: p.phase == "optimising" and steps.append(p))
+    steps, bar = watch_bar(widget)
     wait(qtbot, widget)
-    assert widget.progress.value() == widget.progress.maximum() == len(steps)
+    assert len({total for _, total in bar}) == 1  # one bar, its total known up front
+    assert [n for n, _ in bar] == sorted(n for n, _ in bar)
+    assert bar[-1][0] == bar[-1][1]  # ends exactly on it
     status = widget.status.text()
     assert "3 planes" in status and f"{len(steps)} iterations" in status
 
@@ -174,7 +189,7 @@ def test_cancel_from_the_activity_dock(viewer_widget, qtbot, monkeypatch):
     monkeypatch.setattr(_widget, "iter_segment", lingering(pause=0.2))
     viewer.add_image(textured_disc(SIZE), name="disc")
     widget.run_button.click()
-    widget._bar.cancel()  # the bar's own cancel button in the activity dock
+    widget._progress.bar.cancel()  # the bar's own cancel button in the activity dock
     wait(qtbot, widget)
     assert [la.name for la in viewer.layers] == ["disc"]
     assert widget.status.text() == "cancelled: nothing was changed"

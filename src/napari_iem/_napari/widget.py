@@ -1,21 +1,20 @@
 """The IEM dock widget: pick an image, Run (or Cancel), watch, Refine, Flip.
 
-The widget is the buttons, the worker and the progress; the controls are
+The widget is the buttons and the worker; the controls are
 :mod:`napari_iem._napari.form` (derived from the knob table), what a run is made of is
 :mod:`napari_iem._napari.run_request`, and putting results into layers is
-:mod:`napari_iem._napari.publish`.
+:mod:`napari_iem._napari.publish`, and the progress bar (in napari's activity dock) is
+:mod:`napari_iem._napari.progress`.
 The engine (:func:`napari_iem.api.iter_segment`) runs in a napari ``thread_worker``.
 """
 from __future__ import annotations
 
 from napari.qt.threading import create_worker
-from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -29,6 +28,7 @@ from . import remembered
 from .folder import FolderControl
 from .form import ADVANCED_TIP, IEMForm
 from .messages import explain, run_summary, tell
+from .progress import RunProgress
 from .publish import Preview, publish, stale_reason
 from .run_request import RequestError, plan_refine, plan_run
 
@@ -129,14 +129,8 @@ class IEMWidget(QWidget):
             for button in row:
                 box.addWidget(button)
             layout.addLayout(box)
-        self.progress = QProgressBar()
-        # the engine's bound (the limit, times the coarse-to-fine levels and the batches
-        # of a stack) until the run ends on the iterations it took
-        self.progress.setFormat("iteration %v (at most %m)")
-        self.progress.hide()  # shown with honest totals while a run goes on
-        self.status = QLabel("")
+        self.status = QLabel("")  # the bar is in napari's activity dock
         self.status.setWordWrap(True)
-        layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch()
 
@@ -255,12 +249,7 @@ class IEMWidget(QWidget):
             pass  # a value the engine refuses: its message follows from the worker
         self._plan = plan
         self._preview = Preview(self.viewer.layers, plan)
-        self._count, self._last = 0, 0
-        self._total = plan.options["max_iter"]
-        # in napari's activity dock, with its own cancel button
-        self._bar = cancelable_progress(total=self._total, desc=f"IEM: {plan.source.name}")
-        self._show_count()
-        self.progress.show()
+        self._progress = RunProgress(plan.source.name)  # with the dock's own Cancel
         self.other_button.hide()
         self.status.setText(f"segmenting '{plan.source.name}' ({plan.mode})...")
         worker = create_worker(_engine_job, plan.data, plan.options,
@@ -274,15 +263,17 @@ class IEMWidget(QWidget):
         worker.start()
 
     def cancel(self) -> None:
-        """Stop the running worker; no output layer is changed, whatever the phase."""
+        """Stop the running worker; no output layer is changed, whatever the phase
+        (the engine stops at its next snapshot: an iteration, a batch of refinement
+        tiles, the maps, a plane, an instance split)."""
         if self.worker is not None:
             self.status.setText("cancelling...")
             self.worker.quit()
 
     def _cancelled(self) -> bool:
         """Cancel pressed, here or on the run's bar in the activity dock."""
-        return self._bar.is_canceled or (self.worker is not None
-                                         and self.worker.abort_requested)
+        return self._progress.canceled or (self.worker is not None
+                                           and self.worker.abort_requested)
 
     def _set_running(self, running: bool) -> None:
         self.run_button.setText("Cancel" if running else "Run")
@@ -290,37 +281,24 @@ class IEMWidget(QWidget):
         self.flip_button.setEnabled(not running)
 
     # --------------------------------------------------------- worker events
-    def _show_count(self) -> None:
-        """Both bars (the widget's and the activity dock's) at the iterations run."""
-        self.progress.setMaximum(self._total)
-        self.progress.setValue(self._count)
-        self._bar.total = self._total
-        self._bar.n = self._count
-        self._bar.refresh()
-
     def _on_progress(self, snapshot) -> None:
-        """One iteration of the optimiser ran.  The total is the engine's bound (the
-        iteration limit per batch of planes), lowered as batches stop early, so that
-        it ends equal to the iterations run."""
+        """One step of the engine ran (an iteration, a batch of refinement tiles, the
+        maps, a finished plane, an instance split): the bar moves, a cancel is passed
+        on, and every few iterations the preview is redrawn."""
         if self._cancelled():
             self.cancel()
             return
-        if snapshot.phase != "optimising":  # a plane finished: a place to stop, no step
+        progress = self._progress
+        text = progress.show(snapshot)  # napari's bar may process pending events here,
+        if progress.ended:  # the run's end among them: its summary and clean-up stand
             return
-        self._count += 1
-        if self._count == 1:
-            self._total = snapshot.max_iterations
-        elif snapshot.iteration - self._last > 1:  # a batch stopped before its limit
-            self._total -= snapshot.iteration - self._last - 1
-        self._last = snapshot.iteration
-        self._total = max(self._total, self._count)
-        self._show_count()
-        self.status.setText(f"iteration {self._count} (at most {self._total}): "
-                            f"objective {snapshot.objective:.5g}")
-        if self._count == 1 or self._count % PREVIEW_EVERY == 0:
+        self.status.setText(text)
+        count = progress.iterations
+        if snapshot.phase == "optimising" and (count == 1 or count % PREVIEW_EVERY == 0):
             self._preview.show(snapshot.labels)
 
     def _on_returned(self, value) -> None:
+        self._progress.ended = True
         if isinstance(value, _Failed):
             self._report(value.exc)
             return
@@ -338,9 +316,7 @@ class IEMWidget(QWidget):
         if fallback:
             self._tell(show_warning, f"IEM: {fallback['message']}")
         self.viewer.layers.selection.active = target  # ready to paint corrections
-        self._total = self._count
-        self._show_count()
-        self.status.setText(run_summary(plan, target, value, self._count))
+        self.status.setText(run_summary(plan, target, value, self._progress.iterations))
         other = (plan.picked or {}).get("other")
         if other:
             self.other_button.setText(f"Run again as {other}")
@@ -353,10 +329,9 @@ class IEMWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._preview.remove()
-        self._bar.close()
+        self._progress.close()
         if self._cancelled():
             self.status.setText("cancelled: nothing was changed")
-        self.progress.hide()
         self.worker = None
         self._set_running(False)
 

@@ -6,12 +6,22 @@ the boundary refined at full size (``refine``), small pieces cleaned up
 (``min_piece_size``), and last the caller's locked pixels put back: whatever the options,
 no locked pixel ever changes.  Then the inpaintings and the error map are computed on
 the working grid and brought to full size and the input's units.  :func:`assemble` turns
-a request's problems into one :class:`~napari_iem.engine.result.IEMResult`.
+a request's problems into one :class:`~napari_iem.engine.result.IEMResult` (splitting
+the foreground into instances, if asked).
+
+Both are generators: they yield a snapshot after each refinement batch (``"refining"``),
+after the maps (``"maps"``), after each finished problem (``"finishing"``) and after each
+instance split (``"instances"``), so that progress shows every phase and a caller can
+stop between any two (closing the generator).  How many steps each takes is known from
+the plan (:func:`finish_steps`, :func:`assemble_steps`), so the pipeline's total is known
+before any work.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+from collections.abc import Generator
 
 import numpy as np
 import torch
@@ -20,12 +30,14 @@ from ..analysis.cleanup import drop_small_pieces
 from ..analysis.instances import split_instances
 from .foreground import region_order
 from .layout import axis_sigmas
-from .multiscale import band_width, refine_boundary
+from .multiscale import band_width, iter_refine_boundary, refine_setup
 from .objective import region_maps
 from .preprocess import resize_labels, resize_maps
-from .result import IEMResult
+from .result import IEMProgress, IEMResult, Meter
 
-__all__ = ["JobOutput", "finish_problem", "assemble"]
+__all__ = ["JobOutput", "finish_problem", "finish_steps", "assemble", "assemble_steps"]
+
+Progress = Generator[IEMProgress, None, None]
 
 
 @dataclasses.dataclass
@@ -73,21 +85,43 @@ class JobOutput:
         return cls(labels, inpainted, error, facts)
 
 
-def finish_problem(job, index, b, state, x, prepared, prepare, structure=None) -> None:
+def refine_steps(job) -> int:
+    """Steps of one problem's refinement: the tiles covering it at full size (0 when
+    it is not refined).  Known from the shape alone; the tiles without boundary are
+    skipped, and counted done, when the refinement ends."""
+    spatial = job.request.layout.spatial
+    if not job.request.refine or tuple(job.work) == tuple(spatial):
+        return 0
+    tile, _, _ = refine_setup(job.run, len(spatial), width=1)  # the tile size only
+    return math.prod(math.ceil(n / tile) for n in spatial)
+
+
+def finish_steps(job) -> int:
+    """Steps of finishing one problem of ``job``: refinement tiles, maps, the finish."""
+    return refine_steps(job) + (job.output.inpainted is not None) + 1
+
+
+def assemble_steps(job) -> int:
+    """Steps of :func:`assemble`: one instance split per problem, if asked for."""
+    return len(job.problems) if job.request.instances else 0
+
+
+def finish_problem(job, index, b, state, x, prepared, prepare, meter: Meter,
+                   structure=None) -> Progress:
     """Finish problem ``index`` of ``job``, row ``b`` of the optimiser's ``state``.
 
-    ``structure`` is ``(found, stats, row)`` when the partition was tested against
-    noise (:mod:`.structure`): a partition that is not real gives all background.
+    A generator: it yields a snapshot of ``meter`` after each refinement batch, after
+    the maps and when the problem is finished (:func:`finish_steps` steps in all), and
+    writes into ``job.output`` only once the problem is finished, so that closing it
+    early leaves the output as it was.  ``structure`` is ``(found, stats, row)`` when
+    the partition was tested against noise (:mod:`.structure`): a partition that is
+    not real gives all background.
     """
     request, out = job.request, job.output
     regions, params = request.regions, request.params
     spatial = request.layout.spatial
+    start, refining = meter.step, refine_steps(job)
     lab_w = state.labels[b].cpu().numpy()
-    if structure is not None:
-        found, stats, row = structure
-        out.structure[index] = {"found": found, "ratio": float(stats["ratio"][row]),
-                                "contrast": float(stats["contrast"][row]),
-                                "threshold": float(stats["threshold"][row])}
     order = region_order(lab_w, regions, params.foreground)
     if request.flip:
         order = order[::-1]
@@ -97,19 +131,39 @@ def finish_problem(job, index, b, state, x, prepared, prepare, structure=None) -
     lab = resize_labels(lab_w, spatial)
     if structure is not None and not structure[0]:
         lab = np.zeros_like(lab)  # nothing here: no object, not a split of the noise
-    if request.refine and lab.any() and tuple(job.work) != tuple(spatial):
-        lab = _refine(job, index, lab, prepare)
+    if refining and lab.any():
+        lab = yield from _refine(job, index, lab, prepare, meter, refining)
+    meter.reach(start + refining)
     lab = drop_small_pieces(lab, params.min_piece_size)
     if request.locked is not None:  # the caller's locks win over everything
         lab = np.where(request.locked[index], request.init[index], lab)
-    out.labels[index] = lab
+    maps = None
     if out.inpainted is not None:
         lab_t = torch.from_numpy(np.ascontiguousarray(lab_w))[None].to(x.device)
         inp_w, err_w = region_maps(x[b : b + 1], lab_t, regions, job.run)
-        inp = prepared.to_input_units(resize_maps(inp_w[0].cpu().numpy(), spatial))
-        for k in range(regions):
+        maps = (prepared.to_input_units(resize_maps(inp_w[0].cpu().numpy(), spatial)),
+                resize_maps(err_w[0].cpu().numpy()[None], spatial)[0])
+        meter.reach(start + refining + 1)
+        yield meter.snapshot("maps", out.labels)
+    _record(job, index, b, state, prepared, lab, maps, structure)
+    meter.reach(start + finish_steps(job))
+    yield meter.snapshot("finishing", out.labels)
+
+
+def _record(job, index, b, state, prepared, lab, maps, structure) -> None:
+    """Write one finished problem into ``job.output``."""
+    out = job.output
+    out.labels[index] = lab
+    if maps is not None:
+        inp, err = maps
+        for k in range(job.request.regions):
             out.inpainted[(k, *index)] = inp[k]
-        out.error[index] = resize_maps(err_w[0].cpu().numpy()[None], spatial)[0]
+        out.error[index] = err
+    if structure is not None:
+        found, stats, row = structure
+        out.structure[index] = {"found": found, "ratio": float(stats["ratio"][row]),
+                                "contrast": float(stats["contrast"][row]),
+                                "threshold": float(stats["threshold"][row])}
     out.histories[index] = list(state.history[b])
     out.iterations[index] = int(state.iterations[b])
     out.converged[index] = bool(state.converged[b])
@@ -118,32 +172,49 @@ def finish_problem(job, index, b, state, x, prepared, prepare, structure=None) -
                            "high": np.asarray(prepared.high).tolist()}
 
 
-def _refine(job, index, labels, prepare):
-    """Full-resolution boundary refinement of one problem (:mod:`.multiscale`)."""
+def _refine(job, index, labels, prepare, meter: Meter, share: int):
+    """Full-resolution boundary refinement of one problem (:mod:`.multiscale`), a
+    snapshot after each batch of tiles; returns the refined labels."""
     request = job.request
     full_params = dataclasses.replace(
         job.run, max_size=None,
         sigma=axis_sigmas(request.params.sigma, request.scale, request.sigma_units, None))
     full = prepare(job, index, full_params)
     width = band_width(request.layout.spatial, job.work)
-    labels, info = refine_boundary(full.data, labels, request.regions, full_params,
-                                   width=width, device=request.device)
+    start = meter.step
+    tiles = iter_refine_boundary(full.data, labels, request.regions, full_params,
+                                 width=width, device=request.device)
+    try:
+        while True:
+            try:
+                done, total = next(tiles)
+            except StopIteration as stop:
+                labels, info = stop.value
+                break
+            meter.within(start, share, done, total)
+            yield meter.snapshot("refining", job.output.labels, part=(done, total))
+    finally:
+        tiles.close()
     job.output.refined.append(info)
     return labels
 
 
-def _split_all(request, labels: np.ndarray) -> np.ndarray:
-    """Instance labels of every problem; ids unique over the whole output."""
+def _split_all(request, labels: np.ndarray, meter: Meter):
+    """Instance labels of every problem, ids unique over the whole output; a snapshot
+    after each problem."""
     layout = request.layout
     out = np.zeros(labels.shape, dtype=np.int32)
     offset = 0
     options = dict(request.instance_options)
     if request.scale is not None:
         options.setdefault("spacing", request.scale)
-    for idx in ([()] if not layout.lead else np.ndindex(*layout.lead)):
+    problems = [()] if not layout.lead else list(np.ndindex(*layout.lead))
+    for n, idx in enumerate(problems, start=1):
         inst = split_instances(labels[idx] > 0, **options)
         out[idx] = np.where(inst > 0, inst + offset, 0)
         offset += int(inst.max())
+        meter.reach(meter.step + 1)
+        yield meter.snapshot("instances", labels, part=(n, len(problems)))
     return out
 
 
@@ -159,8 +230,9 @@ def versions() -> dict:
     return out
 
 
-def assemble(job, start: float) -> IEMResult:
-    """The :class:`IEMResult` of a finished request."""
+def assemble(job, start: float, meter: Meter) -> Generator[IEMProgress, None, IEMResult]:
+    """The :class:`IEMResult` of a finished request (a generator: it yields after each
+    instance split, :func:`assemble_steps` in all)."""
     request, out = job.request, job.output
     problems = job.problems
     meta = dict(out.facts, value_range=out.value_range, versions=versions())
@@ -182,6 +254,7 @@ def assemble(job, start: float) -> IEMResult:
     histories = [out.histories[idx] for idx in problems]
     objective = histories[0] if len(problems) == 1 else [h[-1] for h in histories if h]
     labels = out.labels
+    instances = (yield from _split_all(request, labels, meter)) if request.instances else None
     return IEMResult(
         labels=labels,
         masks=np.stack([labels == k for k in range(request.regions)]),
@@ -195,6 +268,6 @@ def assemble(job, start: float) -> IEMResult:
         device=str(request.device),
         seconds=time.perf_counter() - start,
         metadata=meta,
-        instances=_split_all(request, labels) if request.instances else None,
+        instances=instances,
         structure_found=not out.structure or any(v["found"] for v in out.structure.values()),
     )

@@ -9,6 +9,12 @@ labels are those of running it alone.  Each problem is then finished by
 :func:`napari_iem.engine.finish.finish_problem` and each request's outputs assembled by
 :func:`napari_iem.engine.finish.assemble`.
 
+Progress is one count for the whole run (:class:`~napari_iem.engine.result.Meter`):
+its total, known from the plan before any work, is every batch's iteration budget
+(``max_iter`` times its pyramid levels) plus every problem's finishing steps
+(refinement tiles, maps, the finish) and instance splits; whatever ends early skips the
+rest of its share, so the count ends exactly on the total.
+
 The memory a request needs is estimated from its shape before any copy of the image is
 made (:mod:`napari_iem.engine.memory`); on a GPU that runs out anyway the whole run is
 repeated on the CPU with a warning.
@@ -23,13 +29,13 @@ import numpy as np
 import torch
 
 from .coarse_to_fine import band_lock, levels
-from .finish import JobOutput, assemble, finish_problem
+from .finish import JobOutput, assemble, assemble_steps, finish_problem, finish_steps
 from .layout import axis_sigmas, channels_last, smooth_threshold_for
 from .memory import available_bytes, check_memory, estimate_bytes, with_cpu_fallback
 from .optimize import optimize
 from .preprocess import intensity_range, prepare_image, resize_labels, working_shape
 from .request import SegmentRequest
-from .result import IEMProgress, IEMResult
+from .result import IEMProgress, IEMResult, Meter
 from .structure import structure_found
 
 __all__ = ["run", "run_one"]
@@ -121,24 +127,33 @@ def _to_device(array: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
 
-def _solve(batch: list[tuple[Job, tuple]], total: int, done: int,
-           live: bool) -> Generator[IEMProgress, None, None]:
+def _budget(batch: list[tuple[Job, tuple]]) -> int:
+    """The iterations a batch may take: the limit on each of its pyramid levels."""
+    return batch[0][0].run.max_iter * len(batch[0][0].levels)
+
+
+def _solve(batch: list[tuple[Job, tuple]], total: int, done: int, live: bool,
+           meter: Meter) -> Generator[IEMProgress, None, None]:
     """Optimise one batch, yield progress, then finish each of its problems."""
     first = batch[0][0]
     prepared = [_prepare(job, idx) for job, idx in batch]
     by_channels: dict[int, list[int]] = {}  # a grey RGB image works on one channel
     for i, p in enumerate(prepared):
         by_channels.setdefault(p.data.shape[0], []).append(i)
-    for members in by_channels.values():
+    budget = _budget(batch)
+    for g, members in enumerate(by_channels.values()):
+        share = budget * (g + 1) // len(by_channels) - budget * g // len(by_channels)
+        start = meter.step
         x = _to_device(np.stack([prepared[i].data for i in members]), first.request.device)
-        state = yield from _optimize_levels(batch, members, x, total, done, live)
+        state = yield from _optimize_levels(batch, members, x, total, done, live,
+                                            (meter, start, share))
+        meter.reach(start + share)  # a batch that stopped early: the rest is skipped
         found = _structure(batch, members, x, state)
         for b, i in enumerate(members):
             job, idx = batch[i]
-            finish_problem(job, idx, b, state, x, prepared[i], _prepare,
-                           None if found is None else (bool(found[0][b]), found[1], b))
-            yield IEMProgress(done + int(state.iterations.max()), total, float("nan"),
-                              job.output.labels, phase="finishing")
+            yield from finish_problem(
+                job, idx, b, state, x, prepared[i], _prepare, meter,
+                None if found is None else (bool(found[0][b]), found[1], b))
 
 
 def _structure(batch, members, x, state):
@@ -150,9 +165,10 @@ def _structure(batch, members, x, state):
     return structure_found(x, state.labels, job.request.regions, job.run)
 
 
-def _optimize_levels(batch, members, x, total, done, live):
+def _optimize_levels(batch, members, x, total, done, live, share):
     """The optimisation of one batch: on the working grid ``x``, or coarse to fine
     (:mod:`.coarse_to_fine`) through the job's pyramid levels, ending on ``x``.
+    ``share`` is ``(meter, start, steps)``: the part of the run's count it moves.
 
     Returns the last level's final state, with the iterations and objectives of
     every level added up.
@@ -179,7 +195,9 @@ def _optimize_levels(batch, members, x, total, done, live):
         try:
             while True:
                 state = next(gen)
-                yield _progress(state, batch, members, done + iterations, total, live)
+                meter, start, steps = share
+                meter.within(start, steps, iterations + state.iteration, _budget(batch))
+                yield _progress(state, batch, members, done + iterations, total, live, meter)
         except StopIteration as stop:
             state = stop.value
         finally:
@@ -209,17 +227,17 @@ def _start(batch, members, work, device):
     return _to_device(init, device), locked
 
 
-def _progress(state, batch, members, done, total, live) -> IEMProgress:
+def _progress(state, batch, members, done, total, live, meter: Meter) -> IEMProgress:
     """A progress snapshot; a single problem's labels are built only when read."""
     job, _ = batch[members[0]]
-    iteration = done + state.iteration
+    meter.iteration, meter.max_iterations = done + state.iteration, total
     if not live:
-        return IEMProgress(iteration, total, float(state.objective.mean()),
-                           job.output.labels)
+        return meter.snapshot("optimising", job.output.labels, float(state.objective.mean()))
     work = state.labels[0].clone()
     shape, dtype = job.request.layout.spatial, job.output.labels.dtype
-    return IEMProgress(iteration, total, float(state.objective[0]),
-                       lambda: resize_labels(work.cpu().numpy().astype(dtype), shape))
+    return meter.snapshot("optimising",
+                          lambda: resize_labels(work.cpu().numpy().astype(dtype), shape),
+                          float(state.objective[0]))
 
 
 def _run_on(requests: Sequence[SegmentRequest], device) -> Generator:
@@ -227,13 +245,18 @@ def _run_on(requests: Sequence[SegmentRequest], device) -> Generator:
     requests = [dataclasses.replace(r, device=torch.device(device)) for r in requests]
     jobs = [_plan(r) for r in requests]
     batches = _batches(jobs)
-    total = sum(b[0][0].run.max_iter * len(b[0][0].levels) for b in batches)
+    total = sum(_budget(b) for b in batches)
+    meter = Meter(total + sum(len(job.problems) * finish_steps(job) + assemble_steps(job)
+                              for job in jobs))
     live = len(jobs) == 1 and len(jobs[0].problems) == 1
     done = 0
     for batch in batches:
-        yield from _solve(batch, total, done, live)
-        done += batch[0][0].run.max_iter * len(batch[0][0].levels)
-    return [assemble(job, start) for job in jobs]
+        yield from _solve(batch, total, done, live, meter)
+        done += _budget(batch)
+    results = []
+    for job in jobs:
+        results.append((yield from assemble(job, start, meter)))
+    return results
 
 
 def run(requests: Sequence[SegmentRequest]) -> Generator[IEMProgress, None, list[IEMResult]]:

@@ -5,25 +5,41 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["IEMProgress", "IEMResult"]
+__all__ = ["IEMProgress", "IEMResult", "Meter"]
 
 
 class IEMProgress:
-    """A snapshot yielded by :func:`iter_segment` after every iteration.
+    """A snapshot yielded by :func:`iter_segment` after every step of a run.
+
+    ``phase`` says which step: ``"optimising"`` after an iteration of the optimiser;
+    ``"refining"`` after a batch of full-size refinement tiles (``part`` is
+    ``(tiles_done, tiles_total)`` of the problem); ``"maps"`` once a problem's
+    inpaintings and error map are made; ``"finishing"`` once a problem (an image, a
+    plane, a volume) is finished; ``"instances"`` after splitting a problem's
+    foreground into objects (``part``: problems split, of all).  After each of them a
+    caller may stop the run by closing the generator.
+
+    ``step`` of ``steps`` measures the whole run in units known before any work (every
+    batch's iteration budget over all pyramid levels, each problem's refinement
+    tiles, maps and finish, the instance splits): a batch that stops early, or a
+    problem with no boundary to refine, skips the rest of its share, so one bar set
+    to ``steps`` at the start ends exactly there.  ``iteration`` and
+    ``max_iterations`` are the optimiser's own count and bound.
 
     ``labels`` (at full input size, the final labels' dtype) is built only when read:
-    a GUI that previews every few iterations does not pay for the others.  ``phase``
-    is ``"optimising"`` after an iteration, or ``"finishing"`` after a problem (an image,
-    a plane) was finished (full size, refinement, clean-up, maps): no iteration ran,
-    but a caller may stop there (closing the generator).
+    a GUI that previews every few iterations does not pay for the others.
     """
 
     def __init__(self, iteration: int, max_iterations: int, objective: float, labels,
-                 phase: str = "optimising"):
+                 phase: str = "optimising", *, step: int | None = None,
+                 steps: int | None = None, part: tuple[int, int] | None = None):
         self.phase = phase
         self.iteration = iteration
         self.max_iterations = max_iterations
         self.objective = objective
+        self.step = iteration if step is None else step
+        self.steps = max_iterations if steps is None else steps
+        self.part = part
         self._labels = labels  # an array, or a function that makes it
 
     @property
@@ -33,8 +49,37 @@ class IEMProgress:
         return self._labels
 
     def __repr__(self) -> str:
-        return (f"IEMProgress(iteration={self.iteration}/{self.max_iterations}, "
-                f"objective={self.objective:.4g})")
+        part = "" if self.part is None else f", part={self.part[0]}/{self.part[1]}"
+        return (f"IEMProgress({self.phase}, step={self.step}/{self.steps}, "
+                f"iteration={self.iteration}/{self.max_iterations}, "
+                f"objective={self.objective:.4g}{part})")
+
+
+class Meter:
+    """Where a run stands in its ``steps``, and the snapshots that say so.
+
+    The pipeline fixes ``steps`` from the plan before any work, and each part of the
+    run moves ``step`` within its own share (:meth:`within`) and to the share's end
+    when it is done (:meth:`reach`), so that the count never runs past ``steps`` and
+    ends on it, whatever stopped early.
+    """
+
+    def __init__(self, steps: int):
+        self.steps, self.step = int(steps), 0
+        self.iteration, self.max_iterations = 0, 0
+
+    def within(self, start: int, share: int, done: int, of: int) -> None:
+        """``done`` of ``of`` units of a share of ``share`` steps from ``start``."""
+        self.step = max(self.step, start + share * min(done, of) // max(of, 1))
+
+    def reach(self, step: int) -> None:
+        """The end of a share: ``step`` (never backwards)."""
+        self.step = max(self.step, step)
+
+    def snapshot(self, phase: str, labels, objective: float = float("nan"),
+                 part: tuple[int, int] | None = None) -> IEMProgress:
+        return IEMProgress(self.iteration, self.max_iterations, objective, labels, phase,
+                           step=self.step, steps=self.steps, part=part)
 
 
 @dataclass
