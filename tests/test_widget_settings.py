@@ -50,6 +50,12 @@ def test_the_labels_layer_carries_the_settings(make_napari_viewer, qtbot):
     settings = layer.metadata["iem"]["settings"]
     assert settings["regions"] == 2 and settings["params"]["max_iter"] == 20
     assert np.asarray(layer.data).shape == (48, 48)
+    info = layer.metadata["iem"]  # the OME-TIFF output's provenance, for Save layer
+    assert {"versions", "settings", "preset", "params", "iterations", "converged",
+            "seconds", "device", "scale", "sigma_units", "sigma_working_pixels"} <= set(info)
+    assert {"napari-iem", "torch", "numpy"} <= set(info["versions"])
+    assert info["layer"]["scale"] == [1.0, 1.0] and info["working_shape"] == [48, 48]
+    assert info["mode"] == "current slice" and info["engine_mode"] == "2d"
 
 
 def test_default_shows_the_preset_it_picks_and_keeps_edits(make_napari_viewer, qtbot):

@@ -116,25 +116,39 @@ def unique_name(base: str, layers: Iterable[Layer]) -> str:
 
 
 def run_metadata(result, source: Layer, index: tuple[int, ...], mode: str,
-                 picked: dict | None = None) -> dict:
+                 picked: dict | None = None, axes: Sequence[int] | None = None) -> dict:
     """The ``metadata["iem"]`` entry describing one IEM run on ``source``.
 
-    ``picked`` says how the preset was chosen (``{"by": "default", "why": ...}``) when
-    the ``default`` preset picked it, so a result tells which preset made it and why.
+    Its record of how the labels were made is the one an OME-TIFF output carries
+    (:func:`napari_iem.files.ome.provenance`: versions, settings, preset, parameters,
+    iterations, converged, seconds, device, sigma units), so that saving the layer
+    (napari's "Save layer" through the plugin's writer) keeps it; the engine's mode
+    is ``engine_mode`` there, ``mode`` being the widget's ("current slice", ...), which
+    Refine and reruns go by.  Beside it: the source, its plane, the layer's scale and
+    units on the output's ``axes`` (default: the last two), the working shape, and
+    ``picked``, how the ``default`` preset chose (``{"by": "default", "why": ...}``).
     """
+    from ..files.ome import provenance
+
+    # the same settings the widget saves and `napari-iem segment --config` reads
+    settings = settings_from_params(result.params)
+    record = provenance(result, {**settings, "mode": result.metadata.get("mode", "2d")})
+    spatial = spatial_kwargs(source, axes)
     return {
+        **record,
+        "engine_mode": record.pop("mode"),
         "role": "labels",
         "mode": mode,
         "source": source.name,
         "source_id": str(source.unique_id),
         "plane": list(index),
         "regions": int(result.regions),
-        "preset": result.params.get("preset"),
         "picked": picked,
-        "params": dict(result.params),
-        # the same settings the widget saves and `napari-iem segment --config` reads
-        "settings": settings_from_params(result.params),
-        "device": result.device,
+        "settings": settings,
+        "layer": {"scale": [float(v) for v in spatial["scale"]],
+                  "translate": [float(v) for v in spatial["translate"]],
+                  "units": [str(u) for u in spatial["units"]]},
+        "working_shape": result.metadata.get("working_shape"),
         "iterations": int(result.iterations),
         "converged": bool(result.converged),
         "seconds": float(result.seconds),

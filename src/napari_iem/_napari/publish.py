@@ -82,7 +82,7 @@ def publish(layers, plan, result) -> Labels:
         the layer it started from with its data and locks at the start.
     result : napari_iem.api.IEMResult
     """
-    meta = run_metadata(result, plan.source, plan.index, plan.mode, plan.picked)
+    meta = run_metadata(result, plan.source, plan.index, plan.mode, plan.picked, plan.axes)
     target, base, locked = plan.target, None, None
     if target is not None and target in layers and np.array_equal(
             np.asarray(target.data), plan.start):
