@@ -109,7 +109,29 @@ def lab_range(lab: np.ndarray, percentiles=PERCENTILES) -> tuple[np.ndarray, np.
 
 
 def lab_to_input(lab: np.ndarray, scale: float) -> np.ndarray:
-    """Channels-last L*a*b* back to RGB in the input's units (``0..scale``)."""
-    from skimage.color import lab2rgb
+    """Channels-last L*a*b* back to float32 RGB in the input's units (``0..scale``).
 
-    return lab2rgb(lab) * scale
+    The inverse formulas of :func:`skimage.color.lab2rgb` (negative Z clipped to 0,
+    out-of-gamut colours clipped to [0, 1]) in float32, a block of pixels at a time,
+    like :func:`to_lab`: the inpaintings of a full-size photo are converted back in
+    a fraction of skimage's time, within 1e-4 of its values (tested).
+    """
+    from skimage.color import xyz_tristimulus_values
+    from skimage.color.colorconv import rgb_from_xyz
+
+    white = xyz_tristimulus_values(illuminant="D65", observer="2")
+    matrix = (rgb_from_xyz * white[None, :]).astype(np.float32)
+    out = np.empty(lab.shape, dtype=np.float32)
+    flat_in, flat_out = lab.reshape(-1, 3), out.reshape(-1, 3)
+    for i in range(0, flat_in.shape[0], _LAB_BLOCK):
+        block = flat_in[i : i + _LAB_BLOCK].astype(np.float32)
+        f = np.empty_like(block)
+        f[:, 1] = (block[:, 0] + 16) / 116
+        f[:, 0] = block[:, 1] / 500 + f[:, 1]
+        f[:, 2] = np.maximum(f[:, 1] - block[:, 2] / 200, 0)
+        t = np.where(f > 0.2068966, f**3, (f - np.float32(16 / 116)) / np.float32(7.787))
+        linear = t @ matrix.T
+        rgb = np.where(linear > 0.0031308,
+                       1.055 * np.abs(linear) ** np.float32(1 / 2.4) - 0.055, 12.92 * linear)
+        flat_out[i : i + _LAB_BLOCK] = np.clip(rgb, 0, 1) * np.float32(scale)
+    return out
