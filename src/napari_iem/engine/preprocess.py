@@ -40,6 +40,7 @@ from skimage.transform import resize
 from .colour import (is_grey_rgb, lab_range, lab_to_input, rgb_scale, to_lab,
                      uses_lab)
 from .presets import IEMParams
+from .resample import carry_labels, downsample
 
 MIN_SIDE = 5
 PERCENTILES = (1.0, 99.8)
@@ -148,17 +149,22 @@ def check_image(image) -> np.ndarray:
         raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
     if image.size == 0:
         raise ValueError(f"image is empty (shape {image.shape})")
-    if np.issubdtype(image.dtype, np.floating):
-        bad = np.count_nonzero(~np.isfinite(image))
-        if bad:
-            raise ValueError(
-                f"image has {bad} NaN or infinite pixel(s); replace them first, e.g. "
-                "numpy.nan_to_num(image, nan=numpy.nanmedian(image))"
-            )
-    lo, hi = image.min(), image.max()
+    bad = np.count_nonzero(~np.isfinite(image)) if image.dtype.kind == "f" else 0
+    refuse_values(bad, image.min(), image.max())
+    return image
+
+
+def refuse_values(nonfinite: int, lo, hi) -> None:
+    """The ValueError for an image with NaN or infinite pixels or a single value
+    (IEM's filters would spread a NaN everywhere; one value has nothing to split);
+    one message whether the image was scanned whole or block by block."""
+    if nonfinite:
+        raise ValueError(
+            f"image has {nonfinite} NaN or infinite pixel(s); replace them first, e.g. "
+            "numpy.nan_to_num(image, nan=numpy.nanmedian(image))"
+        )
     if lo == hi:
         raise ValueError(f"image is constant (every pixel is {lo}): nothing to segment")
-    return image
 
 
 def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
@@ -210,21 +216,33 @@ def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,
     # the root is never taken on L*a*b* data (checked, not computed, there); a stack
     # arrives with its rule settled
     lab = lab_scale is not None
-    root = settle_intensity(params, None if lab else image).intensity == "sqrt" and not lab
-    zero = float(min(0.0, np.min(low))) if root else None
+    zero = None if lab else root_zero(settle_intensity(params, image), low)
+    data = np.moveaxis(unit_scale(image, low, high, zero), -1, 0)
+    work = working_shape(spatial, params.max_size)
+    if work != tuple(spatial):  # per-axis weighted sums: the same whole or in blocks
+        data = downsample(data, work)
+    return PreparedImage(np.ascontiguousarray(data), tuple(spatial), low, high,
+                         has_channels, lab_scale, zero, grey_rgb)
+
+
+def unit_scale(image: np.ndarray, low, high, zero: float | None) -> np.ndarray:
+    """A channels-last ``image`` (or any block of it) on IEM's [-1, 1] scale, float32:
+    ``low`` and ``high`` per channel map to -1 and +1 (through the root when ``zero``
+    is set), clipped.  Pixel by pixel, so a block gets exactly the whole image's values.
+    """
     lo, hi = _root_units(low, zero), _root_units(high, zero)  # hi > lo: roots keep order
     data = np.empty(image.shape, dtype=np.float32)
     step = max(1, CHUNK_PIXELS // max(1, image[:1].size))
     for i in range(0, image.shape[0], step):  # same values as one pass, less memory
         part = (_root_units(image[i : i + step], zero) - lo) / (hi - lo) * 2 - 1
         data[i : i + step] = np.clip(part, -1, 1)
-    data = np.moveaxis(data, -1, 0)
-    work = working_shape(spatial, params.max_size)
-    if work != tuple(spatial):
-        data = resize(data, (data.shape[0], *work), order=1, anti_aliasing=True,
-                      preserve_range=True).astype(np.float32)
-    return PreparedImage(np.ascontiguousarray(data), tuple(spatial), low, high,
-                         has_channels, lab_scale, zero, grey_rgb)
+    return data
+
+
+def root_zero(params: IEMParams, low) -> float | None:
+    """The value whose root is 0 under ``intensity="sqrt"`` (0, or the low end of the
+    range when the data go negative); None for linear intensities."""
+    return float(min(0.0, np.min(low))) if params.intensity == "sqrt" else None
 
 
 def settle_intensity(params: IEMParams, image=None) -> IEMParams:
@@ -274,8 +292,7 @@ def resize_labels(labels: np.ndarray, shape) -> np.ndarray:
     """Nearest-neighbour resize of integer labels (no new values appear)."""
     if labels.shape == tuple(shape):
         return labels
-    return resize(labels, shape, order=0, preserve_range=True,
-                  anti_aliasing=False).astype(labels.dtype)
+    return carry_labels(labels, shape)  # skimage's order 0, as index maps
 
 
 def resize_maps(maps: np.ndarray, shape) -> np.ndarray:
