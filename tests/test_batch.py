@@ -337,3 +337,16 @@ def test_json_report_is_merged_too(folder, tmp_path):
               report="json")
     files = json.loads((out / "iem-report.json").read_text())["files"]
     assert sorted(f["file"].rsplit("/", 1)[-1] for f in files) == ["s0.png", "s1.png"]
+
+
+def test_runs_stopped_at_the_cap_are_counted_in_summary_and_report(folder, tmp_path):
+    rep = run_batch(folder, tmp_path / "out", workers=0, progress=False, max_iter=1,
+                    report="json")
+    capped = sum(r.converged is False for r in rep.records)
+    assert capped >= 1  # one iteration converges nowhere on these textured discs
+    assert f"{capped} stopped at the iteration cap without converging" in rep.summary()
+    data = json.loads((tmp_path / "out" / "iem-report.json").read_text())
+    assert data["summary"]["not_converged"] == capped
+    done = run_batch(folder, tmp_path / "out2", workers=0, progress=False, report="json")
+    assert ("iteration cap" in done.summary()) == any(r.converged is False
+                                                      for r in done.records)

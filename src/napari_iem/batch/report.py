@@ -209,6 +209,10 @@ class BatchReport:
             rate = f", {self.done / self.seconds:.2f} images/s"
         lines = [(f"{n} image{'s' * (n != 1)}: {', '.join(parts)} in {self.seconds:.1f} s"
                   f"{rate} ({self.mode})")]
+        capped = sum(r.status == "done" and r.converged is False for r in self.records)
+        if capped:
+            lines.append(f"{capped} stopped at the iteration cap without converging (the "
+                         "report's converged column): raise --max-iter or lower --max-size")
         if self.report_path is not None:
             lines.append(f"report: {self.report_path}")
         bad = [r for r in self.records if r.status in ("failed", "refused")]
@@ -233,6 +237,8 @@ class BatchReport:
                 "images": len(self.records), "done": self.done, "skipped": self.skipped,
                 "failed": self.failed, "refused": self.refused,
                 "cancelled": self.count("cancelled"),
+                "not_converged": sum(r.status == "done" and r.converged is False
+                                     for r in self.records),
                 "seconds": round(self.seconds, 3), "mode": self.mode,
                 "interrupted": self.interrupted, "settings": self.settings,
             },
