@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_iem import segment
 from napari_iem.engine.optimize import optimize
 from napari_iem.engine.preprocess import intensity_range, prepare_image, settle_intensity
 from napari_iem.engine.presets import get_preset
@@ -111,3 +112,37 @@ def test_volume_with_a_ball_and_an_empty_volume():
         prepare_image(v.astype(np.float32), params, spatial_ndim=3).data for v in vols]))
     found, _ = structure_found(x, run(x, params), 2, params)
     assert found.tolist() == [True, False]
+
+
+def test_the_presets_nulls_are_shipped_and_agree_with_a_fresh_measurement(monkeypatch):
+    """A first run does not measure a null for a preset (it is in the table), and the
+    table's value is what measuring gives."""
+    import json
+
+    from napari_iem.engine import structure
+
+    table = json.loads(structure.TABLE.read_text())
+    assert len(table) >= 12
+    monkeypatch.setattr(structure, "_NULLS", {})
+    measured = []
+    real = structure._measure_null
+    monkeypatch.setattr(structure, "_measure_null",
+                        lambda *a: measured.append(a) or real(*a))
+    rng = np.random.default_rng(3)
+    result = segment(rng.integers(0, 256, (200, 240), dtype=np.uint8), preset="photo",
+                     maps=False)
+    assert not measured and result.metadata["structure"][0]["threshold"] > 0
+    key = next(k for k in table if json.loads(k)["regions"] == 2
+               and json.loads(k)["shape"] == [128, 128] and json.loads(k)["init"] == "square")
+    params = json.loads(key)
+    fresh = real(structure_params(params), 2, (128, 128), "cpu")
+    assert fresh == pytest.approx(table[key], rel=0.02, abs=1e-3)
+
+
+def structure_params(fields: dict):
+    """IEMParams with the optimiser's parameters of a table key."""
+    return dataclasses.replace(get_preset("photo"),
+        sigma=tuple(fields["sigma"]), kernel_size=fields["kernel_size"], reps=fields["reps"],
+        lam=fields["lam"], init=fields["init"], max_iter=fields["max_iter"],
+        smooth_threshold=fields["smooth_threshold"],
+        percentile_low=fields["percentiles"][0], percentile_high=fields["percentiles"][1])

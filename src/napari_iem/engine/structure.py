@@ -56,7 +56,9 @@ Johnson, Kotz & Balakrishnan, "Continuous univariate distributions", vol. 1, 199
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from pathlib import Path
 
 import torch
 
@@ -75,8 +77,13 @@ NULL_SEED = 0
 #: Safety factor on the null's selection, and standard errors added for sampling.
 MARGIN = 2.0
 Z = 5.0
-#: Measured nulls, by parameters, shape and device.
+#: Nulls measured in this process, by :func:`null_key` and device.
 _NULLS: dict = {}
+#: Nulls measured ahead of time on the CPU for the presets' parameters
+#: (``scripts/null_table.py``), so that a process's first run does not spend a second
+#: measuring one; any other parameters are measured when first needed.
+TABLE = Path(__file__).with_name("null_selection.json")
+_TABLE: dict | None = None
 
 
 def structure_found(x: torch.Tensor, labels: torch.Tensor, regions: int,
@@ -124,12 +131,35 @@ def null_selection(params, regions: int, shape: tuple[int, ...],
     """How strongly the optimiser run with ``params`` for ``regions`` regions selects
     noise: the largest contrast / :func:`noise_bound` of a region, over
     :data:`NULL_PLANES` planes of white Gaussian noise of ``shape`` scaled as the
-    percentile rule scales a noise plane.  Measured once per parameters, regions, shape
-    and device."""
-    key = (repr(params), regions, tuple(shape), device)
-    if key not in _NULLS:
-        _NULLS[key] = _measure_null(params, regions, tuple(shape), device)
-    return _NULLS[key]
+    percentile rule scales a noise plane.  Taken from :data:`TABLE` when it holds these
+    parameters (a statistic of noise: the CPU's value serves every device), else
+    measured once per process, parameters, shape and device."""
+    key = null_key(params, regions, shape)
+    if key in _known():
+        return _known()[key]
+    if (key, device) not in _NULLS:
+        _NULLS[key, device] = _measure_null(params, regions, tuple(shape), device)
+    return _NULLS[key, device]
+
+
+def null_key(params, regions: int, shape) -> str:
+    """What a null depends on: the parameters the optimiser and the noise scaling read
+    (not the preset's name, colour space or working size), K and the noise's shape."""
+    sigma = params.sigma if isinstance(params.sigma, tuple) else (params.sigma,) * len(shape)
+    return json.dumps({
+        "sigma": [round(float(v), 6) for v in sigma], "kernel_size": params.kernel_size,
+        "reps": params.reps, "lam": params.lam, "init": params.init,
+        "max_iter": params.max_iter, "smooth_threshold": params.smooth_threshold,
+        "percentiles": [params.percentile_low, params.percentile_high],
+        "regions": int(regions), "shape": [int(n) for n in shape],
+    }, sort_keys=True)
+
+
+def _known() -> dict:
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = json.loads(TABLE.read_text(encoding="utf-8")) if TABLE.is_file() else {}
+    return _TABLE
 
 
 def _measure_null(params, regions, shape, device) -> float:
