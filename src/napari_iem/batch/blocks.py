@@ -249,9 +249,23 @@ def segment_blocks(source, out=None, regions: int = 2, *, block_size: int | None
     -------
     BlockRun
     """
+    start = time.perf_counter()
+    partial_seen: list = []
+    try:
+        run = _segment(source, out, regions, block_size, scheduler, workers, progress,
+                       knobs, start, partial_seen.append)
+    except BaseException:  # Ctrl-C or a failure: nothing half written stays
+        for partial in partial_seen:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return run
+
+
+def _segment(source, out, regions, block_size, scheduler, workers, progress, knobs,
+             start, seen) -> BlockRun:
+    """:func:`segment_blocks`; ``seen`` is told the partial output once it exists."""
     import dask
 
-    start = time.perf_counter()
     arr, facts = _source(source)
     shape = tuple(int(n) for n in arr.shape)
     block = int(block_size or DEFAULT_BLOCK.get(len(shape), 2048))
@@ -266,6 +280,8 @@ def segment_blocks(source, out=None, regions: int = 2, *, block_size: int | None
         labels_w, solved = bw.solve_working(plan, _working_levels(plan, arr, block, runner))
         dtype = np.uint8 if regions <= 255 else np.uint16
         target, partial = _output(out, shape, dtype, block)
+        if partial is not None:
+            seen(partial)
         shared = runner.share(labels_w)
         tasks, refined = [], 0
         for core in _boxes(shape, block):
@@ -282,19 +298,31 @@ def segment_blocks(source, out=None, regions: int = 2, *, block_size: int | None
                 infos.append(info)
             if progress is not None:
                 progress(done, len(tasks))
-    if partial is not None:
-        os.replace(partial, out)
-        import zarr
-
-        target = zarr.open_array(str(out), mode="r")
     facts.update(solved, working_shape=list(plan.work),
                  levels=[list(s) for s in plan.level_shapes], width=plan.width,
                  halo=plan.halo, preset=plan.request.preset,
                  tiles=sum(i["tiles"] for i in infos),
                  band_pixels=sum(i["band_pixels"] for i in infos))
+    target.attrs["napari_iem"] = _provenance(plan, facts, block)
+    if partial is not None:  # every block written: only now is it OUT
+        os.replace(partial, out)
+        import zarr
+
+        target = zarr.open_array(str(out), mode="r")
     return BlockRun(target, labels_w, len(tasks), refined, block,
                     bw.block_bytes(plan, block, arr.dtype.itemsize), peaks,
                     time.perf_counter() - start, facts)
+
+
+def _provenance(plan, facts: dict, block: int) -> dict:
+    """What made these labels (JSON): preset, parameters, versions, the run's facts."""
+    from ..engine.finish import versions
+
+    params = {k: (list(v) if isinstance(v, tuple) else v)
+              for k, v in plan.request.params.to_dict().items()}
+    return {"mode": "blocks", "preset": plan.request.preset, "regions": plan.regions,
+            "params": params, "block_size": block, "versions": versions(),
+            **{k: v for k, v in facts.items() if k != "path"}}
 
 
 def _check_block(plan, block: int, itemsize: int, workers: int) -> None:

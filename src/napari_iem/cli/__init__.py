@@ -141,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="at most N images of one size per Dask task (default 32)")
     seg.add_argument("-q", "--quiet", action="store_true",
                      help="no progress bar and no summary")
+    seg.add_argument("--blocks", action="store_true",
+                     help="one image larger than memory (OME-Zarr or zarr): solve it at "
+                          "the working size (--max-size, default 1024), then refine the "
+                          "boundary block by block at full size; --out is the labels' "
+                          "zarr")
+    seg.add_argument("--block-size", type=_positive_int, metavar="N",
+                     help="--blocks: block side in pixels, a multiple of the refinement "
+                          "tile (256 in 2-D, 96 in 3-D); default 2048 (2-D), 192 (3-D)")
     seg.set_defaults(func=segment.cmd_segment)
 
     ev = sub.add_parser(

@@ -50,6 +50,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
     # how to read and what to write: per file, not part of a settings file
     nd = {k: given[k] for k in ("mode", "instances", "refine", "flip", "sigma_units")
           if k in given and not (k == "mode" and given[k] == "2d")}
+    if getattr(args, "blocks", False):  # one image larger than memory
+        from .blocks import cmd_blocks
+
+        return cmd_blocks(args, settings, given, nd)
     try:
         report = run_batch(
             args.inputs, args.out, settings["regions"], settings["preset"],
