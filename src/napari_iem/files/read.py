@@ -28,7 +28,7 @@ import math
 import os
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +56,6 @@ __all__ = [
     "read_labels",
 ]
 
-#: Suffixes picked up when a folder is given as input (case-insensitive).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Largest image accepted by default, in pixels (see :func:`pixel_limit`).
 DEFAULT_MAX_PIXELS = 2**28
 #: Environment variable that changes :data:`DEFAULT_MAX_PIXELS` for a session.
@@ -96,7 +94,7 @@ class ImageInfo:
     ----------
     path : Path
     format : str
-        ``"png"``, ``"jpeg"`` or ``"tiff"``.
+        ``"png"``, ``"jpeg"``, ``"tiff"`` or ``"ome-zarr"``.
     shape : tuple of int
         Shape of the array :func:`read_image` returns.
     dtype : str
@@ -314,12 +312,23 @@ def _info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> ImageIn
     return info
 
 
+def _zarr(path: Path):
+    """:mod:`napari_iem.files.ome_zarr` when ``path`` is named as an OME-Zarr (which
+    then says whether it is one), else None."""
+    if path.suffix.lower() != ".zarr":
+        return None
+    from . import ome_zarr
+
+    return ome_zarr
+
+
 def image_info(path: str | os.PathLike, max_pixels: int | None = None) -> ImageInfo:
     """Shape and dtype of an image from its header, refusing oversized images.
 
     Parameters
     ----------
     path : path-like
+        An image file, or an OME-Zarr folder (:mod:`napari_iem.files.ome_zarr`).
     max_pixels : int, optional
         Largest accepted number of pixels (default :func:`pixel_limit`).
 
@@ -332,6 +341,8 @@ def image_info(path: str | os.PathLike, max_pixels: int | None = None) -> ImageI
         header is broken.
     """
     path = Path(path)
+    if path.is_dir() and _zarr(path):
+        return _zarr(path).info(path, max_pixels)
     with _open_image(path, max_pixels) as (fh, fmt):
         return _info(path, fh, fmt, max_pixels)
 
@@ -339,6 +350,7 @@ def image_info(path: str | os.PathLike, max_pixels: int | None = None) -> ImageI
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file into a numpy array, checking its size first.
 
+    An OME-Zarr (a folder) gives its full-resolution level, as stored.
     PNG and JPEG come back as (H, W), (H, W, 3) or (H, W, 4) (palette images as RGB,
     grey+alpha as grey, the first frame of an animation); 16-bit PNG as uint16.  TIFF
     comes back as stored (any dtype, any number of dimensions; the first series of a
@@ -350,6 +362,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
         See :func:`image_info`; also for truncated or corrupt pixel data.
     """
     path = Path(path)
+    if path.is_dir() and _zarr(path):
+        return _zarr(path).read_ome_zarr(path, 0, max_pixels)[0]
     with _open_image(path, max_pixels) as (fh, fmt):
         _info(path, fh, fmt, max_pixels)
         try:
@@ -372,81 +386,6 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     return np.asarray(data)
 
 
-def _colours_to_ids(colour: np.ndarray) -> np.ndarray:
-    """One label per distinct colour (black = 0), for colour-coded masks."""
-    if (colour == colour[..., :1]).all():
-        return colour[..., 0]
-    flat = colour.reshape(-1, colour.shape[-1])
-    uniq, inv = np.unique(flat, axis=0, return_inverse=True)
-    black = np.flatnonzero((uniq == 0).all(axis=1))
-    ids = np.arange(1, len(uniq) + 1)
-    if black.size:
-        ids[black[0]:] -= 1
-        ids[black[0]] = 0
-    return ids[inv.ravel()].reshape(colour.shape[:-1]).astype(np.min_scalar_type(len(uniq)))
-
-
-def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
-    """Read a label or mask image as integers, one value per pixel.
-
-    Palette PNGs give their indices, grey images their values.  A colour image whose
-    channels are all equal gives one channel; other colour images get one label per
-    distinct colour (black = 0).
-    """
-    path = Path(path)
-    with _open_image(path, max_pixels) as (fh, fmt):
-        _info(path, fh, fmt, max_pixels)
-        if fmt != "tiff":
-            from PIL import Image
-
-            try:
-                with _our_limit_not_pillows(), Image.open(fh) as im:
-                    data = np.asarray(im)
-            except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
-                raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
-    if fmt == "tiff":
-        data = read_image(path, max_pixels)
-    elif data.ndim == 3:  # colour PNG/JPEG; TIFF stays as stored
-        data = _colours_to_ids(data[..., : 3 if data.shape[-1] >= 3 else 1])
-    if data.dtype == bool:
-        data = data.astype(np.uint8)
-    return data
-
-
-def find_images(inputs: Iterable[str | os.PathLike], recursive: bool = False,
-                exclude: Path | None = None) -> list[Path]:
-    """Expand files and folders into a sorted, duplicate-free list of image files.
-
-    A folder contributes its files with an image suffix (:data:`IMAGE_SUFFIXES`,
-    case-insensitive), hidden files excluded, and none inside ``exclude`` (an output
-    folder within an input folder); a file named directly is taken whatever its suffix
-    and wherever it lies (so that a wrong file is reported, not silently dropped).
-
-    Raises
-    ------
-    FileNotFoundError
-        When an input does not exist.
-    """
-    out: list[Path] = []
-    seen: set[Path] = set()
-    skip = exclude.resolve() if exclude is not None else None
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            found = sorted(
-                f for f in it
-                if f.is_file() and not f.name.startswith(".")
-                and f.suffix.lower() in IMAGE_SUFFIXES
-                and (skip is None or skip not in f.resolve().parents)
-            )
-        elif p.exists() or p.is_symlink():
-            found = [p]
-        else:
-            raise FileNotFoundError(f"input not found: {p}")
-        for f in found:
-            key = f.resolve()
-            if key not in seen:
-                seen.add(key)
-                out.append(f)
-    return out
+# Moved to their own modules; still importable from here.
+from .find import IMAGE_SUFFIXES, find_images  # noqa: E402
+from .labels import read_labels  # noqa: E402

@@ -1,0 +1,57 @@
+"""Label and mask images read as integers, one value per pixel.
+
+Labels come from napari-iem, from other tools or from a person's drawing: palette PNGs,
+grey PNGs, TIFFs, and colour-coded masks, each read through the bounded, header-first
+reader of :mod:`napari_iem.files.read`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .read import ImageReadError, _info, _open_image, _our_limit_not_pillows, read_image
+
+__all__ = ["read_labels"]
+
+
+def _colours_to_ids(colour: np.ndarray) -> np.ndarray:
+    """One label per distinct colour (black = 0), for colour-coded masks."""
+    if (colour == colour[..., :1]).all():
+        return colour[..., 0]
+    flat = colour.reshape(-1, colour.shape[-1])
+    uniq, inv = np.unique(flat, axis=0, return_inverse=True)
+    black = np.flatnonzero((uniq == 0).all(axis=1))
+    ids = np.arange(1, len(uniq) + 1)
+    if black.size:
+        ids[black[0]:] -= 1
+        ids[black[0]] = 0
+    return ids[inv.ravel()].reshape(colour.shape[:-1]).astype(np.min_scalar_type(len(uniq)))
+
+
+def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read a label or mask image as integers, one value per pixel.
+
+    Palette PNGs give their indices, grey images their values.  A colour image whose
+    channels are all equal gives one channel; other colour images get one label per
+    distinct colour (black = 0).
+    """
+    path = Path(path)
+    with _open_image(path, max_pixels) as (fh, fmt):
+        _info(path, fh, fmt, max_pixels)
+        if fmt != "tiff":
+            from PIL import Image
+
+            try:
+                with _our_limit_not_pillows(), Image.open(fh) as im:
+                    data = np.asarray(im)
+            except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
+                raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
+    if fmt == "tiff":
+        data = read_image(path, max_pixels)
+    elif data.ndim == 3:  # colour PNG/JPEG; TIFF stays as stored
+        data = _colours_to_ids(data[..., : 3 if data.shape[-1] >= 3 else 1])
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    return data
