@@ -70,18 +70,18 @@ def settle(manifest: Manifest, names: list[str], written: dict[str, list],
     answer was lost (a Ctrl-C after a worker wrote it) is hashed here and recorded as
     finished too.  Anything else keeps its claim and is redone next time.
     """
-    from ..files.manifest import file_sha256
+    from ..files.manifest import output_fingerprint
 
     made = []
     for name in names:
         path = manifest.out_dir / name
         if name in written:
             manifest.finish(name, *written[name])
-        elif not path.is_file():
+        elif not path.is_file() and not path.is_dir():
             manifest.forget(name)
             continue
         elif since_ns is not None and path.stat().st_mtime_ns >= since_ns:
-            manifest.finish(name, path.stat().st_size, file_sha256(path))
+            manifest.finish(name, *output_fingerprint(path))
         else:
             continue
         if "/" not in name:

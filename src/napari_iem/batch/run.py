@@ -60,6 +60,8 @@ from .where import connect, quietly, run_tasks
 __all__ = ["BatchError", "BatchInterrupted", "run_batch"]
 
 PROTOCOLS = (None, "full", "paper")
+#: Formats of the labels (``auto``: see :func:`napari_iem.batch.task._format`).
+FORMATS = ("auto", "png", "tiff", "ome-tiff", "ome-zarr")
 #: Seconds between saves of the manifest during a run (and one at its end).
 MANIFEST_EVERY = 2.0
 
@@ -73,8 +75,10 @@ class BatchInterrupted(KeyboardInterrupt):
 
 
 def _check_arguments(protocol, report, workers, regions, preset, nd_options, overrides,
-                     device, scheduler, max_pixels) -> int:
+                     device, scheduler, max_pixels, format="auto") -> int:
     """Every argument checked before anything is touched; returns the pixel limit."""
+    if format not in FORMATS:
+        raise BatchError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
     if protocol not in PROTOCOLS:
         raise BatchError(f"unknown protocol {protocol!r}; use 'paper' or 'full'")
     if report not in ("csv", "json"):
@@ -232,6 +236,7 @@ def run_batch(
     report: str = "csv",
     progress: bool = True,
     processes: bool = True,
+    format: str = "auto",
     **overrides,
 ) -> BatchReport:
     """Segment many image files into ``out_dir``, resumably.
@@ -239,8 +244,8 @@ def run_batch(
     Parameters
     ----------
     inputs : path or iterable of paths
-        Image files and folders (a folder gives its PNG, JPEG and TIFF files, except
-        those inside ``out_dir``).
+        Image files, OME-Zarr folders and folders (a folder gives its PNG, JPEG and
+        TIFF files and OME-Zarr folders, except those inside ``out_dir``).
     out_dir : path
         Output folder (created).  Labels go to ``<stem>.png`` (``.tif`` for 16-bit or
         n-D), overlays to ``overlays/<stem>.png``, the report to ``iem-report.csv``,
@@ -285,6 +290,11 @@ def run_batch(
         Show a progress bar (tqdm, on stderr).
     processes : bool
         Local cluster with worker processes (True) or threads (False).
+    format : {"auto", "png", "tiff", "ome-tiff", "ome-zarr"}
+        Format of the labels; ``"auto"``: PNG for 2-D labels of 8 bits, TIFF otherwise,
+        OME-TIFF for an OME-TIFF input or n-D labels, OME-Zarr (``<stem>.ome.zarr``)
+        for an OME-Zarr input.  Another format than ``auto`` is part of the settings
+        that make an output finished.
 
     Returns
     -------
@@ -305,7 +315,7 @@ def run_batch(
     t_start = time.perf_counter()
     since_ns = time.time_ns() - 10**9
     limit = _check_arguments(protocol, report, workers, regions, preset, nd_options,
-                             overrides, device, scheduler, max_pixels)
+                             overrides, device, scheduler, max_pixels, format)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out_dir = Path(out_dir)
@@ -318,12 +328,13 @@ def run_batch(
                          + f" (outside the output folder {out_dir})")
     check_out_dir(out_dir, overlay)
     settings = {"preset": preset, "regions": regions, "params": dict(overrides),
-                "protocol": protocol or "full"}
+                "protocol": protocol or "full",
+                **({} if format == "auto" else {"format": format})}
     cfg = {
         "out_dir": str(out_dir.resolve()), "regions": regions, "preset": preset,
         "device": device, "overrides": dict(overrides), "protocol": protocol,
         "overlay": overlay, "max_pixels": limit, "torch_threads": None,
-        "channel_axis": channel_axis,
+        "channel_axis": channel_axis, "format": format,
         "scale": None if scale is None else tuple(float(v) for v in scale),
         "nd_options": {k: v for k, v in (nd_options or {}).items()
                        if v not in (None, False, "2d")},

@@ -10,18 +10,23 @@ An OME-TIFF brings its own axes and pixel sizes (:mod:`napari_iem.files.ome`): i
 ``C`` axis is the channel axis unless one is given, its physical sizes are the
 ``scale`` of the spatial axes unless ``--scale`` is given, and its labels are written
 as OME-TIFF with the source's axes and sizes and the run's provenance (as are n-D
-labels of any input).
+labels of any input).  An OME-Zarr input (a folder, read whole at full resolution:
+:mod:`napari_iem.files.ome_zarr`) is treated alike, and its labels are written as an
+OME-Zarr label image ``<stem>.ome.zarr``.  ``--format`` (``cfg["format"]``) asks for
+one format whatever the input: ``png``, ``tiff``, ``ome-tiff`` or ``ome-zarr``.
 """
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..files.manifest import file_sha256
+from ..files.manifest import output_fingerprint
 from ..files.ome import label_metadata, provenance
+from ..files.names import output_path
 from ..files.overlay import write_overlay
 from ..files.read import ImageReadError, image_info, read_image
 from ..files.write import label_paths, labels_suffix, write_labels, write_ome_labels
@@ -87,7 +92,8 @@ def _how(info, cfg: dict) -> dict:
     if scale is None and ome is not None:
         scale, source = ome.scale(3 if nd.get("mode") == "volume" else 2), "ome"
     return {"channel_axis": channel_axis, "scale": None if scale is None else
-            tuple(scale), "scale_from": None if scale is None else source}
+            tuple(scale), "scale_from": None if scale is None else source,
+            "format": info.format}
 
 
 def _read(path: str, cfg: dict, device, held: int) -> tuple[np.ndarray, dict, str, int]:
@@ -149,25 +155,58 @@ def _record(res, how: dict, cfg: dict) -> dict:
     })
 
 
+def _format(labels, how: dict, cfg: dict) -> str:
+    """The format of an image's labels: ``--format``, or for ``auto`` OME-Zarr for an
+    OME-Zarr input, OME-TIFF for an OME-TIFF input or n-D labels, else PNG or TIFF."""
+    fmt = cfg.get("format") or "auto"
+    if fmt != "auto":
+        return fmt
+    if how.get("format") == "ome-zarr":
+        return "ome-zarr"
+    return "ome-tiff" if how["ome"] is not None or labels.ndim > 2 else "plain"
+
+
+def _labels_out(out_dir: Path, stem: str, labels, res, how: dict, cfg: dict):
+    """Where an image's labels go and the function that writes them there."""
+    from ..files.ome_zarr_write import label_axes, write_ome_zarr_labels
+
+    fmt = _format(labels, how, cfg)
+    if fmt in ("plain", "png", "tiff"):
+        suffix = {"png": ".png", "tiff": ".tif"}.get(fmt)
+        return (out_dir / (stem + (suffix or labels_suffix(labels))),
+                lambda: write_labels(labels, out_dir, stem, suffix))
+    meta = label_metadata(labels.ndim, how["ome"], how["scale"], _record(res, how, cfg))
+    if meta is None and cfg.get("format") in ("ome-tiff", "ome-zarr"):
+        raise ValueError(f"{labels.ndim}-D labels of axes unknown to OME; use --format "
+                         "tiff")
+    if meta is None:  # auto: more than 4 axes, not the source's
+        return out_dir / (stem + ".tif"), lambda: write_labels(labels, out_dir, stem)
+    if fmt == "ome-tiff":
+        return (out_dir / (stem + ".tif"),
+                lambda: write_ome_labels(labels, out_dir, stem, meta))
+    axes, scale, units = label_axes(meta)
+    target = output_path(out_dir, stem, ".ome.zarr")
+    return target, lambda: write_ome_zarr_labels(
+        labels, target, axes=axes, scale=scale, units=units,
+        provenance=_record(res, how, cfg))
+
+
 def _write(out_dir: Path, stem: str, labels, image, res, how: dict, cfg: dict,
            may_replace: set[str]) -> dict:
     """Write an image's outputs over nothing but what ``may_replace`` names; returns
-    the record's fields for what was written.  Labels of an OME-TIFF, and n-D labels,
-    are written as OME-TIFF with their provenance."""
-    ome = None
-    if how["ome"] is not None or labels.ndim > 2:
-        ome = label_metadata(labels.ndim, how["ome"], how["scale"],
-                             _record(res, how, cfg))
-    target = out_dir / (stem + (".tif" if ome is not None else labels_suffix(labels)))
+    the record's fields for what was written (:func:`_format` says in what)."""
+    target, write = _labels_out(out_dir, stem, labels, res, how, cfg)
     if (target.exists() or target.is_symlink()) and target.name not in may_replace:
         return {"status": "refused", "error": f"{target} exists and was not written by "
                                               "napari-iem; it is left alone"}
-    path = (write_labels(labels, out_dir, stem) if ome is None
-            else write_ome_labels(labels, out_dir, stem, ome))
-    written = {path.name: [path.stat().st_size, file_sha256(path)]}
+    path = write()
+    written = {path.name: list(output_fingerprint(path))}
     for other in label_paths(out_dir, stem):
         if other != path and other.name in may_replace and other.exists():
-            other.unlink()  # this tool's labels of the other suffix
+            if other.is_dir():  # this tool's labels of another suffix
+                shutil.rmtree(other)
+            else:
+                other.unlink()
     if cfg.get("overlay") and res.labels.ndim == 2:
         odir = out_dir / OVERLAY_DIR
         odir.mkdir(exist_ok=True)
@@ -178,7 +217,7 @@ def _write(out_dir: Path, stem: str, labels, image, res, how: dict, cfg: dict,
                     "error": f"overlay not written: {opath} exists and was not written "
                              "by napari-iem"}
         write_overlay(image, res.labels, opath)
-        written[name] = [opath.stat().st_size, file_sha256(opath)]
+        written[name] = list(output_fingerprint(opath))
     return {"status": "done", "output": path.name, "written": written}
 
 
@@ -222,7 +261,7 @@ def segment_task(items: list[tuple[int, str, str, list[str]]], cfg: dict) -> lis
         try:
             rec.update(_write(out_dir, stem, res.instances if instances else res.labels,
                               img, res, how, cfg, may_replace))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # FileExistsError: not ours to replace
             rec["error"] = f"cannot write output: {exc}"
             continue
         if rec["status"] == "done":

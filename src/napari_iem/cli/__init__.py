@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pixel spacing of the spatial axes (Y,X in 2-D), e.g. 1,0.2,0.2 "
                           "for a z step 5x the xy step; makes the filter anisotropic "
                           "(default: an OME-TIFF's physical sizes, else isotropic)")
+    seg.add_argument("--format", choices=["auto", "png", "tiff", "ome-tiff", "ome-zarr"],
+                     default="auto",
+                     help="format of the labels (default auto: PNG for 2-D 8-bit labels, "
+                          "else TIFF; OME-TIFF for an OME-TIFF input or n-D labels; "
+                          "OME-Zarr OUT/<stem>.ome.zarr for an OME-Zarr input)")
     seg.add_argument("--recursive", action="store_true", help="search folders recursively")
     seg.add_argument("--report", choices=["csv", "json"], default="csv",
                      help="format of OUT/iem-report.* (default: csv)")

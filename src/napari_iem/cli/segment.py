@@ -64,7 +64,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             **({} if args.scale is None else {"scale": args.scale}),
             nd_options=nd,
             recursive=args.recursive, max_pixels=args.max_pixels,
-            task_images=args.task_images, report=args.report,
+            task_images=args.task_images, report=args.report, format=args.format,
             progress=not args.quiet, **settings["params"],
         )
     except BatchInterrupted as stop:

@@ -38,6 +38,10 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
     distinct colour (black = 0).
     """
     path = Path(path)
+    if path.is_dir() and path.suffix.lower() == ".zarr":  # OME-Zarr labels, as stored
+        from .ome_zarr import read_ome_zarr
+
+        return read_ome_zarr(path, 0, max_pixels)[0]
     with _open_image(path, max_pixels) as (fh, fmt):
         _info(path, fh, fmt, max_pixels)
         if fmt != "tiff":

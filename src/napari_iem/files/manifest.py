@@ -39,6 +39,7 @@ __all__ = [
     "ManifestError",
     "Source",
     "file_sha256",
+    "output_fingerprint",
     "settings_hash",
 ]
 
@@ -63,6 +64,27 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def output_fingerprint(path: str | os.PathLike) -> tuple[int, str]:
+    """``(size, sha256)`` of a file, or of a folder (an OME-Zarr): the bytes of all its
+    files, and a SHA-256 of their relative names and contents in name order (a
+    symlink inside counts by its target's name, never followed)."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return os.stat(path).st_size, file_sha256(path)
+    digest, size = hashlib.sha256(), 0
+    for folder, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            f = Path(folder) / name
+            rel = f.relative_to(path).as_posix()
+            if f.is_symlink():
+                digest.update(f"L {rel} -> {os.readlink(f)}\n".encode())
+                continue
+            size += f.stat().st_size
+            digest.update(f"F {rel} {file_sha256(f)}\n".encode())
+    return size, digest.hexdigest()
+
+
 def settings_hash(settings: Mapping) -> str:
     """A short hash of everything that decides an output's contents (canonical JSON)."""
     text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
@@ -85,9 +107,10 @@ class Source:
         real = Path(path).resolve()
         try:
             st = os.stat(real)
+            size, sha256 = output_fingerprint(real)  # a folder for an OME-Zarr
         except OSError as exc:
             raise FileReadError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        return cls(str(real), st.st_size, st.st_mtime_ns, file_sha256(real))
+        return cls(str(real), size, st.st_mtime_ns, sha256)
 
 
 def _version() -> str:
@@ -203,12 +226,11 @@ class Manifest:
         if not path.exists() and not path.is_symlink():
             return True
         entry = self.entries.get(self._key(output))
-        if entry is None or path.is_symlink() or not path.is_file():
+        if entry is None or path.is_symlink() or not (path.is_file() or path.is_dir()):
             return False
         if "output_sha256" not in entry:
             return True
-        return (path.stat().st_size == entry["output_size"]
-                and file_sha256(path) == entry["output_sha256"])
+        return output_fingerprint(path) == (entry["output_size"], entry["output_sha256"])
 
     def verdict(self, output: str | os.PathLike, source: Source,
                 settings: str) -> tuple[str, str]:

@@ -40,7 +40,9 @@ def safe_stem(name: str | os.PathLike, max_length: int = 150) -> str:
     'c_.d'
     """
     base = re.split(r"[\\/]", str(name))[-1]
-    if Path(base).suffix.lower() in IMAGE_SUFFIXES:
+    if base.lower().endswith(".ome.zarr"):  # an OME-Zarr folder: its name, without both
+        base = base[: -len(".ome.zarr")]
+    elif Path(base).suffix.lower() in (*IMAGE_SUFFIXES, ".zarr"):
         base = base[: -len(Path(base).suffix)]
     stem = _UNSAFE.sub("_", base).lstrip(".").strip()[:max_length].rstrip(".")
     if not stem:

@@ -88,13 +88,16 @@ def _colours(top: int) -> list[dict]:
 
 
 def _attributes(fmt: int, axes: str, scales: list, units: dict, top: int,
-                record: dict, name: str) -> dict:
-    """The label image's attributes: multiscales, image-label, provenance."""
+                record: dict, name: str, in_source: bool) -> dict:
+    """The label image's attributes: multiscales, image-label (with the image it
+    labels when it lies in one's ``labels/``), provenance."""
     ms = {"name": name, "axes": _ngff_axes(axes, units),
           "datasets": [{"path": str(i), "coordinateTransformations": [
               {"type": "scale", "scale": [float(v) for v in s]}]}
               for i, s in enumerate(scales)]}
-    label = {"colors": _colours(top), "source": {"image": "../../"}}
+    label = {"colors": _colours(top)}
+    if in_source:
+        label["source"] = {"image": "../../"}
     if fmt == 2:
         ms["version"] = label["version"] = "0.4"
         return {"multiscales": [ms], "image-label": label, PROVENANCE_KEY: record}
@@ -267,7 +270,7 @@ def write_ome_zarr_labels(labels, target: str | os.PathLike | None = None, *,
         scales, top = _write_pyramid(labels, tmp, fmt, axes, scale,
                                      _chunks(shape, axes, chunks))
         _group_meta(tmp, fmt, _attributes(fmt, axes, scales, units or {}, top,
-                                          provenance, name))
+                                          provenance, name, source is not None))
         if source is not None:
             if not (labels_dir / ("zarr.json" if fmt == 3 else ".zgroup")).exists():
                 _group_meta(labels_dir, fmt, {"ome": {"version": "0.5", "labels": []}}

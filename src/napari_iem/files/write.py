@@ -31,8 +31,9 @@ __all__ = [
     "write_ome_labels",
 ]
 
-#: Suffixes of label files written by :func:`write_labels`.
-LABEL_SUFFIXES = (".png", ".tif")
+#: Suffixes of labels written by :func:`write_labels` and :func:`write_ome_labels`,
+#: and of OME-Zarr labels (a folder: :mod:`napari_iem.files.ome_zarr_write`).
+LABEL_SUFFIXES = (".png", ".tif", ".ome.zarr")
 #: Suffix of temporary files of unfinished atomic writes (hidden, start with a dot).
 TEMP_SUFFIX = ".iem-part"
 
@@ -85,14 +86,17 @@ def label_paths(out_dir: str | os.PathLike, stem: str) -> list[Path]:
 
 
 def existing_labels(out_dir: str | os.PathLike, stem: str) -> Path | None:
-    """The non-empty file at one of :func:`label_paths`, if there is one."""
+    """The non-empty file (or OME-Zarr folder) at one of :func:`label_paths`, if any."""
+    from .ome_zarr import is_ome_zarr
+
     for p in label_paths(out_dir, stem):
-        if p.is_file() and p.stat().st_size > 0:
+        if p.is_file() and p.stat().st_size > 0 or is_ome_zarr(p):
             return p
     return None
 
 
-def write_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str) -> Path:
+def write_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str,
+                 suffix: str | None = None) -> Path:
     """Write labels as ``out_dir/<stem>.png`` (2-D, 8-bit) or ``<stem>.tif``, atomically.
 
     Parameters
@@ -103,6 +107,9 @@ def write_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str) -> P
         Existing output folder.
     stem : str
         Output name without suffix; sanitised with :func:`safe_stem`.
+    suffix : {None, ".png", ".tif"}
+        The format asked for (``--format``); None: :func:`labels_suffix`.  A PNG holds
+        2-D labels of at most 255 values only (a ValueError otherwise).
 
     Returns
     -------
@@ -111,7 +118,12 @@ def write_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str) -> P
         same stem is the caller's to remove, if its manifest says it may.
     """
     labels = _integers(labels)
-    suffix = labels_suffix(labels)
+    fits = labels_suffix(labels)
+    if suffix == ".png" and fits != ".png":
+        raise ValueError(f"a PNG holds 2-D labels of 0 to 255; these are {labels.ndim}-D "
+                         f"with values up to {labels.max() if labels.size else 0} "
+                         "(use --format tiff or ome-tiff)")
+    suffix = suffix or fits
     path = output_path(out_dir, stem, suffix)
     with atomic_output(path) as tmp:
         if suffix == ".png":
