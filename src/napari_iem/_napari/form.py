@@ -22,8 +22,9 @@ from ..engine.devices import available_devices
 from ..engine.knobs import KNOBS, Knob
 from ..engine.presets import DEFAULT_PRESET, PRESET_ALIASES, PRESETS
 from . import layers_nd as _layers_nd
-from .layers import IEM_KEY, image_plane, source_array
+from .layers import IEM_KEY, image_plane, plane_index, source_array
 from .publish import is_preview
+from .pyramid import level_array, run_level
 
 PRESET_START = "preset's start"
 #: The working size a new widget starts with (the presets leave it at full size, which
@@ -80,6 +81,7 @@ class IEMForm:
 
     def __init__(self, viewer):
         self.viewer = viewer
+        self._pick_kept = (None, None)  # (layer, data, level, plane) -> pick
         self.controls = {k.name: knob_control(k) for k in KNOBS if k.widget}
         c = self.controls
         self.image = ComboBox(label="image", choices=self._image_choices)
@@ -195,21 +197,33 @@ class IEMForm:
                 if w.native.isVisibleTo(box.native)}
 
     # --------------------------------------------------------------- preset
-    def pick(self) -> tuple[str, str]:
+    def pick(self, plane=None) -> tuple[str, str]:
         """The preset a run uses and why: the chosen one, or for ``default`` the one
         :func:`~napari_iem.engine.autopreset.explain_choice` picks for the displayed
-        plane of the chosen image (the photo preset while there is none)."""
+        plane of the chosen image (the photo preset while there is none).
+
+        The plane is read at the pyramid level a run would read, or given as
+        ``plane`` by a run that read it already; the pick is kept for that plane, so
+        that the controls, the settings and the run look at a lazy layer once.
+        """
         preset = self.controls["preset"].value
         if preset != DEFAULT_PRESET:
             return preset, ""
         layer = self.image.value
         if layer is None:
             return "photo", "no image chosen yet"
-        try:
-            plane, _ = image_plane(layer, self.viewer.dims.point)
-        except ValueError:
+        if not isinstance(layer, Image) or layer.ndim < 2:
             return "photo", "no image plane to look at"
-        return explain_choice(plane)
+        level = run_level(layer, self.value("max_size"), 2)
+        point = self.viewer.dims.point
+        key = (id(layer), id(level_array(layer, level)), level,
+               plane_index(layer, range(layer.ndim - 2), point))
+        if plane is None and self._pick_kept[0] == key:
+            return self._pick_kept[1]
+        if plane is None:
+            plane, _ = image_plane(layer, point, level)
+        self._pick_kept = (key, explain_choice(plane))
+        return self._pick_kept[1]
 
     def _on_preset(self, _value=None) -> None:
         self.hidden_params = {}
@@ -244,12 +258,13 @@ class IEMForm:
         value = self.controls[name].value
         return None if name == "max_size" and value == 0 else value
 
-    def options(self) -> dict:
+    def options(self, plane=None) -> dict:
         """Keyword arguments of :func:`napari_iem.api.iter_segment`, keyed by knob name
-        (``preset`` is the preset that runs: what ``default`` picks)."""
+        (``preset`` is the preset that runs: what ``default`` picks, for ``plane``
+        when given)."""
         options = {**self.hidden_params,
                    **{name: self.value(name) for name in self.controls}}
-        options["preset"] = self.pick()[0]
+        options["preset"] = self.pick(plane)[0]
         return options
 
     def settings(self) -> dict:

@@ -26,6 +26,7 @@ from napari.layers import Image, Labels, Layer
 from napari.utils.colormaps import DirectLabelColormap
 
 from ..files.settings import settings_from_params
+from .pyramid import level_array, level_index
 
 IEM_KEY = "iem"
 WRITTEN_KEY = "iem_written"
@@ -46,7 +47,7 @@ def label_colormap() -> DirectLabelColormap:
 
 def source_array(layer: Image):
     """The layer's full-resolution array, unread (a dask or zarr array stays lazy)."""
-    return layer.data[0] if layer.multiscale else layer.data
+    return level_array(layer, 0)
 
 
 def plane_index(layer: Layer, axes: Sequence[int], world_point=None) -> tuple[int, ...]:
@@ -60,13 +61,15 @@ def plane_index(layer: Layer, axes: Sequence[int], world_point=None) -> tuple[in
     return tuple(int(np.clip(round(coords[a]), 0, shape[a] - 1)) for a in axes)
 
 
-def image_plane(layer: Layer, world_point: Iterable[float] | None = None):
+def image_plane(layer: Layer, world_point: Iterable[float] | None = None, level: int = 0):
     """The 2-D plane (RGB(A) channels kept) of an Image layer at ``world_point``.
 
     Parameters
     ----------
     layer : napari.layers.Layer
-        Must be an Image layer.  A multiscale layer gives its full-resolution level.
+        Must be an Image layer.
+    level : int
+        The pyramid level to read, for a multiscale layer (0: full resolution).
     world_point : sequence of float, optional
         The viewer's current position (``viewer.dims.point``): for a layer of more than
         two dimensions, the plane through it along the last two axes; ``None`` takes
@@ -76,7 +79,7 @@ def image_plane(layer: Layer, world_point: Iterable[float] | None = None):
     -------
     plane : ndarray, shape (H, W) or (H, W, C)
     index : tuple of int
-        The index of ``plane`` on the leading axes (empty for a 2-D layer).
+        The index of ``plane`` on the leading axes (empty for a 2-D layer), at level 0.
 
     Raises
     ------
@@ -90,8 +93,9 @@ def image_plane(layer: Layer, world_point: Iterable[float] | None = None):
         )
     if layer.ndim < 2:
         raise ValueError(f"'{layer.name}' has {layer.ndim} dimension(s); IEM needs 2-D")
-    index = plane_index(layer, range(layer.ndim - 2), world_point)
-    return np.asarray(source_array(layer)[index]), index
+    lead = range(layer.ndim - 2)
+    index = plane_index(layer, lead, world_point)
+    return np.asarray(level_array(layer, level)[level_index(index, lead, layer, level)]), index
 
 
 def spatial_kwargs(layer: Layer, axes: Sequence[int] | None = None) -> dict:
@@ -169,6 +173,8 @@ def is_iem_output(layer: Layer, source: Layer | None = None) -> bool:
 def is_edited(layer: Labels) -> bool:
     """True when ``layer.data`` differs from what the plugin last wrote into it."""
     written = layer.metadata[WRITTEN_KEY]
+    if layer.data is written:  # lazy labels as written: nothing read to tell
+        return False
     data = np.asarray(layer.data)
     return data.shape != written.shape or not np.array_equal(data, written)
 
@@ -189,7 +195,9 @@ def refine_target(layers, source: Layer, active: Layer | None = None) -> Labels 
 def mark_written(layer: Labels, data: np.ndarray, locked: np.ndarray | None) -> None:
     """Record ``data`` as what the plugin wrote, and the pixels locked so far."""
     layer.metadata[IEM_KEY]["layer_id"] = str(layer.unique_id)
-    layer.metadata[WRITTEN_KEY] = np.array(data, copy=True)
+    # lazy labels (a dask array too large for memory) are their own record: unread
+    layer.metadata[WRITTEN_KEY] = (np.array(data, copy=True) if isinstance(data, np.ndarray)
+                                   else data)
     if locked is None or not locked.any():
         layer.metadata.pop(LOCKED_KEY, None)
     else:

@@ -10,6 +10,12 @@ the error) are added only when asked for.  No Qt here.
 
 The engine keeps every locked pixel itself (:mod:`napari_iem.engine.finish`), so
 nothing here restores locks: it only records them, for the next Refine.
+
+A run on a level of a multiscale source returns its labels at level 0 (the output
+lines up with the source in world coordinates through the source's own scale and
+translate), while its preview and maps stay at the level read, drawn with that
+level's scale (:func:`run_grid`).  Labels too large for memory come as a lazy dask
+array and always go into a new layer.
 """
 from __future__ import annotations
 
@@ -51,6 +57,12 @@ def on_plane(base: np.ndarray | None, plane: np.ndarray, index: tuple, shape) ->
     return full
 
 
+def run_grid(plan) -> dict:
+    """Scale, translate and units of the arrays the engine returns for ``plan`` (the
+    preview, the maps): the source's, or those of the pyramid level it read."""
+    return plan.run_spatial or spatial_kwargs(plan.source, plan.axes)
+
+
 def stale_reason(layers, plan) -> str | None:
     """Why a finished run must not be published (its source is gone or changed), or
     None when it can be."""
@@ -83,6 +95,8 @@ def publish(layers, plan, result) -> Labels:
     result : napari_iem.api.IEMResult
     """
     meta = run_metadata(result, plan.source, plan.index, plan.mode, plan.picked, plan.axes)
+    if not isinstance(result.labels, np.ndarray):  # lazy: too large to hold or compare
+        return _publish_lazy(layers, plan, result, meta)
     target, base, locked = plan.target, None, None
     if target is not None and target in layers and np.array_equal(
             np.asarray(target.data), plan.start):
@@ -115,6 +129,18 @@ def publish(layers, plan, result) -> Labels:
     return target
 
 
+def _publish_lazy(layers, plan, result, meta: dict) -> Labels:
+    """A new Labels layer over lazy level-0 labels (filled as napari shows them)."""
+    target = Labels(result.labels, name=unique_name(plan.source.name + OUTPUT_SUFFIX, layers),
+                    metadata={IEM_KEY: meta}, colormap=label_colormap(),
+                    **spatial_kwargs(plan.source, plan.axes))
+    mark_written(target, result.labels, None)
+    layers.append(target)
+    if plan.show_why and result.inpainted is not None:
+        publish_inspection(layers, plan, target, result)
+    return target
+
+
 def publish_inspection(layers, plan, target: Labels, result) -> None:
     """Hidden Image layers beside ``target``: each region's inpainting, and the error."""
     source = plan.source
@@ -139,8 +165,9 @@ def _put_image(layers, plan, target, what: str, data, info: dict, **kwargs) -> N
     info = {**info, "owner": str(target.unique_id)}
     old = next((layer for layer in owned_by(layers, target, info["role"])
                 if layer.metadata[IEM_KEY].get("region") == info.get("region")), None)
-    fits = old is not None and old.data.shape[:len(plan.shape)] == plan.shape
-    data = on_plane(old.data if fits else None, data, plan.index, plan.shape)
+    shape, index = tuple(plan.run_shape or plan.shape), tuple(plan.run_index or plan.index)
+    fits = old is not None and old.data.shape[:len(shape)] == shape
+    data = on_plane(old.data if fits else None, data, index, shape)
     if fits:
         old.data = data
         old.contrast_limits = kwargs["contrast_limits"]
@@ -148,8 +175,7 @@ def _put_image(layers, plan, target, what: str, data, info: dict, **kwargs) -> N
     if old is not None:
         layers.remove(old)
     layers.append(Image(data, name=f"{target.name} {what}", visible=False,
-                        metadata={IEM_KEY: info}, **kwargs,
-                        **spatial_kwargs(plan.source, plan.axes)))
+                        metadata={IEM_KEY: info}, **kwargs, **run_grid(plan)))
 
 
 def _limits(data: np.ndarray) -> tuple[float, float]:
@@ -191,14 +217,15 @@ class Preview:
     def show(self, labels: np.ndarray) -> None:
         """Draw ``labels`` (the run's output shape, or its plane)."""
         plan = self.plan
-        self._full = on_plane(self._full, labels, plan.index, plan.shape)
+        self._full = on_plane(self._full, labels, tuple(plan.run_index or plan.index),
+                              tuple(plan.run_shape or plan.shape))
         if self.layer is not None and self.layer in self.layers:
             self.layer.data = self._full
             return
         self.layer = Labels(
             self._full, name=self.name, metadata={IEM_KEY: {"role": "preview"}},
             colormap=DirectLabelColormap(color_dict={None: PREVIEW_COLOR, 0: "transparent"}),
-            **PREVIEW_LOOK, **spatial_kwargs(plan.source, plan.axes),
+            **PREVIEW_LOOK, **run_grid(plan),
         )
         self.layer.contour = PREVIEW_CONTOUR  # not a keyword of Labels()
         selection = set(self.layers.selection)

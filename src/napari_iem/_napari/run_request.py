@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Image, Labels
 
+from ..engine.preprocess import resize_labels
 from ..engine.presets import DEFAULT_PRESET
 from . import layers_nd as _layers_nd
 from .form import PRESET_START, IEMForm
-from .layers import IEM_KEY, refine_inputs, source_array
+from .layers import IEM_KEY, refine_inputs, source_array, spatial_kwargs
+from .pyramid import level_grid, run_level
 
 #: The preset "run again as the other" switches to, for each pick of default.
 OTHER_PICK = {"photo": "microscopy", "microscopy": "photo"}
@@ -33,8 +35,15 @@ class RunPlan:
 
     ``shape`` and ``axes`` are the output layer's (every non-channel axis of the
     source); ``index`` is the plane of a stack a current-slice run segments (empty
-    otherwise).  A refinement also has the ``target`` layer, its data at the ``start``
+    otherwise); ``out_shape`` is the shape of the labels a run gives (the plane's, or
+    ``shape``).  A refinement also has the ``target`` layer, its data at the ``start``
     and the ``locked`` pixels (both of ``shape``).
+
+    A multiscale source is read at pyramid ``level``: ``run_shape``, ``run_index``
+    and ``run_spatial`` (scale, translate, units) describe the arrays the engine
+    returns there (the preview and the maps are shown at that level), and the labels
+    are carried up to level 0 (:mod:`napari_iem._napari.pyramid`).  At level 0 they
+    are ``shape``, ``index`` and the source's own calibration.
     """
 
     source: Image
@@ -47,9 +56,21 @@ class RunPlan:
     source_shape: tuple
     picked: dict | None
     show_why: bool
+    nsp: int = 2
+    level: int = 0
+    run_shape: tuple = ()
+    run_index: tuple = ()
+    run_spatial: dict | None = None
+    refine: bool = False  # the boundary refined at full size (level 0)
+    channel_axis: int | None = None  # of the source layer
+    channel_layers: tuple = ()
     target: Labels | None = None
     start: np.ndarray | None = None
     locked: np.ndarray | None = None
+
+    @property
+    def out_shape(self) -> tuple:
+        return tuple(self.shape[len(self.index):])
 
 
 def _check_display(viewer, source: Image) -> None:
@@ -70,17 +91,25 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
     mode = form.mode.value
     if mode == "current slice":
         _check_display(viewer, source)
+    nsp = 3 if mode == "volume" else 2
+    level = run_level(source, form.value("max_size"), nsp)
     try:
         got = _layers_nd.gather(
             source, mode, channel_axis=form.channel_axis.value,
-            extra=list(form.channel_layers.value), world_point=viewer.dims.point)
+            extra=list(form.channel_layers.value), world_point=viewer.dims.point,
+            level=level)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
     show_why = form.show_why.value and mode == "current slice"
-    options = {**form.options(), "mode": got["engine_mode"], "maps": show_why}
+    options = {**form.options(got["plane"]), "mode": got["engine_mode"], "maps": show_why}
+    refine = bool(options.get("refine"))
+    if level:
+        options["refine"] = False  # not at the level read: at level 0, afterwards
     if got["channel_axis"] is not None:
         options["channel_axis"] = got["channel_axis"]
-    spatial = np.asarray(source.scale)[list(got["axes"])][-got["nsp"]:]
+    run_spatial = level_grid(spatial_kwargs(source, got["axes"]), got["shape"],
+                             got["run_shape"])
+    spatial = np.asarray(run_spatial["scale"])[-got["nsp"]:]  # at the level read
     if form.physical.value:
         options.update(sigma_units="physical", scale=tuple(map(float, spatial)))
     elif len(set(map(float, spatial))) > 1:
@@ -88,19 +117,38 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
     plan = RunPlan(
         source=source, data=got["data"], options=options, mode=mode, axes=got["axes"],
         shape=got["shape"], index=got["index"],
-        source_shape=tuple(source_array(source).shape), picked=_picked(form),
-        show_why=show_why,
+        source_shape=tuple(source_array(source).shape),
+        picked=_picked(form, got["plane"]), show_why=show_why, nsp=got["nsp"],
+        level=level, run_shape=got["run_shape"], run_index=got["run_index"],
+        run_spatial=run_spatial, refine=refine, channel_axis=None if form.channel_axis.value is None
+        else int(form.channel_axis.value) % source.ndim,
+        channel_layers=tuple(lay for lay in form.channel_layers.value if lay is not source),
     )
     if use_init and form.init.value != PRESET_START:
         options["init"] = _init_labels(form.init.value, plan)
+        _to_run_level(plan)
     return plan
 
 
-def _picked(form: IEMForm) -> dict | None:
+def _to_run_level(plan: RunPlan) -> None:
+    """Start labels and locks of level 0's shape brought to the level the engine
+    reads (nearest neighbour); the locked pixels are put back at level 0 after the
+    run (:func:`napari_iem._napari.pyramid.carry_up`)."""
+    if not plan.level:
+        return
+    shape = tuple(plan.run_shape[len(plan.run_index):])
+    for key in ("init", "locked"):
+        if plan.options.get(key) is not None:
+            value = np.asarray(plan.options[key])
+            plan.options[key] = resize_labels(value.view(np.uint8) if value.dtype == bool
+                                              else value, shape).astype(value.dtype)
+
+
+def _picked(form: IEMForm, plane) -> dict | None:
     """How default picked the preset (for the status line and the layer metadata)."""
     if form.controls["preset"].value != DEFAULT_PRESET:
         return None
-    preset, why = form.pick()
+    preset, why = form.pick(plane)
     return {"by": DEFAULT_PRESET, "preset": preset, "why": why,
             "other": OTHER_PICK.get(preset)}
 
@@ -134,4 +182,5 @@ def plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
                            f"{plan.shape}: run IEM again instead")
     plan.options.update(init=start[plan.index], locked=locked[plan.index])
     plan.target, plan.start, plan.locked = target, start, locked
+    _to_run_level(plan)
     return plan

@@ -24,6 +24,7 @@ from superqt import QCollapsible
 from ..api import iter_segment
 from ..files.settings import SettingsError, load_settings, save_settings
 from . import layers as _layers
+from . import pyramid as _pyramid
 from . import remembered
 from .folder import FolderControl
 from .form import ADVANCED_TIP, IEMForm
@@ -43,15 +44,22 @@ class _Failed:
         self.exc = exc
 
 
-def _engine_job(image, options: dict):
-    """Run :func:`iter_segment` in the worker, returning errors instead of raising.
+def _engine_job(plan):
+    """Run :func:`iter_segment` on ``plan`` in the worker (and, for a multiscale
+    source, bring its labels to level 0: :func:`.pyramid.to_level0`), returning errors
+    instead of raising.
 
     superqt drops a RuntimeError raised in a generator worker (it takes it for a
     deleted worker), and out-of-memory errors are RuntimeErrors: so every error is
     returned, wrapped in :class:`_Failed`, and reported by the widget.
     """
     try:
-        return (yield from iter_segment(image, **options))
+        extra = _pyramid.refine_tiles(plan)
+        result, steps = yield from _pyramid.with_steps(
+            iter_segment(plan.data, **plan.options), extra)
+        if plan.level:
+            result = yield from _pyramid.to_level0(result, plan, steps, extra)
+        return result
     except Exception as exc:  # reported in the GUI thread, see IEMWidget._report
         return _Failed(exc)
 
@@ -252,8 +260,7 @@ class IEMWidget(QWidget):
         self._progress = RunProgress(plan.source.name)  # with the dock's own Cancel
         self.other_button.hide()
         self.status.setText(f"segmenting '{plan.source.name}' ({plan.mode})...")
-        worker = create_worker(_engine_job, plan.data, plan.options,
-                               _start_thread=False, _ignore_errors=True)
+        worker = create_worker(_engine_job, plan, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._report)
