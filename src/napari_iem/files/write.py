@@ -29,6 +29,7 @@ __all__ = [
     "labels_suffix",
     "write_labels",
     "write_ome_labels",
+    "write_ome_labels_at",
 ]
 
 #: Suffixes of labels written by :func:`write_labels` and :func:`write_ome_labels`,
@@ -164,10 +165,17 @@ def write_ome_labels(labels: np.ndarray, out_dir: str | os.PathLike, stem: str,
     ``metadata=`` of ``tifffile.imwrite(..., ome=True)`` (axes, physical sizes,
     provenance: see :func:`napari_iem.files.ome.label_metadata`).
     """
+    return write_ome_labels_at(labels, output_path(out_dir, stem, ".tif"), metadata)
+
+
+def write_ome_labels_at(labels: np.ndarray, path: str | os.PathLike,
+                        metadata: dict) -> Path:
+    """Write labels as the OME-TIFF ``path`` itself (a name the user chose, e.g. in
+    napari's Save dialog), atomically; otherwise as :func:`write_ome_labels`."""
     import tifffile
 
     labels = _integers(labels)
-    path = output_path(out_dir, stem, ".tif")
+    path = Path(path)
     with atomic_output(path) as tmp:
         try:
             _write_tiff(tmp, labels, ome=True, metadata=metadata)
