@@ -100,11 +100,11 @@ def test_resume_after_crash(folder, tmp_path, monkeypatch):
     real_write = task.write_labels
     written = []
 
-    def crash_on_fifth(labels, out_dir, stem):
+    def crash_on_fifth(labels, out_dir, stem, *suffix):
         if len(written) == 4:
             raise KeyboardInterrupt
         written.append(stem)
-        return real_write(labels, out_dir, stem)
+        return real_write(labels, out_dir, stem, *suffix)
 
     monkeypatch.setattr(task, "write_labels", crash_on_fifth)
     with pytest.raises(BatchInterrupted) as info:

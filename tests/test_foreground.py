@@ -71,3 +71,34 @@ def test_centre_calls_the_farther_region_background():
     corner[:8, :10] = 1  # the limit of the rule: an object in a corner is background
     assert region_order(corner, 2, "centre").tolist() == [1, 0]
     assert region_order(np.zeros((6, 6), dtype=np.int64), 2, "centre").tolist() == [0, 1]
+
+
+def _flip_invariant(labels, rule):
+    """The rule names the same pixels foreground whatever the optimiser's numbers."""
+    a = region_order(labels, 2, rule)
+    b = region_order(1 - labels, 2, rule)
+    return (np.argsort(a)[labels] == np.argsort(b)[1 - labels]).all()
+
+
+@pytest.mark.parametrize("rule", ["border", "area", "centre"])
+def test_rules_ignore_the_optimiser_numbers(rule):
+    yy, xx = np.mgrid[:48, :64]
+    labels = (((yy - 30) ** 2 + (xx - 20) ** 2) < 15**2).astype(np.int64)
+    assert _flip_invariant(labels, rule)
+
+
+def test_photo_rule_on_known_answers():
+    """The photo preset's rule on the three cases of issue 16: an off-centre object
+    touching one border, an object filling most of the frame, and an object on a
+    cluttered border (background pieces along the frame)."""
+    rule = get_preset("photo").foreground
+    off = np.zeros((64, 64), dtype=np.int64)
+    off[30:64, 8:36] = 1  # touches the bottom border, off the centre
+    assert region_order(off, 2, rule).tolist() == [0, 1]
+    large = np.zeros((64, 64), dtype=np.int64)
+    large[4:60, 4:60] = 1  # 77 % of the image
+    assert region_order(large, 2, rule).tolist() == [0, 1]
+    clutter = np.zeros((64, 64), dtype=np.int64)
+    clutter[16:48, 16:48] = 1
+    clutter[::8, 0] = clutter[0, ::8] = 1  # specks of the object's colour on the frame
+    assert region_order(clutter, 2, rule).tolist() == [0, 1]
