@@ -65,8 +65,8 @@ def main(argv=None) -> None:
         times["widget"].append(widget_run())
         times["library"].append(library_run())
     w, lib = (statistics.median(times[k]) for k in ("widget", "library"))
-    print(f"| image | max side | widget s | library s | widget / library |")
-    print(f"|---|---|---|---|---|")
+    print("| image | max side | widget s | library s | widget / library |")
+    print("|---|---|---|---|---|")
     print(f"| {args.image} {image.shape} | {args.max_size or 'full'} | {w:.2f} | "
           f"{lib:.2f} | {w / lib:.2f}x |")
     print("status:", widget.status.text())
