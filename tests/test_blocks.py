@@ -150,3 +150,21 @@ def test_constant_image_refused():
     with pytest.raises(ValueError, match="constant"):
         segment_blocks(np.full((512, 512), 7, np.uint16), None, block_size=256,
                        max_size=128)
+
+
+def test_ome_zarr_in_and_out(tmp_path):
+    import dask.array as da
+
+    from napari_iem.files.ome_zarr import read_ome_zarr_provenance
+    from napari_iem.files.ome_zarr_write import write_ome_zarr_labels
+
+    img = blobs()  # a uint16 NGFF multiscale, written by the package's own writer
+    write_ome_zarr_labels(da.from_array(img, chunks=256), tmp_path / "img.ome.zarr",
+                          axes="yx", scale=[0.5, 0.5], provenance={}, chunks=(256, 256))
+    knobs = dict(preset="microscopy", max_size=128, max_iter=30)
+    run = segment_blocks(tmp_path / "img.ome.zarr", tmp_path / "out.ome.zarr", 2,
+                         block_size=256, **knobs)
+    whole = segment(img, refine=True, maps=False, scale=(0.5, 0.5), **knobs)
+    np.testing.assert_array_equal(run.labels[:], whole.labels)
+    assert read_ome_zarr_provenance(tmp_path / "out.ome.zarr")["mode"] == "blocks"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.ome.zarr", "out.ome.zarr"]

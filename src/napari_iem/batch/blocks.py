@@ -78,19 +78,23 @@ def _source(source):
             if facts.get(key) is not None and len(facts[key]) == arr.ndim:
                 facts[key] = [facts[key][i] for i in keep]
         arr = arr[tuple(slice(None) if i in keep else 0 for i in range(arr.ndim))]
+    ome = facts.pop("ome", None)
+    if ome is not None:  # the engine's spacing, as the file runs take it
+        facts["engine_scale"] = ome.scale_for(0, arr.ndim)
     return arr, facts
 
 
 def _open_path(path: Path, facts: dict):
+    """Level 0 of an OME-Zarr (its axes, spacing and units into ``facts``), or the
+    array of a plain zarr (a group: its array ``0``)."""
     import dask.array as da
 
-    try:
-        from ..files.ome_zarr import open_ome_zarr
-    except ImportError:  # the OME-Zarr reader is not there yet: plain zarr
-        open_ome_zarr = None
-    if open_ome_zarr is not None:
+    from ..files.ome_zarr import is_ome_zarr, open_ome_zarr
+
+    if is_ome_zarr(path):  # no pixel limit: block mode is for what is too large
         image = open_ome_zarr(path, max_pixels=None)
-        facts.update(axes=list(image.axes), scale=list(image.scale), units=image.units)
+        facts.update(axes=list(image.axes), scale=list(image.scale[0]),
+                     units=dict(image.units), ome=image)
         return image.levels[0]
     import zarr
 
@@ -267,6 +271,8 @@ def _segment(source, out, regions, block_size, scheduler, workers, progress, kno
     import dask
 
     arr, facts = _source(source)
+    if facts.get("engine_scale") is not None:
+        knobs.setdefault("scale", facts["engine_scale"])
     shape = tuple(int(n) for n in arr.shape)
     block = int(block_size or DEFAULT_BLOCK.get(len(shape), 2048))
     step = bw.sample_step(math.prod(shape))
@@ -303,15 +309,38 @@ def _segment(source, out, regions, block_size, scheduler, workers, progress, kno
                  halo=plan.halo, preset=plan.request.preset,
                  tiles=sum(i["tiles"] for i in infos),
                  band_pixels=sum(i["band_pixels"] for i in infos))
-    target.attrs["napari_iem"] = _provenance(plan, facts, block)
+    provenance = _provenance(plan, facts, block)
+    target.attrs["napari_iem"] = provenance
     if partial is not None:  # every block written: only now is it OUT
-        os.replace(partial, out)
-        import zarr
-
-        target = zarr.open_array(str(out), mode="r")
+        target = _finish_output(target, partial, Path(out), facts, provenance, block)
     return BlockRun(target, labels_w, len(tasks), refined, block,
                     bw.block_bytes(plan, block, arr.dtype.itemsize), peaks,
                     time.perf_counter() - start, facts)
+
+
+def _finish_output(target, partial: Path, out: Path, facts, provenance, block: int):
+    """``OUT`` from the finished ``OUT.partial``: an NGFF label image for a name
+    ending in ``.ome.zarr`` (written chunk by chunk by the OME-Zarr writer), else the
+    zarr array itself, renamed."""
+    import zarr
+
+    if not out.name.endswith(".ome.zarr"):
+        os.replace(partial, out)
+        return zarr.open_array(str(out), mode="r")
+    import dask.array as da
+
+    from ..files.ome_zarr import write_ome_zarr_labels
+
+    ndim = len(target.shape)
+    axes = "".join(facts.get("axes") or "zyx"[-ndim:])
+    scale = facts.get("scale") or [1.0] * ndim
+    units = {k: v for k, v in (facts.get("units") or {}).items() if k in axes and v}
+    written = write_ome_zarr_labels(da.from_zarr(target), out, axes=axes, scale=scale,
+                                    provenance=provenance, chunks=(block,) * ndim,
+                                    units=units)
+    shutil.rmtree(partial, ignore_errors=True)
+    node = zarr.open(str(written), mode="r")
+    return node if hasattr(node, "shape") else node["0"]
 
 
 def _provenance(plan, facts: dict, block: int) -> dict:
