@@ -156,7 +156,7 @@ def test_ome_zarr_in_and_out(tmp_path):
     import dask.array as da
 
     from napari_iem.files.ome_zarr import read_ome_zarr_provenance
-    from napari_iem.files.ome_zarr_write import write_ome_zarr_labels
+    from napari_iem.files.ome_zarr import write_ome_zarr_labels
 
     img = blobs()  # a uint16 NGFF multiscale, written by the package's own writer
     write_ome_zarr_labels(da.from_array(img, chunks=256), tmp_path / "img.ome.zarr",

@@ -159,10 +159,29 @@ class _Runner:
         return self.client.scatter(value, broadcast=True)
 
 
-def _peak_rss() -> tuple[str, int]:
-    import resource
+def _measured(work):
+    """``(work(), (process id, peak resident bytes during it))``: RSS sampled every
+    50 ms in a thread (``ru_maxrss`` would report what a spawned worker inherited)."""
+    import threading
 
-    return str(os.getpid()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    import psutil
+
+    proc = psutil.Process()
+    peak = [proc.memory_info().rss]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        result = work()
+    finally:
+        stop.set()
+        thread.join()
+    return result, (str(os.getpid()), max(peak[0], proc.memory_info().rss))
 
 
 def _sample_task(block, offset, shape, step):
@@ -175,12 +194,15 @@ def _piece_task(plan, level, box, raw, offset):
 
 def _block_task(plan, labels_w, core, raw, out):
     """One block's labels written to ``out``: refined when ``raw`` is given."""
-    if raw is None:
-        labels, info = bw.carried_block(plan, labels_w, core), None
-    else:
-        labels, info = bw.refine_block(plan, labels_w, core, raw)
-    out[core] = labels.astype(out.dtype)
-    return info, _peak_rss()
+    def work():
+        if raw is None:
+            labels, info = bw.carried_block(plan, labels_w, core), None
+        else:
+            labels, info = bw.refine_block(plan, labels_w, core, raw)
+        out[core] = labels.astype(out.dtype)
+        return info
+
+    return _measured(work)
 
 
 def _working_levels(plan, arr, block: int, runner: _Runner) -> list[np.ndarray]:
