@@ -55,10 +55,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-    # open(..., "x") creates the file with the usual 0666 & ~umask permissions
-    with open(tmp, "xb"):
-        pass
-    try:
+    try:  # created inside the try: a Ctrl-C right after it still removes it
+        # open(..., "x") creates the file with the usual 0666 & ~umask permissions
+        with open(tmp, "xb"):
+            pass
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
