@@ -350,3 +350,14 @@ def test_runs_stopped_at_the_cap_are_counted_in_summary_and_report(folder, tmp_p
     done = run_batch(folder, tmp_path / "out2", workers=0, progress=False, report="json")
     assert ("iteration cap" in done.summary()) == any(r.converged is False
                                                       for r in done.records)
+
+
+def test_a_rerun_removes_the_unfinished_writes_a_killed_run_left(folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".m0.png.0123abcd{TEMP_SUFFIX}"
+    stale.write_bytes(b"half a png")
+    mine = out / ".notes.iem-part"  # not the tool's pattern: kept
+    mine.write_text("user's")
+    run_batch(folder, out, workers=0, progress=False, max_iter=ITER)
+    assert not stale.exists() and mine.read_text() == "user's"

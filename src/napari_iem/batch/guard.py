@@ -4,6 +4,7 @@ and no input that any output could land on.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,6 +98,7 @@ def out_dir_lock(out_dir: Path) -> Iterator[None]:
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
+        _remove_stale_parts(out_dir)
         yield
     finally:
         try:
@@ -105,3 +107,18 @@ def out_dir_lock(out_dir: Path) -> Iterator[None]:
             pass
         os.close(fd)
 
+
+def _remove_stale_parts(out_dir: Path) -> None:
+    """Remove the unfinished atomic writes an interrupted run left (``kill -9``, or a
+    Ctrl-C that came while one was being cleaned up): hidden files named
+    ``.<output>.<8 hex>.iem-part``, which only this tool makes, in a folder only the
+    lock holder writes into."""
+    from ..files.write import TEMP_SUFFIX
+
+    pattern = re.compile(r"\..+\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
+    for entry in os.scandir(out_dir):
+        if pattern.match(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
