@@ -1,0 +1,58 @@
+"""The napari writer contribution: an IEM Labels layer saved with its scale and
+provenance, as OME-TIFF or OME-Zarr; files it did not write are never replaced."""
+import numpy as np
+import pytest
+import tifffile
+
+from napari_iem._napari.writer import write_labels
+from napari_iem.files.ome import read_provenance
+from napari_iem.files.ome_zarr import open_ome_zarr, read_ome_zarr, read_ome_zarr_provenance
+
+LABELS = (np.arange(30 * 40).reshape(30, 40) % 3).astype(np.uint8)
+META = {"scale": (0.5, 0.25), "units": ("micrometer", "micrometer"),
+        "metadata": {"iem": {"preset": "microscopy", "regions": 3,
+                             "versions": {"napari-iem": "x", "torch": "y", "numpy": "z"}}}}
+
+
+def test_ome_tiff_keeps_scale_and_provenance(tmp_path):
+    path = tmp_path / "cells.ome.tif"
+    assert write_labels(str(path), LABELS, META) == [str(path)]
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome
+        np.testing.assert_array_equal(tif.asarray(), LABELS)
+        xml = tif.ome_metadata
+    assert 'PhysicalSizeX="0.25"' in xml and 'PhysicalSizeY="0.5"' in xml
+    assert read_provenance(path)["preset"] == "microscopy"
+
+
+def test_ome_zarr_keeps_scale_and_provenance(tmp_path):
+    path = tmp_path / "cells.zarr"
+    write_labels(str(path), LABELS, META)
+    image = open_ome_zarr(path)
+    np.testing.assert_allclose(image.scale[0], (0.5, 0.25))
+    np.testing.assert_array_equal(read_ome_zarr(path)[0], LABELS)
+    assert read_ome_zarr_provenance(path)["preset"] == "microscopy"
+
+
+def test_a_file_it_did_not_write_is_left_alone(tmp_path):
+    path = tmp_path / "theirs.tif"
+    tifffile.imwrite(path, np.ones((4, 4), np.uint8))
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        write_labels(str(path), LABELS, META)
+    assert path.read_bytes() == before
+
+
+def test_saving_again_over_its_own_file_is_allowed(tmp_path):
+    path = tmp_path / "cells.ome.tif"
+    write_labels(str(path), LABELS, META)
+    write_labels(str(path), LABELS[::-1].copy(), META)
+    np.testing.assert_array_equal(tifffile.imread(path), LABELS[::-1])
+
+
+def test_the_manifest_declares_the_writer():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-iem")
+    writers = {w.command: w for w in manifest.contributions.writers}
+    assert "labels" in [str(t) for t in writers["napari-iem.write_labels"].layer_types]
