@@ -190,6 +190,11 @@ class BatchReport:
         return self.count("refused")
 
     @property
+    def not_converged(self) -> int:
+        """Images segmented that stopped at the iteration cap without converging."""
+        return sum(r.status == "done" and r.converged is False for r in self.records)
+
+    @property
     def ok(self) -> bool:
         """True when every input is done or skipped and the run was not interrupted."""
         return not self.interrupted and all(r.status in ("done", "skipped")
@@ -209,10 +214,10 @@ class BatchReport:
             rate = f", {self.done / self.seconds:.2f} images/s"
         lines = [(f"{n} image{'s' * (n != 1)}: {', '.join(parts)} in {self.seconds:.1f} s"
                   f"{rate} ({self.mode})")]
-        capped = sum(r.status == "done" and r.converged is False for r in self.records)
-        if capped:
-            lines.append(f"{capped} stopped at the iteration cap without converging (the "
-                         "report's converged column): raise --max-iter or lower --max-size")
+        if self.not_converged:
+            lines.append(f"{self.not_converged} stopped at the iteration cap without "
+                         "converging (the report's converged column): raise --max-iter or "
+                         "lower --max-size")
         if self.report_path is not None:
             lines.append(f"report: {self.report_path}")
         bad = [r for r in self.records if r.status in ("failed", "refused")]
@@ -237,8 +242,7 @@ class BatchReport:
                 "images": len(self.records), "done": self.done, "skipped": self.skipped,
                 "failed": self.failed, "refused": self.refused,
                 "cancelled": self.count("cancelled"),
-                "not_converged": sum(r.status == "done" and r.converged is False
-                                     for r in self.records),
+                "not_converged": self.not_converged,
                 "seconds": round(self.seconds, 3), "mode": self.mode,
                 "interrupted": self.interrupted, "settings": self.settings,
             },
