@@ -40,7 +40,7 @@ def test_segment_refuses_before_any_work(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device: 2**16)
     started = []
     monkeypatch.setattr(pipeline, "available_bytes", lambda device: 2**16)
-    monkeypatch.setattr(pipeline, "optimize", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(pipeline, "solve_levels", lambda *a, **k: started.append(1))
     monkeypatch.setattr(pipeline, "prepare_image", lambda *a, **k: started.append(1))
     with pytest.raises(NotEnoughMemoryError, match="needs about"):
         segment(im, **FAST)

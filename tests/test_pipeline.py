@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_iem import iter_segment, segment, segment_batch
-from napari_iem.engine import pipeline
+from napari_iem.engine import coarse_to_fine, pipeline
 from napari_iem.engine.knobs import KnobError
 
 from synthetic import textured_disc, three_regions
@@ -112,7 +112,7 @@ def test_flip_swaps_the_regions_on_every_path():
 ])
 def test_degenerate_values_are_refused_before_any_work(monkeypatch, bad, words):
     started = []
-    monkeypatch.setattr(pipeline, "optimize", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(pipeline, "solve_levels", lambda *a, **k: started.append(1))
     image, _ = textured_disc(32)
     regions = bad.pop("regions", 2)
     with pytest.raises(KnobError, match=words):
@@ -220,13 +220,13 @@ def test_a_huge_image_is_refused_from_its_shape_before_any_scan(monkeypatch):
 
 def test_segment_batch_runs_images_of_one_size_as_one_batch(monkeypatch):
     sizes = []
-    real = pipeline.optimize
+    real = coarse_to_fine.optimize
 
     def spy(x, *args, **kwargs):
         sizes.append(x.shape[0])
         return real(x, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "optimize", spy)
+    monkeypatch.setattr(coarse_to_fine, "optimize", spy)
     images = _discs(4, 40)
     results = segment_batch(images, 2, preset="photo", **FAST)
     assert sizes == [4] and len(results) == 4

@@ -25,12 +25,11 @@ import math
 import numpy as np
 import torch
 
-from .coarse_to_fine import band_lock, levels
-from .foreground import region_order
+from .coarse_to_fine import levels, solve_levels
+from .foreground import ordered_labels
 from .layout import axis_sigmas, smooth_threshold_for
 from .memory import estimate_bytes
 from .multiscale import BATCH_PIXELS, Window, band_width, iter_refine_window, refine_setup
-from .optimize import optimize
 from .preprocess import (SAMPLE_MAX, intensity_range, refuse_values, root_zero,
                          unit_scale, working_shape)
 from .request import SegmentRequest, build_request
@@ -158,41 +157,27 @@ def level_support(plan: BlockPlan, level: int, box):
 
 def solve_working(plan: BlockPlan, level_data: list[np.ndarray]) -> tuple[np.ndarray, dict]:
     """The working-size labels of one image from its pyramid levels (coarsest
-    first), ordered and flipped as the whole-image run's; all background when the
-    partition is not told from noise.  Returns ``(labels, facts)``."""
+    first), solved, ordered and flipped as the whole-image run's
+    (:func:`.coarse_to_fine.solve_levels`, :func:`.foreground.ordered_labels`); all
+    background when the partition is not told from noise.  Returns ``(labels, facts)``."""
     request, run, regions = plan.request, plan.run, plan.regions
-    device = request.device
-    labels, iterations, state, x = None, 0, None, None
-    for data in level_data:
-        x = torch.from_numpy(np.ascontiguousarray(data[None, None])).to(device)
-        init = locked = None
-        if labels is not None:  # carried up; only the band around the boundary moves
-            fine = tuple(x.shape[2:])
-            carried = np.stack([carry_labels(lab, fine) for lab in labels])
-            locked = torch.from_numpy(band_lock(carried, fine, labels.shape[1:])).to(device)
-            init = torch.from_numpy(carried).to(device)
-        gen = optimize(x, regions, run, init=init, locked=locked)
+    inputs = [torch.from_numpy(np.ascontiguousarray(data[None, None])).to(request.device)
+              for data in level_data]
+    gen = solve_levels(inputs, regions, run)
+    while True:
         try:
-            while True:
-                next(gen)
+            next(gen)
         except StopIteration as stop:
             state = stop.value
-        finally:
-            gen.close()
-        iterations += int(state.iterations[0])
-        labels = state.labels.cpu().numpy()
+            break
     found = True
     if run.check_structure:
-        found = bool(structure_found(x, state.labels, regions, run)[0][0])
-    lab = labels[0]
-    order = region_order(lab, regions, request.params.foreground)
-    if request.flip:
-        order = order[::-1]
-    relabel = np.empty(regions, dtype=np.int64)
-    relabel[order] = np.arange(regions)
-    lab = relabel[lab] if found else np.zeros_like(lab)
-    return lab, {"iterations": iterations, "converged": bool(state.converged[0]),
-                 "structure_found": found}
+        found = bool(structure_found(inputs[-1], state.labels, regions, run)[0][0])
+    lab = state.labels[0].cpu().numpy()
+    lab = ordered_labels(lab, regions, request.params.foreground, request.flip) if found \
+        else np.zeros_like(lab)
+    return lab, {"iterations": int(state.iterations[0]),
+                 "converged": bool(state.converged[0]), "structure_found": found}
 
 
 def block_window(plan: BlockPlan, core) -> tuple[tuple[slice, ...], Window]:

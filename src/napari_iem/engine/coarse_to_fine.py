@@ -17,13 +17,16 @@ their own resolution.
 from __future__ import annotations
 
 import math
+from collections.abc import Generator, Iterable
 
 import numpy as np
+import torch
 
 from .multiscale import band_width, boundary_band
-from .preprocess import working_shape
+from .optimize import OptimState, optimize
+from .preprocess import resize_labels, working_shape
 
-__all__ = ["levels", "band_lock"]
+__all__ = ["levels", "band_lock", "solve_levels"]
 
 
 def levels(spatial, max_size: int | None, coarse_size: int | None) -> list[int | None]:
@@ -48,3 +51,42 @@ def band_lock(labels: np.ndarray, fine_shape, coarse_shape) -> np.ndarray:
     but those within a coarse pixel and one of the boundary."""
     width = band_width(fine_shape, coarse_shape)
     return np.stack([~boundary_band(lab, width) for lab in labels])
+
+
+def solve_levels(inputs: Iterable[torch.Tensor], regions: int, params,
+                 init: torch.Tensor | None = None, locked: torch.Tensor | None = None,
+                 ) -> Generator[tuple[int, OptimState], None, OptimState]:
+    """Optimise a batch through its pyramid levels, coarsest first: the one
+    level-by-level solve of every path (whole images, blocks of a large one).
+
+    ``inputs`` gives each level's batch ``(B, C, *S)`` in turn (it may build them
+    lazily, so only one level is on the device at a time); ``init`` and ``locked``
+    are the caller's start on the first level.  From the second level on, the labels
+    are carried up and only the band around their boundary may move (:func:`band_lock`).
+    Yields ``(iterations done on the earlier levels, state)`` after every iteration;
+    returns the last level's final state with the iterations and the objective
+    histories of every level added up.
+    """
+    labels, done, counted, history = None, 0, None, None
+    for x in inputs:
+        if labels is not None:  # carried up; only the band around the boundary may move
+            fine = tuple(x.shape[2:])
+            carried = np.stack([resize_labels(lab, fine) for lab in labels])
+            locked = torch.from_numpy(band_lock(carried, fine, labels.shape[1:])).to(x.device)
+            init = torch.from_numpy(carried).to(x.device)
+        gen = optimize(x, regions, params, init=init, locked=locked)
+        try:
+            while True:
+                state = next(gen)
+                yield done, state
+        except StopIteration as stop:
+            state = stop.value
+        finally:
+            gen.close()
+        done += state.iteration
+        counted = state.iterations.clone() if counted is None else counted + state.iterations
+        history = state.history if history is None else \
+            [h + more for h, more in zip(history, state.history)]
+        labels = state.labels.cpu().numpy()
+    state.iterations, state.history = counted, history
+    return state

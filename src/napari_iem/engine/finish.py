@@ -28,7 +28,7 @@ import torch
 
 from ..analysis.cleanup import drop_small_pieces
 from ..analysis.instances import split_instances
-from .foreground import region_order
+from .foreground import ordered_labels
 from .layout import axis_sigmas
 from .multiscale import band_width, iter_refine_boundary, refine_setup
 from .objective import region_maps
@@ -121,13 +121,8 @@ def finish_problem(job, index, b, state, x, prepared, prepare, meter: Meter,
     regions, params = request.regions, request.params
     spatial = request.layout.spatial
     start, refining = meter.step, refine_steps(job)
-    lab_w = state.labels[b].cpu().numpy()
-    order = region_order(lab_w, regions, params.foreground)
-    if request.flip:
-        order = order[::-1]
-    relabel = np.empty(regions, dtype=np.int64)
-    relabel[order] = np.arange(regions)
-    lab_w = relabel[lab_w]
+    lab_w = ordered_labels(state.labels[b].cpu().numpy(), regions, params.foreground,
+                           request.flip)
     lab = resize_labels(lab_w, spatial)
     if structure is not None and not structure[0]:
         lab = np.zeros_like(lab)  # nothing here: no object, not a split of the noise

@@ -47,6 +47,18 @@ def region_order(labels: np.ndarray, regions: int, rule: str) -> np.ndarray:
     return np.array([background, *others])
 
 
+def ordered_labels(labels: np.ndarray, regions: int, rule: str,
+                   flip: bool = False) -> np.ndarray:
+    """``labels`` renumbered by :func:`region_order` (background 0), reversed when
+    ``flip``: what every path hands the caller."""
+    order = region_order(labels, regions, rule)
+    if flip:
+        order = order[::-1]
+    relabel = np.empty(regions, dtype=np.int64)
+    relabel[order] = np.arange(regions)
+    return relabel[labels]
+
+
 def _mean_distance(labels: np.ndarray, regions: int) -> np.ndarray:
     """Mean distance of each region's pixels from the image centre, each axis in units
     of half its length (an empty region: -1, never the farthest)."""

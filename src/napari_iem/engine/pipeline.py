@@ -28,12 +28,12 @@ from collections.abc import Generator, Sequence
 import numpy as np
 import torch
 
-from .coarse_to_fine import band_lock, levels
+from .coarse_to_fine import levels, solve_levels
 from .finish import JobOutput, assemble, assemble_steps, finish_problem, finish_steps
 from .layout import axis_sigmas, channels_last, smooth_threshold_for
 from .memory import available_bytes, check_memory, estimate_bytes, with_cpu_fallback
-from .optimize import optimize
 from .preprocess import intensity_range, prepare_image, resize_labels, working_shape
+from .resample import downsample
 from .request import SegmentRequest
 from .result import IEMProgress, IEMResult, Meter
 from .structure import structure_found
@@ -136,16 +136,20 @@ def _solve(batch: list[tuple[Job, tuple]], total: int, done: int, live: bool,
            meter: Meter) -> Generator[IEMProgress, None, None]:
     """Optimise one batch, yield progress, then finish each of its problems."""
     first = batch[0][0]
-    prepared = [_prepare(job, idx) for job, idx in batch]
+    prepared, pyramids = zip(*(_prepare_levels(job, idx) for job, idx in batch))
     by_channels: dict[int, list[int]] = {}  # a grey RGB image works on one channel
     for i, p in enumerate(prepared):
         by_channels.setdefault(p.data.shape[0], []).append(i)
     budget = _budget(batch)
+    device = first.request.device
     for g, members in enumerate(by_channels.values()):
         share = budget * (g + 1) // len(by_channels) - budget * g // len(by_channels)
         start = meter.step
-        x = _to_device(np.stack([prepared[i].data for i in members]), first.request.device)
-        state = yield from _optimize_levels(batch, members, x, total, done, live,
+        x = _to_device(np.stack([prepared[i].data for i in members]), device)
+        inputs = (x if level == len(first.levels) - 1 else
+                  _to_device(np.stack([pyramids[i][level] for i in members]), device)
+                  for level in range(len(first.levels)))
+        state = yield from _optimize_levels(batch, members, inputs, total, done, live,
                                             (meter, start, share))
         meter.reach(start + share)  # a batch that stopped early: the rest is skipped
         found = _structure(batch, members, x, state)
@@ -154,6 +158,20 @@ def _solve(batch: list[tuple[Job, tuple]], total: int, done: int, live: bool,
             yield from finish_problem(
                 job, idx, b, state, x, prepared[i], _prepare, meter,
                 None if found is None else (bool(found[0][b]), found[1], b))
+
+
+def _prepare_levels(job: Job, index: tuple[int, ...]):
+    """One problem prepared once at full size (colour conversion, intensity range,
+    scaling), then brought to each pyramid level's shape: exactly the values of
+    preparing every level on its own (:func:`.preprocess.prepare_image` downsamples
+    the same full-size data), for one conversion instead of one per level.
+
+    Returns the problem at its working size and its levels below it, coarsest first.
+    """
+    full = _prepare(job, index, dataclasses.replace(job.run, max_size=None))
+    data = [full.data if tuple(shape) == full.data.shape[1:] else downsample(full.data, shape)
+            for shape in job.level_shapes]
+    return dataclasses.replace(full, data=data[-1]), data[:-1]
 
 
 def _structure(batch, members, x, state):
@@ -165,50 +183,25 @@ def _structure(batch, members, x, state):
     return structure_found(x, state.labels, job.request.regions, job.run)
 
 
-def _optimize_levels(batch, members, x, total, done, live, share):
-    """The optimisation of one batch: on the working grid ``x``, or coarse to fine
-    (:mod:`.coarse_to_fine`) through the job's pyramid levels, ending on ``x``.
-    ``share`` is ``(meter, start, steps)``: the part of the run's count it moves.
-
-    Returns the last level's final state, with the iterations and objectives of
-    every level added up.
-    """
+def _optimize_levels(batch, members, inputs, total, done, live, share):
+    """The optimisation of one batch through its pyramid levels (``inputs``, coarsest
+    first, the last the working grid): :func:`.coarse_to_fine.solve_levels`, with the
+    progress of the run.  ``share`` is ``(meter, start, steps)``: the part of the
+    run's count it moves.  Returns the final state, iterations of every level added."""
     first = batch[0][0]
     device, regions, run = first.request.device, first.request.regions, first.run
-    sides = first.levels
-    labels, history, iterations, counted = None, [[] for _ in members], 0, None
-    for level, side in enumerate(sides):
-        if level == len(sides) - 1:
-            xl = x
-        else:
-            level_params = dataclasses.replace(run, max_size=side)
-            xl = _to_device(np.stack([_prepare(*batch[i], level_params).data
-                                      for i in members]), device)
-        if labels is None:
-            init, locked = _start(batch, members, tuple(xl.shape[2:]), device)
-        else:  # carried up; only the band around the boundary may move
-            fine = tuple(xl.shape[2:])
-            carried = np.stack([resize_labels(lab, fine) for lab in labels])
-            locked = _to_device(band_lock(carried, fine, labels.shape[1:]), device)
-            init = _to_device(carried, device)
-        gen = optimize(xl, regions, run, init=init, locked=locked)
-        try:
-            while True:
-                state = next(gen)
-                meter, start, steps = share
-                meter.within(start, steps, iterations + state.iteration, _budget(batch))
-                yield _progress(state, batch, members, done + iterations, total, live, meter)
-        except StopIteration as stop:
-            state = stop.value
-        finally:
-            gen.close()
-        iterations += state.iteration
-        counted = state.iterations.clone() if counted is None else counted + state.iterations
-        for h, more in zip(history, state.history):
-            h.extend(more)
-        labels = state.labels.cpu().numpy()
-    state.iterations, state.history = counted, history
-    return state
+    init, locked = _start(batch, members, first.level_shapes[0], device)
+    meter, start, steps = share
+    gen = solve_levels(inputs, regions, run, init, locked)
+    try:
+        while True:
+            earlier, state = next(gen)
+            meter.within(start, steps, earlier + state.iteration, _budget(batch))
+            yield _progress(state, batch, members, done + earlier, total, live, meter)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        gen.close()
 
 
 def _start(batch, members, work, device):
