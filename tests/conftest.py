@@ -14,9 +14,14 @@ def widget_memory(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def viewer_widget(make_napari_viewer):
+def viewer_widget(make_napari_viewer, monkeypatch):
     """A viewer with the IEM widget docked through the manifest, limited to 30
-    iterations so that runs stay short."""
+    iterations so that runs stay short; its runs get their bar from the first
+    snapshot (a real one waits :data:`~napari_iem._napari.progress.BAR_DELAY_SECONDS`),
+    so that short test runs show every phase."""
+    from napari_iem._napari import progress
+
+    monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 0.0)
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
     widget.controls["max_iter"].value = 30

@@ -97,3 +97,37 @@ def test_cancel_during_refinement_leaves_no_layer(viewer_widget, qtbot, monkeypa
     assert "finishing" not in ran  # the engine stopped during refinement
     assert [layer.name for layer in viewer.layers] == ["disc"]
     assert widget.status.text() == "cancelled: nothing was changed"
+
+
+def snap(phase, step, steps=10):
+    """An engine snapshot as the widget reads it."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(phase=phase, step=step, steps=steps, part=None, objective=0.5)
+
+
+@pytest.mark.gui
+def test_redraws_are_throttled_but_every_phase_and_the_end_are_drawn(monkeypatch, qapp):
+    from napari_iem._napari import progress
+
+    monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "REDRAW_SECONDS", 3600.0)
+    run = progress.RunProgress("disc")
+    drawn = [run.show(snap("optimising", 1)), run.show(snap("optimising", 2)),
+             run.show(snap("maps", 8)), run.show(snap("finishing", 9)),
+             run.show(snap("finishing", 10))]
+    assert [text is not None for text in drawn] == [True, False, True, True, True]
+    assert run.iterations == 2  # every iteration counted, drawn or not
+    assert run.bar.n == run.bar.total == 10
+    run.close()
+
+
+@pytest.mark.gui
+def test_a_run_shorter_than_the_delay_gets_no_bar(monkeypatch, qapp):
+    from napari_iem._napari import progress
+
+    monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 3600.0)
+    run = progress.RunProgress("disc")
+    assert run.show(snap("optimising", 1)) is None and run.show(snap("finishing", 10)) is None
+    assert run.bar is None and not run.canceled and run.iterations == 1
+    run.close()  # nothing to take out of the dock

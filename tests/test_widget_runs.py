@@ -63,15 +63,33 @@ def test_preview_has_its_own_look_and_goes_at_the_end(viewer_widget, qtbot, monk
     assert "disc IEM preview" not in viewer.layers
 
 
+def test_a_quick_run_draws_no_bar_and_no_preview(viewer_widget, qtbot, monkeypatch):
+    """A run that ends before its bar is due gets neither bar nor preview (drawing
+    them would slow it), and its layers come as always."""
+    from napari_iem._napari import progress as _progress
+
+    monkeypatch.setattr(_progress, "BAR_DELAY_SECONDS", 3600.0)
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    added = []
+    viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
+    widget.run_button.click()
+    wait(qtbot, widget)
+    assert widget._progress.bar is None
+    assert "disc IEM" in added and "disc IEM preview" not in added
+    assert "iterations" in widget.status.text()
+
+
 def watch_bar(widget):
     """The optimiser's snapshots, and the activity-dock bar's (value, total) after
-    each snapshot the widget showed."""
+    each snapshot the widget showed once the bar exists."""
     steps, bar = [], []
 
     def seen(snapshot):
         if snapshot.phase == "optimising":
             steps.append(snapshot)
-        bar.append((widget._progress.bar.n, widget._progress.bar.total))
+        if widget._progress.bar is not None:
+            bar.append((widget._progress.bar.n, widget._progress.bar.total))
 
     widget.worker.yielded.connect(seen)  # after the widget's own slot
     return steps, bar

@@ -3,7 +3,9 @@
 The engine measures a run in steps whose total it knows before any work
 (:class:`~napari_iem.engine.result.IEMProgress`: ``step`` of ``steps``), so the bar is
 set to that total by the first snapshot and ends exactly on it, for one image or a
-whole stack, whatever stopped early.  The bar's description names the phase
+whole stack, whatever stopped early.  A run shorter than :data:`BAR_DELAY_SECONDS`
+gets no bar at all, and redraws are throttled (:data:`REDRAW_SECONDS`): drawing must
+not slow the run it shows.  The bar's description names the phase
 (optimising, refining edges with its tiles, maps, instances) and the widget's status
 line says the same in words; the widget keeps no bar of its own, so that there is one
 place to watch and one Cancel (the dock's, or the widget's Run button turned Cancel).
@@ -11,7 +13,22 @@ No engine calls here.
 """
 from __future__ import annotations
 
+import time
+
 from napari.utils import cancelable_progress
+
+#: Seconds between two redraws of the bar and the status line within one phase.  The
+#: engine snapshots every iteration (a few milliseconds on a small image) and a redraw
+#: costs the main thread, and the interpreter lock the engine's thread needs, more
+#: than that: redrawn every snapshot, a widget run took 2.6 times the library call
+#: (``benchmarks/widget_vs_library.py``).  A phase's first and the run's last
+#: snapshot are always drawn, so the bar still ends exactly on its total.
+REDRAW_SECONDS = 0.2
+#: Seconds a run goes before its bar appears.  While any bar exists napari animates
+#: its "in progress" indicator, and every frame of it repaints the window (under a
+#: software OpenGL such as Xvfb's, as much CPU as the engine's own thread gets): a
+#: run that ends sooner needs no bar, and its status line says it started.
+BAR_DELAY_SECONDS = 1.0
 
 #: How each engine phase is named on the bar and the status line.
 PHASES = {
@@ -56,18 +73,33 @@ class RunProgress:
         self.name = name
         self.iterations = 0
         self.ended = False  # the run returned, or the bar was closed
-        # total 0 until the first snapshot: a busy bar while the request is checked
-        self.bar = cancelable_progress(total=0, desc=f"IEM: {name}")
+        self._phase, self._drawn = None, -float("inf")  # the last redraw
+        self._started, self._making = time.monotonic(), False
+        #: napari's bar, made by the first snapshot after BAR_DELAY_SECONDS (at once
+        #: when that is 0: a busy bar, total 0, while the request is checked)
+        self.bar = None if BAR_DELAY_SECONDS > 0 else \
+            cancelable_progress(total=0, desc=f"IEM: {name}")
 
     @property
     def canceled(self) -> bool:
         """True once Cancel was pressed on the bar in the activity dock."""
-        return self.bar.is_canceled
+        return self.bar is not None and self.bar.is_canceled
 
-    def show(self, snapshot) -> str:
-        """Move the bar to ``snapshot`` and return the status line for it."""
+    def show(self, snapshot) -> str | None:
+        """Move the bar to ``snapshot`` and return the status line for it, or None
+        when the last redraw is too recent (:data:`REDRAW_SECONDS`): nothing to draw."""
         if snapshot.phase == "optimising":
             self.iterations += 1
+        now = time.monotonic()
+        if self.bar is None:
+            if self._making or now - self._started < BAR_DELAY_SECONDS:
+                return None
+            self._making = True  # napari processes pending events while it makes a bar
+            self.bar = cancelable_progress(total=snapshot.steps, desc=f"IEM: {self.name}")
+        if (snapshot.phase == self._phase and snapshot.step < snapshot.steps
+                and now - self._drawn < REDRAW_SECONDS):
+            return None
+        self._phase, self._drawn = snapshot.phase, now
         if self.bar.total != snapshot.steps:
             self.bar.total = snapshot.steps
         if snapshot.step != self.bar.n:
@@ -82,4 +114,5 @@ class RunProgress:
     def close(self) -> None:
         """Take the bar out of the activity dock."""
         self.ended = True
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()

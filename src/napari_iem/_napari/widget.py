@@ -9,6 +9,8 @@ The engine (:func:`napari_iem.api.iter_segment`) runs in a napari ``thread_worke
 """
 from __future__ import annotations
 
+import time
+
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
@@ -33,7 +35,10 @@ from .progress import RunProgress
 from .publish import Preview, publish, stale_reason
 from .run_request import RequestError, plan_refine, plan_run
 
-PREVIEW_EVERY = 5  # iterations between two live previews
+#: Seconds between two live previews: a preview carries the labels up to full size
+#: and redraws a layer, so a run shows its contour every two seconds, from the
+#: moment it gets a bar (a run that ends sooner draws no preview).
+PREVIEW_SECONDS = 2.0
 NO_IMAGE = "IEM: no image to segment: open or add an Image layer."
 
 
@@ -257,6 +262,7 @@ class IEMWidget(QWidget):
             pass  # a value the engine refuses: its message follows from the worker
         self._plan = plan
         self._preview = Preview(self.viewer.layers, plan)
+        self._previewed = -float("inf")  # the first snapshot draws a preview
         self._progress = RunProgress(plan.source.name)  # with the dock's own Cancel
         self.other_button.hide()
         self.status.setText(f"segmenting '{plan.source.name}' ({plan.mode})...")
@@ -291,17 +297,19 @@ class IEMWidget(QWidget):
     def _on_progress(self, snapshot) -> None:
         """One step of the engine ran (an iteration, a batch of refinement tiles, the
         maps, a finished plane, an instance split): the bar moves, a cancel is passed
-        on, and every few iterations the preview is redrawn."""
+        on, and every two seconds the preview is redrawn (every redraw is throttled
+        by time: a fast run must not wait for its own display)."""
         if self._cancelled():
             self.cancel()
             return
         progress = self._progress
         text = progress.show(snapshot)  # napari's bar may process pending events here,
-        if progress.ended:  # the run's end among them: its summary and clean-up stand
-            return
+        if progress.ended or text is None:  # the run's end among them: its summary
+            return  # and clean-up stand; or drawn too recently
         self.status.setText(text)
-        count = progress.iterations
-        if snapshot.phase == "optimising" and (count == 1 or count % PREVIEW_EVERY == 0):
+        now = time.monotonic()
+        if snapshot.phase == "optimising" and now - self._previewed >= PREVIEW_SECONDS:
+            self._previewed = now
             self._preview.show(snapshot.labels)
 
     def _on_returned(self, value) -> None:
