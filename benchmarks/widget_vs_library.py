@@ -17,15 +17,10 @@ import statistics
 import time
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--max-size", type=int, default=256,
-                        help="the widget's working size (0: full size)")
-    parser.add_argument("--image", default="coffee", help="a skimage.data image name")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all)")
-    args = parser.parse_args(argv)
-
+def measure(image_name: str = "coffee", max_size: int = 256, repeat: int = 3,
+            threads: int = 0) -> dict:
+    """Median seconds of a widget run and of the same library call, alternated
+    ``repeat`` times after one warm-up of each; the widget's last status line."""
     import napari
     import skimage.data
     import torch
@@ -36,14 +31,14 @@ def main(argv=None) -> None:
     from napari_iem._napari.run_request import plan_run
     from napari_iem._napari.widget import IEMWidget
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    image = getattr(skimage.data, args.image)()
+    if threads:
+        torch.set_num_threads(threads)
+    image = getattr(skimage.data, image_name)()
     viewer = napari.Viewer(show=True)
     widget = IEMWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    viewer.add_image(image, name=args.image, rgb=image.ndim == 3)
-    widget.controls["max_size"].value = args.max_size
+    viewer.add_image(image, name=image_name, rgb=image.ndim == 3)
+    widget.controls["max_size"].value = max_size
     app = QApplication.instance()
 
     def widget_run() -> float:
@@ -66,16 +61,30 @@ def main(argv=None) -> None:
 
     widget_run(), library_run()  # warm both (imports, first kernels, layer creation)
     times = {"widget": [], "library": []}
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         times["widget"].append(widget_run())
         times["library"].append(library_run())
-    w, lib = (statistics.median(times[k]) for k in ("widget", "library"))
+    out = {k: statistics.median(times[k]) for k in ("widget", "library")}
+    out.update(shape=image.shape, status=widget.status.text())
+    viewer.close()
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--max-size", type=int, default=256,
+                        help="the widget's working size (0: full size)")
+    parser.add_argument("--image", default="coffee", help="a skimage.data image name")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all)")
+    args = parser.parse_args(argv)
+    out = measure(args.image, args.max_size, args.repeat, args.threads)
+    w, lib = out["widget"], out["library"]
     print("| image | max side | widget s | library s | widget / library |")
     print("|---|---|---|---|---|")
-    print(f"| {args.image} {image.shape} | {args.max_size or 'full'} | {w:.2f} | "
+    print(f"| {args.image} {out['shape']} | {args.max_size or 'full'} | {w:.2f} | "
           f"{lib:.2f} | {w / lib:.2f}x |")
-    print("status:", widget.status.text())
-    viewer.close()
+    print("status:", out["status"])
 
 
 if __name__ == "__main__":
