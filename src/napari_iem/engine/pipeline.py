@@ -127,6 +127,12 @@ def _to_device(array: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
 
+def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """``arrays`` as one batch; a batch of one is a view of its array, not a copy
+    (a 4096x4096 image's working copy is 64 MB a channel)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+
+
 def _budget(batch: list[tuple[Job, tuple]]) -> int:
     """The iterations a batch may take: the limit on each of its pyramid levels."""
     return batch[0][0].run.max_iter * len(batch[0][0].levels)
@@ -145,9 +151,9 @@ def _solve(batch: list[tuple[Job, tuple]], total: int, done: int, live: bool,
     for g, members in enumerate(by_channels.values()):
         share = budget * (g + 1) // len(by_channels) - budget * g // len(by_channels)
         start = meter.step
-        x = _to_device(np.stack([prepared[i].data for i in members]), device)
+        x = _to_device(_stacked([prepared[i].data for i in members]), device)
         inputs = (x if level == len(first.levels) - 1 else
-                  _to_device(np.stack([pyramids[i][level] for i in members]), device)
+                  _to_device(_stacked([pyramids[i][level] for i in members]), device)
                   for level in range(len(first.levels)))
         state = yield from _optimize_levels(batch, members, inputs, total, done, live,
                                             (meter, start, share))
