@@ -71,8 +71,9 @@ def solve_levels(inputs: Iterable[torch.Tensor], regions: int, params,
     for x in inputs:
         if labels is not None:  # carried up; only the band around the boundary may move
             fine = tuple(x.shape[2:])
-            carried = np.stack([resize_labels(lab, fine) for lab in labels]).astype(
-                np.uint8 if regions <= 255 else np.int16)  # the optimiser's copy is int64
+            # bytes (regions <= 64), carried from the smaller level: the optimiser
+            # makes its one int64 copy
+            carried = np.stack([resize_labels(lab.astype(np.uint8), fine) for lab in labels])
             locked = torch.from_numpy(band_lock(carried, fine, labels.shape[1:])).to(x.device)
             init = torch.from_numpy(carried).to(x.device)
         gen = optimize(x, regions, params, init=init, locked=locked)
