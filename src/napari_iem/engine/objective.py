@@ -90,12 +90,31 @@ class IEMObjective:
         return num, den, num / den
 
     def predict(self, labels: torch.Tensor, index=None):
-        """Per-region inpaintings ``(B, K, C, *S)`` and each pixel's own error ``(B, *S)``."""
+        """Per-region inpaintings ``(B, K, C, *S)`` and each pixel's own error ``(B, *S)``.
+
+        Strip by strip (:meth:`GaussianFilter.strips`), like the optimiser's evaluation:
+        filtering the ``K (C + 1)`` maps of a large image in one piece moves them
+        through memory several times (measured at 2048x2048 RGB: 3.1 s, against 0.5 s
+        for a whole iteration of the fused evaluation).
+        """
         x = self._inputs(index)
         m = one_hot(labels, self.regions, x.dtype)
-        *_, phi = self._predictions(m, x)
-        err = (x[:, None] - phi).abs().mean(2)
-        return phi, (err * m).sum(1)
+        visible = 1 - m  # (B, K, *S): region k is predicted from everything else
+        spatial = tuple(range(3, x.ndim + 1))
+        # the reference's eps: 1e-8 times the sums of the unfiltered maps
+        eps = EPS_REL * torch.cat([(x[:, None] * visible[:, :, None]).sum(spatial, keepdim=True),
+                                   visible[:, :, None].sum(spatial, keepdim=True)], 2)
+        phi = x.new_empty(x.shape[0], self.regions, *x.shape[1:])
+        err = x.new_empty(x.shape[0], *x.shape[2:])
+        for k, (lo, hi, out) in enumerate(self.filt.strips()):
+            xs, vs = x[:, None, :, lo:hi], visible[:, :, None, lo:hi]
+            f = self.filt.filter_strip(torch.cat([xs * vs, vs], 2), k).add_(eps)
+            o = (slice(None), slice(None), slice(None), out)
+            # a region covering the whole image leaves nothing visible: 0/0, guarded
+            torch.div(f[:, :, :-1], f[:, :, -1:].clamp_min_(TINY), out=phi[o])
+            own = (x[:, None, :, out] - phi[o]).abs_().mean(2)  # (B, K, rows, ...)
+            err[:, out] = (own * m[:, :, out]).sum(1)
+        return phi, err
 
     def evaluate(self, labels: torch.Tensor, index=None):
         """Objective ``J`` per image ``(B,)`` and gains ``(B, K-1, *S)`` of regions 1..K-1

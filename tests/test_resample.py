@@ -1,0 +1,28 @@
+"""The working-size resize: the sparse product is the per-tap weighted sum, bit for bit."""
+import numpy as np
+import pytest
+
+from napari_iem.engine.resample import axis_weights, downsample
+
+
+def _tap_by_tap(data, work):
+    """The weighted sum of each axis written out, one tap after the other in float64."""
+    out = data.astype(np.float64)
+    for axis, (n, m) in enumerate(zip(data.shape[1:], work)):
+        if n == m:
+            continue
+        idx, w = axis_weights(n, m)
+        moved = np.moveaxis(out, axis + 1, 0)
+        shape = (-1,) + (1,) * (moved.ndim - 1)
+        acc = w[:, 0].reshape(shape) * moved[idx[:, 0]]
+        for k in range(1, idx.shape[1]):
+            acc += w[:, k].reshape(shape) * moved[idx[:, k]]
+        out = np.moveaxis(acc, 0, axis + 1)
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("shape, work", [((3, 517, 389), (128, 96)), ((1, 64, 64), (63, 17)),
+                                         ((2, 9, 40, 33), (9, 20, 11)), ((1, 5, 7), (5, 7))])
+def test_downsample_is_the_tap_by_tap_sum(shape, work):
+    data = np.random.default_rng(3).uniform(-1, 1, shape).astype(np.float32)
+    np.testing.assert_array_equal(downsample(data, work), _tap_by_tap(data, work))
