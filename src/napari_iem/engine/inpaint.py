@@ -88,14 +88,14 @@ def band_diagonals(n: int, kernel: torch.Tensor, reps: int) -> torch.Tensor:
 def window_matrix(diag: torch.Tensor, rows: range, cols: range) -> torch.Tensor:
     """Rows ``rows`` and columns ``cols`` of ``T**reps`` from its diagonals ``diag``.
 
-    Rows at or past the axis end (padding of the last block) and columns outside the
-    axis (zero padding) come out as zeros.
+    Rows outside the axis (padding of the last block, or of a crop that overhangs the
+    border) and columns outside it (zero padding) come out as zeros.
     """
     n, width = diag.shape
     w = width // 2
     i = torch.arange(rows.start, rows.stop)[:, None]
     off = torch.arange(cols.start, cols.stop)[None, :] - i + w
-    ok = (off >= 0) & (off < width) & (i < n)
+    ok = (off >= 0) & (off < width) & (i >= 0) & (i < n)
     return torch.where(ok, diag[i.clamp_max(n - 1), off.clamp(0, width - 1)], 0.0)
 
 
@@ -202,6 +202,8 @@ class GaussianFilter:
         if len(sigmas) != len(self.shape):
             raise ValueError(f"{len(sigmas)} sigmas for a {len(self.shape)}-D image")
         self.reps = reps
+        #: pixels one filtering reaches along an axis (``reps`` passes of ``r`` taps each side)
+        self.reach = reps * (int(kernel_size) // 2)
         self._ops = [axis_operator(n, int(kernel_size), float(s), int(reps)).to(device, dtype)
                      for n, s in zip(self.shape, sigmas)]
         self._strips = _strip_plan(self.shape[0], int(kernel_size), float(sigmas[0]),

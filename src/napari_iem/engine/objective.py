@@ -68,6 +68,7 @@ class IEMObjective:
     def __init__(self, x: torch.Tensor, regions: int, params: IEMParams):
         self.x = x
         self.regions = regions
+        self.params = params
         self.lam = params.lam
         self.nd = x.ndim - 2
         self.filt = GaussianFilter(
@@ -116,15 +117,20 @@ class IEMObjective:
             err[:, out] = (own * m[:, :, out]).sum(1)
         return phi, err
 
-    def evaluate(self, labels: torch.Tensor, index=None):
+    def evaluate(self, labels: torch.Tensor, index=None, keep: bool = False):
         """Objective ``J`` per image ``(B,)`` and gains ``(B, K-1, *S)`` of regions 1..K-1
         over region 0.
 
-        ``labels`` are the current labels ``(B, *S)`` of the images ``x[index]``.
+        ``labels`` are the current labels ``(B, *S)`` of the images ``x[index]``.  With
+        ``keep`` (K = 2 only) also the parts a :class:`~.band_evaluation.BandEvaluator`
+        starts from: each pixel's error (its own region's), the eps of the adjoint
+        filter, and the gains' global term (the regions' mean errors).
         """
         x = self._inputs(index)
         if self.regions == 2 and self.binary_path:
-            return self._evaluate_binary(labels, x)
+            return self._evaluate_binary(labels, x, keep)
+        if keep:
+            raise ValueError("the parts of an evaluation are kept for K = 2 only")
         nd, filt, lam = self.nd, self.filt, self.lam
         channels = x.shape[1]
         m = one_hot(labels, self.regions, x.dtype)
@@ -150,7 +156,7 @@ class IEMObjective:
         back_w = (x[:, None] * back[:, :, :-1]).sum(2) + back[:, :, -1]
         return j, direct[:, 1:] - direct[:, :1] - back_w
 
-    def _evaluate_binary(self, labels, x):
+    def _evaluate_binary(self, labels, x, keep=False):
         """K = 2, written out for speed and fused strip by strip (:meth:`_strip_forward`,
         :meth:`_strip_gains`).  Same values as the general path (tested), and on an
         image of one strip bit for bit those of the element-wise formulas it replaces.
@@ -177,6 +183,7 @@ class IEMObjective:
         coef = (-1 / (channels * area1), 1 / (channels * area0))
         d = x.new_empty(x.shape[0], channels + 1, *x.shape[2:])
         errs, ie = [], 0
+        own = m.new_empty(m.shape) if keep else None  # each pixel's own region's error
         for k, (lo, hi, out) in enumerate(self.filt.strips()):
             rows = (slice(None), slice(None), slice(lo, hi))
             f = self.filt.filter_strip(
@@ -184,8 +191,12 @@ class IEMObjective:
             err1, err0, ie_k = self._strip_forward(f.add_(eps), x, inside, d, out, coef)
             errs.append((err1, err0))
             ie = ie + ie_k
+            if keep:
+                torch.where(inside[:, :, out], err1, err0, out=own[:, :, out])
         ie1, ie0 = ie[:, :1] / area1, ie[:, 1:] / area0
         eps_d = EPS_REL * d.sum(spatial, keepdim=True)
+        if keep:
+            parts = (own, eps_d.flatten(1), ie0 / area0 - ie1 / area1)
         gains = torch.empty_like(m)
         dev_sum = 0
         for k, (lo, hi, out) in enumerate(self.filt.strips()):
@@ -200,7 +211,8 @@ class IEMObjective:
             back_w = back[:, :-1].mul_(xo).sum(1, keepdim=True).add_(back[:, -1:])
             torch.sub(direct, back_w, out=gains[o])
             dev_sum = dev_sum + torch.where(inside[o], dev1, dev0).sum(tuple(range(1, 2 + nd)))
-        return (ie1 + ie0).flatten() - lam * dev_sum, gains
+        j = (ie1 + ie0).flatten() - lam * dev_sum
+        return (j, gains, parts) if keep else (j, gains)
 
     @staticmethod
     def _strip_forward(f, x, inside, d, out, coef):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .band_evaluation import band_evaluator
 from .objective import IEMObjective, one_hot
 from .presets import IEMParams
 
@@ -229,12 +230,24 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
     window = CYCLE_WINDOW if labels[0].numel() <= CYCLE_WINDOW_MAX_PIXELS else 1
     recent = [labels.to(torch.uint8)]  # recent[-p] is the state p iterations ago
     running = active.tolist()  # the same images as ``active``, on the host
+    # where most pixels are locked, few move after the first iterations: evaluate near
+    # them only, until a fixed point or cycle, which exact iterations then decide
+    band = band_evaluator(objective, locked)
     for it in range(1, n + 1):
         everyone = len(running) == batch
         index = None if everyone else active
         current = labels if everyone else labels[active]
         lock = None if locked is None else (locked if everyone else locked[active])
-        j, gains = objective.evaluate(current, index)
+        result = None if band is None or it == 1 else band.evaluate(current, index)
+        approximate = result is not None
+        if approximate:
+            j, gains = result
+        elif band is not None:
+            j, gains, parts = objective.evaluate(current, index, keep=True)
+            band.start(current, gains, parts, index)
+            del parts
+        else:
+            j, gains = objective.evaluate(current, index)
         new = flip_step(current, gains, regions, border, lock)
         new = smooth(new, regions, params.smooth_threshold, lock)
         if everyone:  # a plain copy, not an indexed write of every image
@@ -252,6 +265,11 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
         # on the host (float64 holds the float32 objectives and the periods exactly)
         both = torch.cat([j.to(torch.float64), period.to(torch.float64)]).tolist()
         values, periods = both[: len(running)], [int(p) for p in both[len(running):]]
+        # a state repeated since the band evaluation began: exact iterations decide it
+        # (a state an exact iteration reproduces is a fixed point however it was reached)
+        restart = band is not None and any(p > (0 if approximate else 1) for p in periods)
+        if restart:
+            band, periods = None, [0] * len(running)
         state.iterations[running] += 1
         for b, value in zip(running, values):
             state.history[b].append(value)
@@ -265,7 +283,8 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
             active = torch.tensor(running, dtype=torch.int64, device=labels.device)
         # unless an image was set into its cycle above, the labels are ``new``
         snapshot = new8 if everyone and not any(periods) else labels.to(torch.uint8)
-        recent = (recent + [snapshot])[-max(window, 1):]
+        # exact iterations compare only with states they made themselves
+        recent = [snapshot] if restart else (recent + [snapshot])[-max(window, 1):]
         state.iteration = it
         yield state
         if not running:
