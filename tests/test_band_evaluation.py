@@ -32,7 +32,7 @@ def test_gains_near_moved_pixels_agree_with_the_exact_ones(preset, shape, channe
     free = boundary_band(blob, 3)
     free[:, :3] = True  # the image border is in the band too
     objective = IEMObjective(x, 2, params)
-    j, gains, parts = objective.evaluate(labels, keep=True)
+    j, gains, parts = objective.evaluate(labels, keep=TILE)
     band = BandEvaluator(objective)
     band.start(labels, gains, parts)
     j_same, gains_same = band.evaluate(labels)  # nothing moved: the full evaluation's
@@ -70,7 +70,7 @@ def test_many_moved_pixels_ask_for_a_full_evaluation():
     objective = IEMObjective(x, 2, PRESETS["microscopy"])
     labels = torch.from_numpy(blob.astype(np.int64))[None]
     band = BandEvaluator(objective)
-    band.start(labels, *objective.evaluate(labels, keep=True)[1:])
+    band.start(labels, *objective.evaluate(labels, keep=TILE)[1:])
     assert band.evaluate(1 - labels) is None
 
 

@@ -29,6 +29,7 @@ tile.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,17 @@ def _crop_operators(n, tiles, params, axis, reach, device, dtype):
     axis, they are exact at the image border too (two zero-padded passes are not one
     pass over a zero-padded crop), and zero outside the image."""
     sigma = params.sigma[axis] if isinstance(params.sigma, (list, tuple)) else params.sigma
-    diag = band_diagonals(n, gaussian_kernel1d(params.kernel_size, float(sigma)), params.reps)
+    fwd, back = _axis_crop_operators(n, tiles, int(params.kernel_size), float(sigma),
+                                     int(params.reps), reach)
+    return fwd.to(device, dtype), back.to(device, dtype)
+
+
+@lru_cache(maxsize=32)
+def _axis_crop_operators(n, tiles, kernel_size, sigma, reps, reach):
+    """:func:`_crop_operators` in float64 on the CPU, cached: every level of a run and
+    every run of a session at that size asks for the same (building them takes
+    thousands of small tensor operations)."""
+    diag = band_diagonals(n, gaussian_kernel1d(kernel_size, sigma), reps)
     fwd, back = [], []
     for t in range(tiles):
         lo = t * TILE - 2 * reach  # the crop's first pixel
@@ -78,7 +89,7 @@ def _crop_operators(n, tiles, params, axis, reach, device, dtype):
                                  range(lo, lo + TILE + 4 * reach)))
         back.append(window_matrix(diag, range(lo + 2 * reach, lo + 2 * reach + TILE),
                                   range(lo + reach, lo + TILE + 3 * reach)))
-    return (torch.stack(fwd).to(device, dtype), torch.stack(back).to(device, dtype))
+    return torch.stack(fwd), torch.stack(back)
 
 
 def _separable(u: torch.Tensor, ops_y: torch.Tensor, ops_x: torch.Tensor) -> torch.Tensor:
@@ -113,16 +124,14 @@ class BandEvaluator:
         self.h = reach = objective.filt.reach
         self.shape = tuple(x.shape[2:])
         self.grid = _grid(self.shape)
-        self.side = TILE + 4 * reach
+        self.tile, self.side = TILE, TILE + 4 * reach
         self.forward_ops, self.back_ops = zip(*(
             _crop_operators(n, g, objective.params, axis, reach, x.device, x.dtype)
             for axis, (n, g) in enumerate(zip(self.shape, self.grid))))
-        pad = _grid_pad(self.shape, 2 * reach)
-        self.x_pad = F.pad(x, pad)
-        self.v_pad = F.pad(torch.ones((1, 1, *self.shape), device=x.device, dtype=x.dtype), pad)
         self.x_sum = x.sum((2, 3))
-        self.x_sq = x.flatten(2) ** 2  # for the spread about the means in J
-        self.x_sq_sum = self.x_sq.double().sum(2)
+        # for the spread about the means in J (a norm: float32, no float64 copy of x)
+        self.x_sq_sum = torch.linalg.vector_norm(x.flatten(2), dim=2).double().pow(2)
+        self.sq1 = x.new_zeros(x.shape[:2], dtype=torch.float64)  # sum of x**2 in region 1
         full = (x.shape[0], *(g * TILE for g in self.grid))
         #: the gains without their global term (the regions' mean errors), per pixel
         self.partial = x.new_zeros(full[0], 1, *full[1:])
@@ -131,12 +140,13 @@ class BandEvaluator:
         self.eps_d = x.new_zeros(x.shape[0], x.shape[1] + 1)
         self.last = torch.zeros((x.shape[0], *self.shape), dtype=torch.uint8, device=x.device)
 
-    def _tile_sums(self, maps: torch.Tensor) -> torch.Tensor:
-        """Per-tile sums ``(B, nty, ntx, ch)`` of full-size ``maps`` ``(B, ch, H, W)``."""
-        m = F.pad(maps, _grid_pad(self.shape))
-        b, ch = m.shape[:2]
-        return m.view(b, ch, self.grid[0], TILE, self.grid[1], TILE).sum((3, 5)) \
-            .permute(0, 2, 3, 1)
+    def _crop_index(self, t: torch.Tensor, axis: int):
+        """Pixel indices ``(N, L)`` of the crops of tiles ``t`` along ``axis``, clamped
+        into the image (the filter rows are zero outside it), and the tile's own pixels
+        that lie in the image ``(N, T)``."""
+        n, reach = self.shape[axis], self.h
+        pos = t[:, None] * TILE - 2 * reach + torch.arange(self.side, device=t.device)
+        return pos.clamp(0, n - 1), pos[:, 2 * reach: 2 * reach + TILE] < n
 
     def _tiles(self, padded: torch.Tensor) -> torch.Tensor:
         """``(B, ch, nty, ntx, T, T)``: a tile-grid-padded map as a view of its tiles."""
@@ -145,15 +155,24 @@ class BandEvaluator:
 
     def start(self, labels: torch.Tensor, gains: torch.Tensor, parts, index=None) -> None:
         """Take everything from a full evaluation of ``labels`` (the images ``x[index]``):
-        its ``gains`` and ``parts`` (:meth:`IEMObjective.evaluate` with ``keep``)."""
-        own, eps_d, offset = parts
+        its ``gains`` and ``parts`` (:meth:`IEMObjective.evaluate` with ``keep=self.tile``)."""
+        sums, eps_d, offset = parts
         rows = slice(None) if index is None else index
-        self.sums[rows] = self._tile_sums(torch.cat([own * labels[:, None], own], 1))
+        self.sums[rows] = sums
         self.eps_d[rows] = eps_d
         h, w = self.shape
         x = self.x[rows]
-        *_, mu = self._moments(x, labels.bool()[:, None].to(x.dtype))
-        self.partial[rows, :, :h, :w] = gains - offset - self._spread_gain(x, *mu)
+        m = labels.bool()[:, None].to(x.dtype)
+        *_, mu = self._moments(x, m)
+        self.sq1[rows] = ((x * x).flatten(2) @ m.flatten(2).transpose(1, 2))[..., 0].double()
+        # in place where it can be: at 4096x4096 a full-size temporary is 67 MB
+        partial = self.partial[:, :, :h, :w].copy_(gains) if index is None else gains.clone()
+        partial.sub_(offset)
+        for lo in range(0, h, TILE):  # by bands of rows: no full-size temporary
+            band = slice(lo, min(h, lo + TILE))
+            partial[:, :, band].sub_(self._spread_gain(x[:, :, band], *mu))
+        if index is not None:
+            self.partial[rows, :, :h, :w] = partial
         self.last[rows] = labels.to(torch.uint8)
 
     def _moments(self, x, m):
@@ -175,7 +194,7 @@ class BandEvaluator:
         weight = -2 * self.lam * (mu0 - mu1)  # (B', C)
         const = -self.lam * (mu1.pow(2) - mu0.pow(2)).sum(1)
         out = (weight[:, None] @ x.flatten(2)).add_(const[:, None, None])
-        return out.view(x.shape[0], 1, *self.shape)
+        return out.view(x.shape[0], 1, *x.shape[2:])
 
     def evaluate(self, labels: torch.Tensor, index=None):
         """``J (B,)`` and gains ``(B, 1, H, W)`` of the images ``x[index]``, like
@@ -184,7 +203,8 @@ class BandEvaluator:
         x = self.x if index is None else self.x[index]
         rows = slice(None) if index is None else index  # a view where it can be
         labels8 = labels.to(torch.uint8)
-        r, ty, tx = tiles_near(labels8 != self.last[rows], 2 * self.h)
+        changed = labels8 != self.last[rows]
+        r, ty, tx = tiles_near(changed, 2 * self.h)
         if len(r) * self.side**2 > MAX_SHARE * x.shape[0] * math.prod(self.shape):
             return None
         b = r if index is None else index[r]  # the image of each crop in the whole batch
@@ -203,11 +223,14 @@ class BandEvaluator:
         self.last[rows] = labels8
         h, w = self.shape
         offset = (ie0 / area0 - ie1 / area1).view(-1, 1, 1, 1)
-        gains = self.partial[rows, :, :h, :w] + offset + self._spread_gain(x, mu1, mu0)
+        gains = self._spread_gain(x, mu1, mu0).add_(self.partial[rows, :, :h, :w]).add_(offset)
 
-        # J: the mean errors as above, the spread about the means from moments
-        x_sq = self.x_sq if index is None else self.x_sq[index]
-        sq1 = (x_sq @ m.flatten(2).transpose(1, 2))[..., 0].double()
+        # J: the mean errors as above, the spread about the means from moments, the sum
+        # of x**2 in region 1 moved by the pixels that changed
+        cb, cy, cx = changed.nonzero(as_tuple=True)
+        sign = labels8[cb, cy, cx].double().mul_(2).sub_(1)  # +1 joined region 1, -1 left it
+        sq1 = self.sq1[rows].index_add_(0, cb, x[cb, :, cy, cx].double().pow(2) * sign[:, None])
+        self.sq1[rows] = sq1
         spread = (sq1 - sum_x1.double() ** 2 / area1.double()).sum(1) \
             + (self.x_sq_sum[rows] - sq1 - sum_x0.double() ** 2 / area0.double()).sum(1)
         return (ie1 + ie0)[:, 0] - self.lam * spread.to(x.dtype), gains
@@ -215,11 +238,9 @@ class BandEvaluator:
     def _update(self, labels8, r, ty, tx, b, eps, coef, area):
         """Evaluate the tiles ``(r, ty, tx)`` (``r``: rows of ``labels8``, ``b``: images
         of the batch) on their crops: their error sums and their gains."""
-        view = lambda t: t.unfold(2, self.side, TILE).unfold(3, self.side, TILE)  # noqa: E731
-        cx = view(self.x_pad)[b, :, ty, tx]
-        cm = view(F.pad(labels8[:, None], _grid_pad(self.shape, 2 * self.h)))[r, :, ty, tx] \
-            .to(cx.dtype)  # (N, 1, L, L)
-        cv = view(self.v_pad)[torch.zeros_like(b), :, ty, tx]
+        (iy, vy), (ix, vx) = self._crop_index(ty, 0), self._crop_index(tx, 1)
+        cx = self.x[b[:, None, None], :, iy[:, :, None], ix[:, None, :]].permute(0, 3, 1, 2)
+        cm = labels8[r[:, None, None], iy[:, :, None], ix[:, None, :]][:, None].to(cx.dtype)
         channels, h = cx.shape[1], self.h
         fy, fx = self.forward_ops[0][ty], self.forward_ops[1][tx]
         # forward, on the tile and a reach around it: the same formulas as a full one
@@ -231,10 +252,10 @@ class BandEvaluator:
         c1, c0 = (c[r].view(-1, 1, 1, 1) for c in coef)
         err1, err0, _ = IEMObjective._strip_forward(f, xr, ir, d, slice(None), (c1, c0))
         core = (slice(None), slice(None), slice(h, h + TILE), slice(h, h + TILE))
-        io, vo = ir[core], cv[ring][core].bool()
+        io, vo = ir[core], (vy[:, :, None] & vx[:, None, :])[:, None]
         e1, e0 = err1[core], err0[core]
         own = torch.where(io, e1, torch.where(vo, e0, e0.new_zeros(())))
-        self.sums[b, ty, tx] = torch.cat([own * io, own], 1).sum((2, 3))
+        self.sums[b, ty, tx] = torch.stack([(own * io).sum((1, 2, 3)), own.sum((1, 2, 3))], 1)
         eps_d = self.eps_d[b]
         # backward on the tiles: the adjoint filtered, with the direct part
         back = _separable(d, self.back_ops[0][ty], self.back_ops[1][tx])

@@ -117,14 +117,16 @@ class IEMObjective:
             err[:, out] = (own * m[:, :, out]).sum(1)
         return phi, err
 
-    def evaluate(self, labels: torch.Tensor, index=None, keep: bool = False):
+    def evaluate(self, labels: torch.Tensor, index=None, keep: int = 0):
         """Objective ``J`` per image ``(B,)`` and gains ``(B, K-1, *S)`` of regions 1..K-1
         over region 0.
 
         ``labels`` are the current labels ``(B, *S)`` of the images ``x[index]``.  With
-        ``keep`` (K = 2 only) also the parts a :class:`~.band_evaluation.BandEvaluator`
-        starts from: each pixel's error (its own region's), the eps of the adjoint
-        filter, and the gains' global term (the regions' mean errors).
+        ``keep``, a tile side (K = 2, 2-D only), also the parts a
+        :class:`~.band_evaluation.BandEvaluator` starts from: per tile of ``keep``
+        pixels the error sums of region 1 and of the whole tile ``(B, nty, ntx, 2)``,
+        the eps of the adjoint filter, and the gains' global term (the regions' mean
+        errors).
         """
         x = self._inputs(index)
         if self.regions == 2 and self.binary_path:
@@ -183,7 +185,9 @@ class IEMObjective:
         coef = (-1 / (channels * area1), 1 / (channels * area0))
         d = x.new_empty(x.shape[0], channels + 1, *x.shape[2:])
         errs, ie = [], 0
-        own = m.new_empty(m.shape) if keep else None  # each pixel's own region's error
+        if keep:
+            grid = [-(-n // keep) for n in x.shape[2:]]
+            sums = x.new_zeros(x.shape[0], *grid, 2)
         for k, (lo, hi, out) in enumerate(self.filt.strips()):
             rows = (slice(None), slice(None), slice(lo, hi))
             f = self.filt.filter_strip(
@@ -192,11 +196,11 @@ class IEMObjective:
             errs.append((err1, err0))
             ie = ie + ie_k
             if keep:
-                torch.where(inside[:, :, out], err1, err0, out=own[:, :, out])
+                _add_tile_sums(sums, keep, out, inside[:, :, out], err1, err0)
         ie1, ie0 = ie[:, :1] / area1, ie[:, 1:] / area0
         eps_d = EPS_REL * d.sum(spatial, keepdim=True)
         if keep:
-            parts = (own, eps_d.flatten(1), ie0 / area0 - ie1 / area1)
+            parts = (sums, eps_d.flatten(1), ie0 / area0 - ie1 / area1)
         gains = torch.empty_like(m)
         dev_sum = 0
         for k, (lo, hi, out) in enumerate(self.filt.strips()):
@@ -242,6 +246,18 @@ class IEMObjective:
         torch.div((adj * torch.where(io, phi1, phi0)).sum(1, keepdim=True).neg_(), den,
                   out=d[:, c:][o])
         return err1, err0, ie.view(-1, 2, *([1] * (x.ndim - 2)))
+
+
+def _add_tile_sums(sums, tile, rows, inside, err1, err0) -> None:
+    """Add a strip's (``rows`` of the image) error sums of region 1 and of all its
+    pixels (each its own region's error) to the per-tile ``sums`` ``(B, nty, ntx, 2)``."""
+    own = torch.where(inside, err1, err0)[:, 0]  # (B, rows, W)
+    both = torch.stack([own * inside[:, 0], own], -1)
+    width = sums.shape[2] * tile
+    both = F.pad(both, (0, 0, 0, width - both.shape[2])) if width > both.shape[2] else both
+    per_row = both.view(both.shape[0], both.shape[1], sums.shape[2], tile, 2).sum(3)
+    index = torch.arange(rows.start, rows.stop, device=sums.device) // tile
+    sums.index_add_(1, index, per_row)
 
 
 def region_maps(x: torch.Tensor, labels: torch.Tensor, regions: int, params: IEMParams):

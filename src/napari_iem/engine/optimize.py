@@ -243,7 +243,7 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
         if approximate:
             j, gains = result
         elif band is not None:
-            j, gains, parts = objective.evaluate(current, index, keep=True)
+            j, gains, parts = objective.evaluate(current, index, keep=band.tile)
             band.start(current, gains, parts, index)
             del parts
         else:
