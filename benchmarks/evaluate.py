@@ -113,21 +113,20 @@ def run_iem(items, args):
     if args.size:
         overrides["max_size"] = args.size
     kw = dict(preset=args.preset, device=args.device, **overrides)
-    preds, iters = [], []
+    preds, iters, converged = [], [], []
     start = time.perf_counter()
     if args.batch:
-        for i in range(0, len(items), args.batch):
-            chunk = [im for _, im, _, _ in items[i:i + args.batch]]
-            for r in segment_batch(chunk, args.regions, **kw):
-                preds.append(r.labels)
-                iters.append(r.iterations)
+        results = (r for i in range(0, len(items), args.batch)
+                   for r in segment_batch([im for _, im, _, _ in items[i:i + args.batch]],
+                                          args.regions, **kw))
     else:
-        for _, im, _, _ in items:
-            r = segment(im, args.regions, **kw)
-            preds.append(r.labels)
-            iters.append(r.iterations)
+        results = (segment(im, args.regions, **kw) for _, im, _, _ in items)
+    for r in results:
+        preds.append(r.labels)
+        iters.append(r.iterations)
+        converged.append(bool(np.all(r.converged)))
     seconds = time.perf_counter() - start
-    return preds, seconds, iters
+    return preds, seconds, iters, converged
 
 
 def run_baseline(fn, items):
@@ -153,11 +152,12 @@ def table(rows) -> str:
             ("fixed_iou", "fixed IoU")]
     if any("instance_f1" in r for r in rows):
         cols.append(("instance_f1", "F1@0.5"))
-    head = ["method"] + [t for _, t in cols] + ["s/image", "n"]
+    head = ["method"] + [t for _, t in cols] + ["s/image", "n", "converged"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["method"]] + [f"{100 * r[k]:.1f}" if k in r else "" for k, _ in cols]
-        cells += [f"{r['seconds_per_image']:.3f}", str(r["n_images"])]
+        cells += [f"{r['seconds_per_image']:.3f}", str(r["n_images"]),
+                  f"{100 * r['converged']:.0f}%" if "converged" in r else ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -200,11 +200,12 @@ def main(argv=None) -> int:
     print(f"{root.name}: {len(items)} images, protocol {args.protocol}", file=sys.stderr)
     rows = []
     if not args.no_iem:
-        preds, seconds, iters = run_iem(items, args)
+        preds, seconds, iters, converged = run_iem(items, args)
         name = f"IEM {args.preset}" + (f", {args.iterations} it" if args.iterations else "")
         name += "".join(f", {p}" for p in args.param)
         row, per_image = score(name, preds, items, seconds, args.instances)
         row["median_iterations"] = float(np.median(iters))
+        row["converged"] = float(np.mean(converged))  # share stopped at a fixed point
         rows.append(row)
         if args.per_image:
             import csv
