@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import napari_iem.engine.band_evaluation as band_module
 import napari_iem.engine.optimize as optimize_module
 from napari_iem.engine.band_evaluation import TILE, BandEvaluator, band_evaluator, tiles_near
 from napari_iem.engine.multiscale import boundary_band
@@ -83,7 +84,8 @@ def test_tiles_near_reaches_exactly_as_far_as_asked():
     assert sorted(zip(ty.tolist(), tx.tolist())) == [(0, 1), (0, 2), (1, 1), (1, 2)]
 
 
-def test_only_two_regions_in_two_dimensions_with_locks():
+def test_only_two_regions_in_two_dimensions_with_locks(monkeypatch):
+    monkeypatch.setattr(band_module, "MIN_PIXELS", 64 * 64)
     x, _ = textured((64, 64), 1)
     objective = IEMObjective(x, 2, PRESETS["photo"])
     locked = torch.zeros(1, 64, 64, dtype=torch.bool)
@@ -92,6 +94,17 @@ def test_only_two_regions_in_two_dimensions_with_locks():
     assert band_evaluator(IEMObjective(x[:, :, None], 2, PRESETS["photo"]),
                           locked[:, None]) is None
     assert isinstance(band_evaluator(objective, locked), BandEvaluator)
+    monkeypatch.setattr(band_module, "MIN_PIXELS", 64 * 64 + 1)
+    assert band_evaluator(objective, locked) is None  # too small to pay
+
+
+def _counted(calls):
+    real = BandEvaluator.evaluate
+
+    def evaluate(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+    return evaluate
 
 
 def _run(gen):
@@ -103,13 +116,16 @@ def _run(gen):
 
 
 def test_a_run_with_it_ends_at_a_fixed_point_of_the_exact_rule(monkeypatch):
+    monkeypatch.setattr(band_module, "MIN_PIXELS", 0)
+    calls = []
+    monkeypatch.setattr(band_module.BandEvaluator, "evaluate", _counted(calls))
     x, blob = textured((320, 384), 3, seed=2)
     params = PRESETS["photo"]
     start = np.roll(blob, (6, -5), (0, 1)).astype(np.int64)  # off by a few pixels
     locked = torch.from_numpy(~boundary_band(start, 8))[None]
     init = torch.from_numpy(start)[None]
     state = _run(optimize(x, 2, params, init=init, locked=locked))
-    assert bool(state.converged[0])
+    assert bool(state.converged[0]) and calls  # it was used
     labels = state.labels
     objective = IEMObjective(x, 2, params)
     _, gains = objective.evaluate(labels)

@@ -39,17 +39,22 @@ from .objective import IEMObjective
 
 #: Tile side (pixels); each crop is ``TILE + 4h`` on a side (h: the filter's reach).
 TILE = 64
-#: Use the band evaluation only when its crops cover at most this share of the image.
+#: Evaluate on crops only when they cover at most this share of the image.
 MAX_SHARE = 0.5
+#: Levels smaller than this (pixels per image) are evaluated whole: measured on the
+#: development photos at full size (about 0.15 MP), the exact iterations that confirm a
+#: fixed point cost more than the crops save; from about a megapixel on they pay.
+MIN_PIXELS = 2**19
 
 __all__ = ["BandEvaluator", "band_evaluator", "tiles_near"]
 
 
 def band_evaluator(objective, locked: torch.Tensor | None):
     """A :class:`BandEvaluator` for ``objective`` where pixels are ``locked``
-    ``(B, H, W)``, or None where it does not apply (no locks, K > 2, not 2-D)."""
+    ``(B, H, W)``, or None where it does not apply (no locks, K > 2, not 2-D) or does
+    not pay (under :data:`MIN_PIXELS`)."""
     if locked is None or objective.regions != 2 or objective.nd != 2 \
-            or not objective.binary_path:
+            or not objective.binary_path or math.prod(objective.x.shape[2:]) < MIN_PIXELS:
         return None
     return BandEvaluator(objective)
 
