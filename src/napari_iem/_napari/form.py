@@ -258,13 +258,13 @@ class IEMForm:
         value = self.controls[name].value
         return None if name == "max_size" and value == 0 else value
 
-    def options(self, plane=None) -> dict:
+    def options(self, plane=None, pick=None) -> dict:
         """Keyword arguments of :func:`napari_iem.api.iter_segment`, keyed by knob name
         (``preset`` is the preset that runs: what ``default`` picks, for ``plane``
-        when given)."""
+        when given, or the ``pick`` (:meth:`pick`) a caller made already)."""
         options = {**self.hidden_params,
                    **{name: self.value(name) for name in self.controls}}
-        options["preset"] = self.pick(plane)[0]
+        options["preset"] = (pick or self.pick(plane))[0]
         return options
 
     def settings(self) -> dict:

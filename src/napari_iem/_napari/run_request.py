@@ -101,7 +101,8 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
     except ValueError as exc:
         raise RequestError(str(exc)) from None
     show_why = form.show_why.value and mode == "current slice"
-    options = {**form.options(got["plane"]), "mode": got["engine_mode"], "maps": show_why}
+    pick = form.pick(got["plane"])  # once per run: a look at the plane's colours
+    options = {**form.options(pick=pick), "mode": got["engine_mode"], "maps": show_why}
     refine = bool(options.get("refine"))
     if level:
         options["refine"] = False  # not at the level read: at level 0, afterwards
@@ -118,7 +119,7 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
         source=source, data=got["data"], options=options, mode=mode, axes=got["axes"],
         shape=got["shape"], index=got["index"],
         source_shape=tuple(source_array(source).shape),
-        picked=_picked(form, got["plane"]), show_why=show_why, nsp=got["nsp"],
+        picked=_picked(form, pick), show_why=show_why, nsp=got["nsp"],
         level=level, run_shape=got["run_shape"], run_index=got["run_index"],
         run_spatial=run_spatial, refine=refine, channel_axis=None if form.channel_axis.value is None
         else int(form.channel_axis.value) % source.ndim,
@@ -144,11 +145,12 @@ def _to_run_level(plan: RunPlan) -> None:
                                               else value, shape).astype(value.dtype)
 
 
-def _picked(form: IEMForm, plane) -> dict | None:
-    """How default picked the preset (for the status line and the layer metadata)."""
+def _picked(form: IEMForm, pick: tuple[str, str]) -> dict | None:
+    """How default picked the preset, ``pick`` (for the status line and the layer
+    metadata)."""
     if form.controls["preset"].value != DEFAULT_PRESET:
         return None
-    preset, why = form.pick(plane)
+    preset, why = pick
     return {"by": DEFAULT_PRESET, "preset": preset, "why": why,
             "other": OTHER_PICK.get(preset)}
 

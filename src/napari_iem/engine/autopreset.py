@@ -43,15 +43,16 @@ def centre_contrast(rgb: np.ndarray) -> float:
     image.
     """
     from skimage.color import rgb2lab
-    from skimage.transform import resize
+
+    from .resample import downsample
 
     step = max(rgb.shape[:2]) // (4 * ANALYSIS_SIZE)
     if step > 1:  # a whole slide: thin it out before the anti-aliased resize's copies
         rgb = rgb[::step, ::step]
     f = ANALYSIS_SIZE / max(rgb.shape[:2])
-    if f < 1:
-        rgb = resize(rgb, tuple(max(1, round(n * f)) for n in rgb.shape[:2]),
-                     anti_aliasing=True)
+    if f < 1:  # skimage's anti-aliased resize, in a third of its time (engine/resample.py)
+        work = tuple(max(1, round(n * f)) for n in rgb.shape[:2])
+        rgb = np.moveaxis(downsample(np.moveaxis(rgb, -1, 0) / 255.0, work), 0, -1)
     h, w = rgb.shape[:2]
     lab = rgb2lab(rgb).reshape(-1, 3)
     low, high = np.percentile(lab, [1, 99], axis=0)
