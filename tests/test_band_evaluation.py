@@ -120,7 +120,7 @@ def test_a_run_with_it_ends_at_a_fixed_point_of_the_exact_rule(monkeypatch):
     calls = []
     monkeypatch.setattr(band_module.BandEvaluator, "evaluate", _counted(calls))
     x, blob = textured((320, 384), 3, seed=2)
-    params = PRESETS["photo"]
+    params = PRESETS["photo"].replace(texture=0)  # the objective below sees x as it is
     start = np.roll(blob, (6, -5), (0, 1)).astype(np.int64)  # off by a few pixels
     locked = torch.from_numpy(~boundary_band(start, 8))[None]
     init = torch.from_numpy(start)[None]

@@ -10,6 +10,10 @@ carried-up boundary is locked, and IEM's own iterations only decide the band, wh
 a handful of iterations.  The objective is IEM's on the whole level, so nothing is
 approximated but the start.
 
+The texture channel (:mod:`.texture`), where the preset asks for it, is used on the
+coarsest level only, where the regions are found; the finer levels refine the edge by
+colour.
+
 The inpainter's ``sigma`` stays in pixels of each level: on the coarse level it sees the
 image as the paper's 128-pixel protocol does, on the finer levels it decides edges at
 their own resolution.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Iterable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -76,6 +81,10 @@ def solve_levels(inputs: Iterable[torch.Tensor], regions: int, params,
             carried = np.stack([resize_labels(lab.astype(np.uint8), fine) for lab in labels])
             locked = torch.from_numpy(band_lock(carried, fine, labels.shape[1:])).to(x.device)
             init = torch.from_numpy(carried).to(x.device)
+            # the finer levels decide the edge within the band, by colour: the texture
+            # channel's box (11 px per 128 of the side) is wider than the band and
+            # blurs the edge, and costs a quarter more filtering (engine/texture.py)
+            params = replace(params, texture=0)
         gen = optimize(x, regions, params, init=init, locked=locked)
         try:
             while True:

@@ -213,6 +213,11 @@ KNOBS: tuple[Knob, ...] = (
          "in pixels of the working size.", low=0.1, high=1000.0, label="sigma (px)"),
     Knob("reps", int, 2, "Passes of the separable Gaussian in a row.", low=1, high=10,
          widget=False),
+    Knob("texture", int, 0, "Texture channel: the local standard deviation of the "
+         "first channel (lightness) over a box of this many pixels per 128 of the "
+         "longer side, given to the inpainter as one more channel, so that regions of "
+         "one colour but different texture differ; 0 is off.", low=0, high=128,
+         widget=False),
     Knob("lam", float, 1e-3, "Weight of the region-variance term subtracted from the "
          "inpainting error (a weak Chan-Vese tie-breaker).", low=0.0, high=1.0,
          label="lambda"),

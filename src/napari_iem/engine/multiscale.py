@@ -120,7 +120,9 @@ def refine_setup(params: IEMParams, ndim: int, width: int, tile: int | None = No
     depends on), and the parameters each tile is optimised with."""
     tile = tile or (TILE_2D if ndim == 2 else TILE_3D)
     reach = params.reps * (params.kernel_size // 2)
-    return tile, width + reach, params.replace(max_iter=max_iter or width + 2)
+    # the edge at full size is decided by colour, as on the finer levels of coarse to
+    # fine (engine/coarse_to_fine.py): no texture channel
+    return tile, width + reach, params.replace(max_iter=max_iter or width + 2, texture=0)
 
 
 def window_tiles(window: Window, tile: int, halo: int) -> Iterator[Boxes]:

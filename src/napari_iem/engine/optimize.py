@@ -26,6 +26,7 @@ import torch
 from .band_evaluation import band_evaluator
 from .objective import IEMObjective, one_hot
 from .presets import IEMParams
+from .texture import with_texture
 
 #: Longest label cycle detected (states kept per image), and the image size above which
 #: only fixed points are detected, to keep that memory small.
@@ -189,6 +190,7 @@ def optimize(
     Returns (as the generator's value) the final :class:`OptimState`.
     """
     batch, shape = x.shape[0], tuple(x.shape[2:])
+    x = with_texture(x, params.texture)  # one more channel for the inpainter, if asked
     objective = IEMObjective(x, regions, params)
     if init is not None:
         labels = init.to(device=x.device, dtype=torch.int64, copy=True)  # one copy

@@ -146,13 +146,16 @@ def null_key(params, regions: int, shape) -> str:
     """What a null depends on: the parameters the optimiser and the noise scaling read
     (not the preset's name, colour space or working size), K and the noise's shape."""
     sigma = params.sigma if isinstance(params.sigma, tuple) else (params.sigma,) * len(shape)
-    return json.dumps({
+    key = {
         "sigma": [round(float(v), 6) for v in sigma], "kernel_size": params.kernel_size,
         "reps": params.reps, "lam": params.lam, "init": params.init,
         "max_iter": params.max_iter, "smooth_threshold": params.smooth_threshold,
         "percentiles": [params.percentile_low, params.percentile_high],
         "regions": int(regions), "shape": [int(n) for n in shape],
-    }, sort_keys=True)
+    }
+    if params.texture:  # the optimiser's extra channel (off: the keys as they were)
+        key["texture"] = params.texture
+    return json.dumps(key, sort_keys=True)
 
 
 def _known() -> dict:

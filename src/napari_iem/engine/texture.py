@@ -1,0 +1,83 @@
+"""A texture channel for the inpainter: local contrast beside colour.
+
+IEM's inpainter predicts a region's colours from the others; two regions of one mean
+colour but different texture (foliage against sky of the same green-grey, a patterned
+shirt against a plain one) are then equally well predicted and hard to split.  Giving
+the inpainter one more channel, the local standard deviation of the lightness, makes
+such a difference a difference of values, which the Gaussian inpainter cannot bridge.
+
+The box scales with the image: ``window`` pixels per 128 pixels of the longer side, so
+that the paper's 128-pixel protocol and an image solved at another size see the same
+texture.  It serves to find the regions: coarse to fine uses it on its coarsest level
+only, and the finer levels and the full-size refinement decide the edge by colour (the
+box is wider than their band, and would blur it).  The channel is stretched per
+image, its 1st to 99th percentile to -1..1 (clipped), like the colour channels.
+Measured on the development photos with ``benchmarks/texture_channel.py`` first and
+then in the engine: docs/evaluation.md.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["with_texture", "box_mean"]
+
+#: Values per image the stretch's percentiles are taken from (a strided sample above).
+SAMPLE_MAX = 2**16
+
+
+def box_mean(x: torch.Tensor, width: int, nd: int) -> torch.Tensor:
+    """Mean of ``x`` over a box of ``width`` pixels on each of its last ``nd`` axes,
+    the image's border excluded (each output divides by the pixels it covers).
+
+    Running sums in float64, one axis at a time: the cost does not grow with
+    ``width``, and a difference of two large running sums keeps its digits.
+    """
+    half = width // 2
+    out = x.double()
+    for d in range(out.ndim - nd, out.ndim):
+        n = out.shape[d]
+        run = torch.cat([torch.zeros_like(out.narrow(d, 0, 1)), out.cumsum(d)], d)
+        sums = torch.empty_like(out)
+        # output i sums run[hi(i)] - run[lo(i)], hi = min(n, i + half + 1) and
+        # lo = max(0, i - half): between these cuts each is a slice or a constant
+        cuts = sorted({0, n, min(n, half + 1), max(0, n - half - 1)})
+        for s, e in zip(cuts[:-1], cuts[1:]):
+            if e > s:
+                piece = sums.narrow(d, s, e - s)
+                torch.sub(_run_slice(run, d, min(n, s + half + 1), min(n, e + half), piece),
+                          _run_slice(run, d, max(0, s - half), max(0, e - 1 - half), piece),
+                          out=piece)
+        count = (torch.arange(n, device=x.device) + half + 1).clamp_max(n) \
+            - (torch.arange(n, device=x.device) - half).clamp_min(0)
+        shape = [1] * out.ndim
+        shape[d] = n
+        out = sums.div_(count.to(out.dtype).view(shape))
+    return out
+
+
+def _run_slice(run, d, first, last, like):
+    """``run`` at indices ``first..last`` along ``d`` (consecutive, or all ``first``)."""
+    if last > first:
+        return run.narrow(d, first, last - first + 1)
+    return run.narrow(d, first, 1).expand_as(like)
+
+
+def with_texture(x: torch.Tensor, window: int) -> torch.Tensor:
+    """``x`` ``(B, C, *S)`` with a texture channel appended (``(B, C + 1, *S)``), or
+    ``x`` itself for ``window`` 0: the local standard deviation of channel 0 over a box
+    of ``window`` pixels per 128 of the longer side (odd, at least 3), stretched per
+    image from its 1st..99th percentile to -1..1."""
+    if not window:
+        return x
+    nd = x.ndim - 2
+    width = max(3, round(window * max(x.shape[2:]) / 128) | 1)
+    lum = x[:, :1]
+    mean = box_mean(lum, width, nd)
+    std = (box_mean(lum * lum, width, nd) - mean * mean).clamp_min_(0).sqrt_().to(x.dtype)
+    flat = std.flatten(1)
+    sample = flat[:, :: max(1, -(-flat.shape[1] // SAMPLE_MAX))]
+    q = torch.quantile(sample, torch.tensor([0.01, 0.99], device=x.device, dtype=x.dtype),
+                       dim=1)  # (2, B)
+    view = (-1,) + (1,) * (x.ndim - 1)
+    centre, span = ((q[0] + q[1]) / 2).view(view), ((q[1] - q[0]) / 2).clamp_min(1e-6).view(view)
+    return torch.cat([x, ((std - centre) / span).clamp_(-1, 1)], 1)
