@@ -34,6 +34,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from .devices import wide_dtype
 from .inpaint import EPS_REL, band_diagonals, gaussian_kernel1d, window_matrix
 from .objective import IEMObjective
 
@@ -135,8 +136,9 @@ class BandEvaluator:
             for axis, (n, g) in enumerate(zip(self.shape, self.grid))))
         self.x_sum = x.sum((2, 3))
         # for the spread about the means in J (a norm: float32, no float64 copy of x)
-        self.x_sq_sum = torch.linalg.vector_norm(x.flatten(2), dim=2).double().pow(2)
-        self.sq1 = x.new_zeros(x.shape[:2], dtype=torch.float64)  # sum of x**2 in region 1
+        self.wide = wide_dtype(x.device)  # float64, or float32 on MPS
+        self.x_sq_sum = torch.linalg.vector_norm(x.flatten(2), dim=2).to(self.wide).pow(2)
+        self.sq1 = x.new_zeros(x.shape[:2], dtype=self.wide)  # sum of x**2 in region 1
         full = (x.shape[0], *(g * TILE for g in self.grid))
         #: the gains without their global term (the regions' mean errors), per pixel
         self.partial = x.new_zeros(full[0], 1, *full[1:])
@@ -169,7 +171,8 @@ class BandEvaluator:
         x = self.x[rows]
         m = labels.bool()[:, None].to(x.dtype)
         *_, mu = self._moments(x, m)
-        self.sq1[rows] = ((x * x).flatten(2) @ m.flatten(2).transpose(1, 2))[..., 0].double()
+        self.sq1[rows] = ((x * x).flatten(2) @ m.flatten(2).transpose(1, 2))[..., 0] \
+            .to(self.wide)
         # in place where it can be: at 4096x4096 a full-size temporary is 67 MB
         partial = self.partial[:, :, :h, :w].copy_(gains) if index is None else gains.clone()
         partial.sub_(offset)
@@ -233,11 +236,12 @@ class BandEvaluator:
         # J: the mean errors as above, the spread about the means from moments, the sum
         # of x**2 in region 1 moved by the pixels that changed
         cb, cy, cx = changed.nonzero(as_tuple=True)
-        sign = labels8[cb, cy, cx].double().mul_(2).sub_(1)  # +1 joined region 1, -1 left it
-        sq1 = self.sq1[rows].index_add_(0, cb, x[cb, :, cy, cx].double().pow(2) * sign[:, None])
+        wide = self.wide
+        sign = labels8[cb, cy, cx].to(wide).mul_(2).sub_(1)  # +1 joined region 1, -1 left
+        sq1 = self.sq1[rows].index_add_(0, cb, x[cb, :, cy, cx].to(wide).pow(2) * sign[:, None])
         self.sq1[rows] = sq1
-        spread = (sq1 - sum_x1.double() ** 2 / area1.double()).sum(1) \
-            + (self.x_sq_sum[rows] - sq1 - sum_x0.double() ** 2 / area0.double()).sum(1)
+        spread = (sq1 - sum_x1.to(wide) ** 2 / area1.to(wide)).sum(1) \
+            + (self.x_sq_sum[rows] - sq1 - sum_x0.to(wide) ** 2 / area0.to(wide)).sum(1)
         return (ie1 + ie0)[:, 0] - self.lam * spread.to(x.dtype), gains
 
     def _update(self, labels8, r, ty, tx, b, eps, coef, area):

@@ -35,3 +35,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             f"{available_devices()}"
         )
     return dev
+
+
+def wide_dtype(device: torch.device) -> torch.dtype:
+    """The precision for sums that must keep their digits (running sums, moments):
+    float64, except on Apple's MPS, which has none (float32 there)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64

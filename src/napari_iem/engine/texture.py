@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from .devices import wide_dtype
+
 __all__ = ["with_texture", "box_mean"]
 
 #: Values per image the stretch's percentiles are taken from (a strided sample above).
@@ -29,11 +31,12 @@ def box_mean(x: torch.Tensor, width: int, nd: int) -> torch.Tensor:
     """Mean of ``x`` over a box of ``width`` pixels on each of its last ``nd`` axes,
     the image's border excluded (each output divides by the pixels it covers).
 
-    Running sums in float64, one axis at a time: the cost does not grow with
-    ``width``, and a difference of two large running sums keeps its digits.
+    Running sums in float64 (float32 on MPS, which has no float64), one axis at a
+    time: the cost does not grow with ``width``, and a difference of two large running
+    sums keeps its digits.
     """
     half = width // 2
-    out = x.double()
+    out = x.to(wide_dtype(x.device))
     for d in range(out.ndim - nd, out.ndim):
         n = out.shape[d]
         run = torch.cat([torch.zeros_like(out.narrow(d, 0, 1)), out.cumsum(d)], d)
