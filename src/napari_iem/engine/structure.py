@@ -119,7 +119,7 @@ def structure_found(x: torch.Tensor, labels: torch.Tensor, regions: int,
     rho = null_selection(params, regions, null_shape, str(x.device))
     out = {"contrast": [], "threshold": [], "ratio": [], "noise": []}
     for b in range(x.shape[0]):
-        stats = _one_image(x[b].double(), labels[b], regions, rho)
+        stats = _one_image(*_for_statistics(x[b], labels[b]), regions, rho)
         for key in out:
             out[key].append(stats[key])
     found = torch.tensor([r > 1 for r in out["ratio"]], dtype=torch.bool)
@@ -179,8 +179,16 @@ def _measure_null(params, regions, shape, device) -> float:
             next(run)
     except StopIteration as stop:
         labels = stop.value.labels
-    return max(_one_image(x[b].double(), labels[b], regions, 0.0)["selection"]
+    return max(_one_image(*_for_statistics(x[b], labels[b]), regions, 0.0)["selection"]
                for b in range(NULL_PLANES))
+
+
+def _for_statistics(x: torch.Tensor, labels: torch.Tensor):
+    """An image and its labels where the statistics are taken in float64: on their
+    own device, or on the CPU from Apple's MPS, which has no float64."""
+    if x.device.type == "mps":
+        x, labels = x.cpu(), labels.cpu()
+    return x.double(), labels
 
 
 def noise_bound(f: float) -> float:
