@@ -43,6 +43,7 @@ def centre_contrast(rgb: np.ndarray) -> float:
     image.
     """
     from skimage.color import rgb2lab
+    from skimage.util import img_as_float
 
     from .resample import downsample
 
@@ -52,7 +53,7 @@ def centre_contrast(rgb: np.ndarray) -> float:
     f = ANALYSIS_SIZE / max(rgb.shape[:2])
     if f < 1:  # skimage's anti-aliased resize, in a third of its time (engine/resample.py)
         work = tuple(max(1, round(n * f)) for n in rgb.shape[:2])
-        rgb = np.moveaxis(downsample(np.moveaxis(rgb, -1, 0) / 255.0, work), 0, -1)
+        rgb = np.moveaxis(downsample(np.moveaxis(img_as_float(rgb), -1, 0), work), 0, -1)
     h, w = rgb.shape[:2]
     lab = rgb2lab(rgb).reshape(-1, 3)
     low, high = np.percentile(lab, [1, 99], axis=0)

@@ -170,7 +170,7 @@ class BandEvaluator:
         h, w = self.shape
         x = self.x[rows]
         m = labels.bool()[:, None].to(x.dtype)
-        *_, mu = self._moments(x, m)
+        *_, mu = self._moments(x, m, rows)
         self.sq1[rows] = ((x * x).flatten(2) @ m.flatten(2).transpose(1, 2))[..., 0] \
             .to(self.wide)
         # in place where it can be: at 4096x4096 a full-size temporary is 67 MB
@@ -183,14 +183,14 @@ class BandEvaluator:
             self.partial[rows, :, :h, :w] = partial
         self.last[rows] = labels.to(torch.uint8)
 
-    def _moments(self, x, m):
-        """Exact areas, colour sums and means of both regions of ``m`` ``(B', 1, H, W)``."""
+    def _moments(self, x, m, rows):
+        """Exact areas, colour sums and means of both regions of ``m`` ``(B', 1, H, W)``,
+        the labels of the images ``x`` (rows ``rows`` of the batch)."""
         flat_m = m.flatten(2).transpose(1, 2)
         area1_raw = m.sum((2, 3))  # (B', 1)
         area0_raw = math.prod(self.shape) - area1_raw
         sum_x1 = (x.flatten(2) @ flat_m)[..., 0]  # (B', C)
-        sum_x0 = x.sum((2, 3)) - sum_x1 if x.shape[0] != self.x.shape[0] \
-            else self.x_sum - sum_x1
+        sum_x0 = self.x_sum[rows] - sum_x1
         area1, area0 = area1_raw.clamp_min(1.0), area0_raw.clamp_min(1.0)
         return ((area1_raw, area0_raw), (area1, area0), (sum_x1, sum_x0),
                 (sum_x1 / area1, sum_x0 / area0))
@@ -220,7 +220,7 @@ class BandEvaluator:
         channels = x.shape[1]
         m = labels.bool()[:, None].to(x.dtype)
         (area1_raw, area0_raw), (area1, area0), (sum_x1, sum_x0), (mu1, mu0) = \
-            self._moments(x, m)
+            self._moments(x, m, rows)
         eps = EPS_REL * torch.cat([sum_x1, area1_raw, sum_x0, area0_raw], 1)
         coef1, coef0 = -1 / (channels * area1), 1 / (channels * area0)
 

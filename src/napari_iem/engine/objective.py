@@ -158,7 +158,7 @@ class IEMObjective:
         back_w = (x[:, None] * back[:, :, :-1]).sum(2) + back[:, :, -1]
         return j, direct[:, 1:] - direct[:, :1] - back_w
 
-    def _evaluate_binary(self, labels, x, keep=False):
+    def _evaluate_binary(self, labels, x, keep=0):
         """K = 2, written out for speed and fused strip by strip (:meth:`_strip_forward`,
         :meth:`_strip_gains`).  Same values as the general path (tested), and on an
         image of one strip bit for bit those of the element-wise formulas it replaces.

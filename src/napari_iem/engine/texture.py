@@ -18,6 +18,7 @@ then in the engine: docs/evaluation.md.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .devices import wide_dtype
 
@@ -31,38 +32,23 @@ def box_mean(x: torch.Tensor, width: int, nd: int) -> torch.Tensor:
     """Mean of ``x`` over a box of ``width`` pixels on each of its last ``nd`` axes,
     the image's border excluded (each output divides by the pixels it covers).
 
-    Running sums in float64 (float32 on MPS, which has no float64), one axis at a
-    time: the cost does not grow with ``width``, and a difference of two large running
-    sums keeps its digits.
+    Running sums over the zero-padded axis in float64 (float32 on MPS, which has no
+    float64), one axis at a time: the cost does not grow with ``width``, and a
+    difference of two large running sums keeps its digits.
     """
     half = width // 2
     out = x.to(wide_dtype(x.device))
     for d in range(out.ndim - nd, out.ndim):
         n = out.shape[d]
-        run = torch.cat([torch.zeros_like(out.narrow(d, 0, 1)), out.cumsum(d)], d)
-        sums = torch.empty_like(out)
-        # output i sums run[hi(i)] - run[lo(i)], hi = min(n, i + half + 1) and
-        # lo = max(0, i - half): between these cuts each is a slice or a constant
-        cuts = sorted({0, n, min(n, half + 1), max(0, n - half - 1)})
-        for s, e in zip(cuts[:-1], cuts[1:]):
-            if e > s:
-                piece = sums.narrow(d, s, e - s)
-                torch.sub(_run_slice(run, d, min(n, s + half + 1), min(n, e + half), piece),
-                          _run_slice(run, d, max(0, s - half), max(0, e - 1 - half), piece),
-                          out=piece)
-        count = (torch.arange(n, device=x.device) + half + 1).clamp_max(n) \
-            - (torch.arange(n, device=x.device) - half).clamp_min(0)
+        pad = [0, 0] * (out.ndim - 1 - d) + [half + 1, half]  # a zero before the first
+        run = F.pad(out, pad).cumsum(d)  # run[i + width] - run[i]: the box of output i
+        sums = run.narrow(d, width, n) - run.narrow(d, 0, n)
+        i = torch.arange(n, device=x.device)
+        count = (i + half + 1).clamp_max(n) - (i - half).clamp_min(0)
         shape = [1] * out.ndim
         shape[d] = n
         out = sums.div_(count.to(out.dtype).view(shape))
     return out
-
-
-def _run_slice(run, d, first, last, like):
-    """``run`` at indices ``first..last`` along ``d`` (consecutive, or all ``first``)."""
-    if last > first:
-        return run.narrow(d, first, last - first + 1)
-    return run.narrow(d, first, 1).expand_as(like)
 
 
 def with_texture(x: torch.Tensor, window: int) -> torch.Tensor:
