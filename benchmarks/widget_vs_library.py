@@ -1,23 +1,28 @@
 """A widget run against the same library call, side by side in one process.
 
-    xvfb-run -a python benchmarks/widget_vs_library.py [--repeat 3] [--max-size 256]
+    xvfb-run -a python benchmarks/widget_vs_library.py [--repeat 3] [--max-size N]
                                                         [--image coffee]
 
 The real dock widget in a real (virtual-display) napari window segments the image as a
 user would (press Run, wait for the layers), then :func:`napari_iem.segment` runs with
-exactly the options the widget planned (:func:`napari_iem._napari.run_request.plan_run`),
-alternately, ``--repeat`` times each.  The table gives the median seconds of both and
-their ratio (issue 13's target: a widget run at most 1.2x the library call).  The
-widget's time runs from the click to the worker's end, layers published.
+exactly the options the widget planned (:func:`napari_iem._napari.run_request.plan_run`)
+and the preset the user chose (``default``, whose pick the library call then makes
+itself, as a user's ``segment(image)`` does), alternately, ``--repeat`` times each.
+``--max-size`` is the widget's working size (its own start when not given).  The
+table gives the median seconds of both and their ratio (issue 13's target: a widget
+run at most 1.2x the library call).  The widget's time runs from the click to the
+worker's end, layers published.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 
 
-def measure(image_name: str = "coffee", max_size: int = 256, repeat: int = 3,
+def measure(image_name: str = "coffee", max_size: int | None = None, repeat: int = 3,
             threads: int = 0) -> dict:
     """Median seconds of a widget run and of the same library call, alternated
     ``repeat`` times after one warm-up of each; the widget's last status line."""
@@ -31,14 +36,19 @@ def measure(image_name: str = "coffee", max_size: int = 256, repeat: int = 3,
     from napari_iem._napari.run_request import plan_run
     from napari_iem._napari.widget import IEMWidget
 
+    from napari_iem._napari import remembered
+
     if threads:
         torch.set_num_threads(threads)
+    # a fresh widget, as a new user opens it: not the settings a last session left
+    os.environ[remembered.ENV] = os.path.join(tempfile.mkdtemp(), "settings.toml")
     image = getattr(skimage.data, image_name)()
     viewer = napari.Viewer(show=True)
     widget = IEMWidget(viewer)
     viewer.window.add_dock_widget(widget)
     viewer.add_image(image, name=image_name, rgb=image.ndim == 3)
-    widget.controls["max_size"].value = max_size
+    if max_size is not None:
+        widget.controls["max_size"].value = max_size
     app = QApplication.instance()
 
     def widget_run() -> float:
@@ -55,8 +65,9 @@ def measure(image_name: str = "coffee", max_size: int = 256, repeat: int = 3,
 
     def library_run() -> float:
         plan = plan_run(widget.form, viewer)
+        options = {**plan.options, "preset": widget.controls["preset"].value}
         start = time.perf_counter()
-        segment(plan.data, **plan.options)
+        segment(plan.data, **options)
         return time.perf_counter() - start
 
     widget_run(), library_run()  # warm both (imports, first kernels, layer creation)
@@ -65,7 +76,8 @@ def measure(image_name: str = "coffee", max_size: int = 256, repeat: int = 3,
         times["widget"].append(widget_run())
         times["library"].append(library_run())
     out = {k: statistics.median(times[k]) for k in ("widget", "library")}
-    out.update(shape=image.shape, status=widget.status.text())
+    out.update(shape=image.shape, status=widget.status.text(),
+               max_size=widget.controls["max_size"].value)
     viewer.close()
     return out
 
@@ -73,8 +85,9 @@ def measure(image_name: str = "coffee", max_size: int = 256, repeat: int = 3,
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--max-size", type=int, default=256,
-                        help="the widget's working size (0: full size)")
+    parser.add_argument("--max-size", type=int, default=None,
+                        help="the widget's working size (0: full size; default: the "
+                        "widget's own start)")
     parser.add_argument("--image", default="coffee", help="a skimage.data image name")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all)")
     args = parser.parse_args(argv)
@@ -82,7 +95,7 @@ def main(argv=None) -> None:
     w, lib = out["widget"], out["library"]
     print("| image | max side | widget s | library s | widget / library |")
     print("|---|---|---|---|---|")
-    print(f"| {args.image} {out['shape']} | {args.max_size or 'full'} | {w:.2f} | "
+    print(f"| {args.image} {out['shape']} | {out['max_size'] or 'full'} | {w:.2f} | "
           f"{lib:.2f} | {w / lib:.2f}x |")
     print("status:", out["status"])
 

@@ -26,3 +26,24 @@ def _tap_by_tap(data, work):
 def test_downsample_is_the_tap_by_tap_sum(shape, work):
     data = np.random.default_rng(3).uniform(-1, 1, shape).astype(np.float32)
     np.testing.assert_array_equal(downsample(data, work), _tap_by_tap(data, work))
+
+
+@pytest.mark.parametrize("lead, small, big", [((6,), (32, 48), (256, 300)),
+                                              ((2, 3), (7, 30, 41), (20, 70, 90))])
+def test_resize_maps_is_linear_interpolation_between_pixel_centres(lead, small, big):
+    """The maps' upsampling (torch's interpolate) is skimage's linear resize away from
+    the border, where skimage mirrors and it holds the edge value instead."""
+    from skimage.transform import resize
+
+    from napari_iem.engine.preprocess import resize_maps
+
+    maps = np.random.default_rng(0).random((*lead, *small)).astype(np.float32)
+    out = resize_maps(maps, big)
+    assert out.shape == (*lead, *big) and out.dtype == np.float32
+    ref = resize(maps, (*lead, *big), order=1, anti_aliasing=False)
+    margin = [-(-n // (2 * m)) for n, m in zip(big, small)]  # half a small pixel
+    inner = (Ellipsis, *(slice(e, n - e) for n, e in zip(big, margin)))
+    np.testing.assert_allclose(out[inner], ref[inner], atol=1e-5)
+    corner = (Ellipsis, *([0] * len(big)))
+    np.testing.assert_array_equal(out[corner], maps[corner])  # held, not mirrored
+    assert resize_maps(maps, small) is maps
