@@ -109,3 +109,21 @@ def test_settings_are_remembered_between_sessions(make_napari_viewer, qtbot):
     later = IEMWidget(make_napari_viewer())  # a new session
     assert later.controls["regions"].value == 3
     assert later.controls["max_iter"].value == 12
+
+
+def test_working_size_starts_per_mode_and_a_users_value_stays(viewer_widget):
+    """A plane starts at 1024 px, a volume at 256 (one 3-D problem at 1024 would take
+    minutes); a size the user typed is kept whatever the mode."""
+    viewer, widget = viewer_widget
+    viewer.add_image(np.zeros((4, 32, 32), np.float32), name="stack")
+    size, mode = widget.controls["max_size"], widget.mode
+    assert size.value == _form.START_MAX_SIZE == 1024
+    mode.value = "volume"
+    assert size.value == _form.VOLUME_START_MAX_SIZE == 256
+    mode.value = "every slice"
+    assert size.value == 1024
+    size.value = 512
+    mode.value = "volume"
+    assert size.value == 512
+    widget.form.reset_to_preset()
+    assert size.value == 256

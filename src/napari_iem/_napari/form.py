@@ -32,8 +32,15 @@ PRESET_START = "preset's start"
 #: (labels come back at full size either way, the boundary refined there).  Measured
 #: with ``benchmarks/widget_vs_library.py`` and docs/benchmarks.md: at 1024 a 600 px
 #: photo runs whole (0.6 s), a 2048 px photo in 2.4 s and a 4096 px micrograph in
-#: 1.7 s, against 5.7 s and 14.6 s at full size.
+#: 1.7 s, against 5.7 s and 14.6 s at full size.  A volume starts at 256: 64x1024x1024
+#: voxels take 55 s there, and one 3-D problem at 1024 would be many times that.
 START_MAX_SIZE = 1024
+VOLUME_START_MAX_SIZE = 256
+
+
+def start_max_size(mode: str) -> int:
+    """The working size the widget starts with in ``mode``."""
+    return VOLUME_START_MAX_SIZE if mode == "volume" else START_MAX_SIZE
 QT_INT_MAX = 2**31 - 1
 #: Display steps of the number controls (the knob table has no opinion on steps).
 STEPS = {"sigma": 0.5, "lam": 0.0001, "max_size": 32}
@@ -44,7 +51,7 @@ NOTES = {
     "preset": "The Advanced fields show the preset's values; choosing a preset resets "
               "them.",
 }
-#: Knob controls the preset sets (max_size starts at START_MAX_SIZE whatever the preset).
+#: Knob controls the preset sets (max_size starts at start_max_size whatever the preset).
 PRESET_SET = tuple(k.name for k in KNOBS
                    if k.widget and k.kind == "param" and k.name != "max_size")
 MAIN = ("regions", "preset", "device", "max_size", "instances")
@@ -136,6 +143,8 @@ class IEMForm:
         c["preset"].changed.connect(self._on_preset)
         self.image.changed.connect(self._on_image)
         self.mode.changed.connect(self.update_visibility)
+        self._mode_shown = self.mode.value
+        self.mode.changed.connect(self._on_mode)
         self.show_preset()
         self.update_visibility()
 
@@ -254,7 +263,15 @@ class IEMForm:
     def reset_to_preset(self) -> None:
         """Every parameter back to the preset's value (max size to its start)."""
         self._on_preset()
-        self.controls["max_size"].value = START_MAX_SIZE
+        self.controls["max_size"].value = start_max_size(self.mode.value)
+
+    def _on_mode(self, mode: str) -> None:
+        """A working size the user left at its start follows the mode's start (a
+        volume starts smaller); one the user set stays."""
+        control = self.controls["max_size"]
+        if control.value == start_max_size(self._mode_shown):
+            control.value = start_max_size(mode)
+        self._mode_shown = mode
 
     # -------------------------------------------------------------- options
     def value(self, name: str):

@@ -29,7 +29,7 @@ from . import layers as _layers
 from . import pyramid as _pyramid
 from . import remembered
 from .folder import FolderControl
-from .form import ADVANCED_TIP, START_MAX_SIZE, IEMForm
+from .form import ADVANCED_TIP, START_MAX_SIZE, VOLUME_START_MAX_SIZE, IEMForm
 from .messages import explain, run_summary, tell
 from .progress import RunProgress
 from .publish import Preview, publish, stale_reason
@@ -113,7 +113,8 @@ class IEMWidget(QWidget):
         self.advanced.addWidget(self.form.advanced.native)
         self.reset_button = self._button(
             "Reset to preset", "Set every parameter back to the preset's value (max size "
-            f"to {START_MAX_SIZE}) and forget knobs a settings file set", self.form.reset_to_preset)
+            f"to {START_MAX_SIZE}, {VOLUME_START_MAX_SIZE} for a volume) and forget knobs a "
+            "settings file set", self.form.reset_to_preset)
         self.advanced.addWidget(self.reset_button)
         layout.addWidget(self.advanced)
         self.run_button = self._button(
