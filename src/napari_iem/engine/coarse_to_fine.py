@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Iterable
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -30,6 +29,7 @@ import torch
 from .multiscale import band_width, boundary_band
 from .optimize import OptimState, optimize
 from .preprocess import resize_labels, working_shape
+from .texture import for_the_edge
 
 __all__ = ["levels", "band_lock", "solve_levels"]
 
@@ -81,10 +81,7 @@ def solve_levels(inputs: Iterable[torch.Tensor], regions: int, params,
             carried = np.stack([resize_labels(lab.astype(np.uint8), fine) for lab in labels])
             locked = torch.from_numpy(band_lock(carried, fine, labels.shape[1:])).to(x.device)
             init = torch.from_numpy(carried).to(x.device)
-            # the finer levels decide the edge within the band, by colour: the texture
-            # channel's box (11 px per 128 of the side) is wider than the band and
-            # blurs the edge, and costs a quarter more filtering (engine/texture.py)
-            params = replace(params, texture=0)
+            params = for_the_edge(params)  # by colour within the band
         gen = optimize(x, regions, params, init=init, locked=locked)
         try:
             while True:

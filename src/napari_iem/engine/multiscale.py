@@ -33,6 +33,7 @@ from scipy import ndimage as ndi
 
 from .optimize import optimize
 from .presets import IEMParams
+from .texture import for_the_edge
 
 __all__ = ["Window", "band_width", "boundary_band", "iter_refine_boundary",
            "iter_refine_window", "refine_boundary", "refine_setup", "tile_boxes"]
@@ -120,9 +121,8 @@ def refine_setup(params: IEMParams, ndim: int, width: int, tile: int | None = No
     depends on), and the parameters each tile is optimised with."""
     tile = tile or (TILE_2D if ndim == 2 else TILE_3D)
     reach = params.reps * (params.kernel_size // 2)
-    # the edge at full size is decided by colour, as on the finer levels of coarse to
-    # fine (engine/coarse_to_fine.py): no texture channel
-    return tile, width + reach, params.replace(max_iter=max_iter or width + 2, texture=0)
+    run = for_the_edge(params).replace(max_iter=max_iter or width + 2)
+    return tile, width + reach, run
 
 
 def window_tiles(window: Window, tile: int, halo: int) -> Iterator[Boxes]:
