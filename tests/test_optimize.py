@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from napari_iem.engine.objective import IEMObjective
@@ -120,3 +121,14 @@ def test_a_detected_cycle_gives_the_labels_of_the_full_run():
         assert torch.equal(fast.labels, full.labels)
         assert (full.iterations == n).all()
         assert fast.iterations.sum() < full.iterations.sum()  # it did stop early
+
+
+@pytest.mark.parametrize("shape", [(3, 37, 41), (2, 9, 13, 17), (1, 1, 5)])
+def test_boundary_pixels_are_where_both_dilations_meet(shape):
+    """The K = 2 band (pixels with a neighbour of the other label) is the paper's
+    ``dilate(M) & dilate(~M)``, in 2-D and 3-D."""
+    from napari_iem.engine.optimize import _differs, _shift_or
+
+    mask = torch.rand(shape, generator=torch.Generator().manual_seed(0)) > 0.6
+    nd = len(shape) - 1
+    assert torch.equal(_differs(mask, nd), _shift_or(mask, nd) & _shift_or(~mask, nd))

@@ -175,7 +175,8 @@ def _prepare_levels(job: Job, index: tuple[int, ...]):
     Returns the problem at its working size and its levels below it, coarsest first.
     """
     full = _prepare(job, index, dataclasses.replace(job.run, max_size=None))
-    data = [full.data if tuple(shape) == full.data.shape[1:] else downsample(full.data, shape)
+    wide = full.data.astype(np.float64)  # what downsample sums in, made once for all levels
+    data = [full.data if tuple(shape) == full.data.shape[1:] else downsample(wide, shape)
             for shape in job.level_shapes]
     return dataclasses.replace(full, data=data[-1]), data[:-1]
 

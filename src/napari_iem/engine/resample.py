@@ -20,6 +20,7 @@ promise.  So both paths use these functions:
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -95,18 +96,26 @@ def downsample(data: np.ndarray, work, *, full_shape=None, box=None,
     full_shape = tuple(full_shape or data.shape[1:])
     box = tuple(box or (slice(0, m) for m in work))
     offset = tuple(offset or (0,) * len(work))
-    out = data.astype(np.float64)
+    out = np.ascontiguousarray(data, dtype=np.float64)
+    last = len(work) - 1
     for axis, (n, m, s, o) in enumerate(zip(full_shape, work, box, offset)):
         if n == m:
             take = [slice(None)] * out.ndim
             take[axis + 1] = slice(s.start - o, s.stop - o)
-            out = out[tuple(take)]
+            out = np.ascontiguousarray(out[tuple(take)])
             continue
         idx, w = axis_weights(int(n), int(m))
-        moved = np.moveaxis(out, axis + 1, 0)
-        acc = _axis_matrix(idx[s] - o, w[s], moved.shape[0]) @ moved.reshape(moved.shape[0], -1)
-        out = np.moveaxis(acc.reshape((-1,) + moved.shape[1:]), 0, axis + 1)
-    return np.ascontiguousarray(out, dtype=np.float32)
+        matrix = _axis_matrix(idx[s] - o, w[s], out.shape[axis + 1])
+        if axis < last:  # (lead, n, rest) slabs as they lie: no copy of the input
+            slabs = out.reshape(-1, out.shape[axis + 1], math.prod(out.shape[axis + 2:]))
+            acc = np.stack([matrix @ slab for slab in slabs])
+            out = acc.reshape(out.shape[: axis + 1] + (acc.shape[1],) + out.shape[axis + 2:])
+        else:  # the last axis: brought first, on the already reduced array
+            moved = np.moveaxis(out, -1, 0)
+            acc = matrix @ moved.reshape(moved.shape[0], -1)
+            out = np.ascontiguousarray(
+                np.moveaxis(acc.reshape((-1,) + moved.shape[1:]), 0, -1))
+    return out.astype(np.float32)
 
 
 def _axis_matrix(idx: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_matrix:
