@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .devices import wide_dtype
-from .inpaint import EPS_REL, band_diagonals, gaussian_kernel1d, window_matrix
+from .inpaint import EPS_REL, band_diagonals, gaussian_kernel1d, per_axis, window_matrix
 from .objective import IEMObjective
 
 #: Tile side (pixels); each crop is ``TILE + 4h`` on a side (h: the filter's reach).
@@ -76,8 +76,8 @@ def _crop_operators(n, tiles, params, axis, reach, device, dtype):
     4h)``); backward, the tile from those (``(g, T, T + 2h)``).  Taken from the whole
     axis, they are exact at the image border too (two zero-padded passes are not one
     pass over a zero-padded crop), and zero outside the image."""
-    sigma = params.sigma[axis] if isinstance(params.sigma, (list, tuple)) else params.sigma
-    fwd, back = _axis_crop_operators(n, tiles, int(params.kernel_size), float(sigma),
+    sigma = per_axis(params.sigma, 2)[axis]  # the incremental evaluation is 2-D
+    fwd, back = _axis_crop_operators(n, tiles, int(params.kernel_size), sigma,
                                      int(params.reps), reach)
     return fwd.to(device, dtype), back.to(device, dtype)
 

@@ -29,6 +29,7 @@ import torch
 from ..analysis.cleanup import drop_small_pieces
 from ..analysis.instances import split_instances
 from .foreground import ordered_labels
+from .inpaint import per_axis
 from .layout import axis_sigmas
 from .multiscale import band_width, iter_refine_boundary, refine_setup
 from .objective import region_maps
@@ -74,7 +75,7 @@ class JobOutput:
             "rgb": layout.rgb,
             "spatial_shape": list(layout.spatial),
             "working_shape": list(work),
-            "sigma_working_pixels": list(sigma) if isinstance(sigma, tuple) else [sigma] * nsp,
+            "sigma_working_pixels": list(per_axis(sigma, nsp)),
             "sigma_units": request.sigma_units,
             "scale": None if request.scale is None else list(request.scale),
             "smooth_threshold_used": run.smooth_threshold,

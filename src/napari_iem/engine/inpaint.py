@@ -177,6 +177,17 @@ def apply_axis(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
     return y.reshape(rows, nb * b, s)[:, :n]
 
 
+def per_axis(sigma, nd: int) -> tuple[float, ...]:
+    """``sigma`` as one value per spatial axis: a scalar (isotropic) repeated ``nd``
+    times, a sequence (anisotropic, :func:`napari_iem.engine.layout.axis_sigmas`) as
+    given."""
+    if isinstance(sigma, (list, tuple)):
+        if len(sigma) != nd:
+            raise ValueError(f"{len(sigma)} sigmas for a {nd}-D image")
+        return tuple(float(v) for v in sigma)
+    return (float(sigma),) * nd
+
+
 class GaussianFilter:
     """The repeated separable Gaussian ``G`` for one spatial shape, on one device.
 
@@ -198,9 +209,7 @@ class GaussianFilter:
         if reps < 1:
             raise ValueError(f"reps must be at least 1, got {reps}")
         self.shape = tuple(int(s) for s in shape)
-        sigmas = sigma if isinstance(sigma, (list, tuple)) else [sigma] * len(self.shape)
-        if len(sigmas) != len(self.shape):
-            raise ValueError(f"{len(sigmas)} sigmas for a {len(self.shape)}-D image")
+        sigmas = per_axis(sigma, len(self.shape))
         self.reps = reps
         #: pixels one filtering reaches along an axis (``reps`` passes of ``r`` taps each side)
         self.reach = reps * (int(kernel_size) // 2)

@@ -62,6 +62,7 @@ from pathlib import Path
 
 import torch
 
+from .inpaint import per_axis
 from .optimize import optimize
 
 #: Pixels sampled at most for the noise estimate and the fit (a regular grid beyond).
@@ -145,7 +146,7 @@ def null_selection(params, regions: int, shape: tuple[int, ...],
 def null_key(params, regions: int, shape) -> str:
     """What a null depends on: the parameters the optimiser and the noise scaling read
     (not the preset's name, colour space or working size), K and the noise's shape."""
-    sigma = params.sigma if isinstance(params.sigma, tuple) else (params.sigma,) * len(shape)
+    sigma = per_axis(params.sigma, len(shape))
     key = {
         "sigma": [round(float(v), 6) for v in sigma], "kernel_size": params.kernel_size,
         "reps": params.reps, "lam": params.lam, "init": params.init,
