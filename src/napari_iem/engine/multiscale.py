@@ -56,12 +56,13 @@ def boundary_band(labels: np.ndarray, width: int) -> np.ndarray:
     """Pixels within ``width`` (chessboard distance) of a change of label."""
     edge = np.zeros(labels.shape, dtype=bool)
     for d in range(labels.ndim):
-        diff = np.diff(labels, axis=d) != 0
         lo = [slice(None)] * labels.ndim
         hi = [slice(None)] * labels.ndim
         lo[d], hi[d] = slice(0, -1), slice(1, None)
-        edge[tuple(lo)] |= diff
-        edge[tuple(hi)] |= diff
+        lo, hi = tuple(lo), tuple(hi)
+        diff = labels[hi] != labels[lo]  # no difference array of the labels' dtype
+        edge[lo] |= diff
+        edge[hi] |= diff
     if width <= 0:
         return edge
     return ndi.maximum_filter(edge.view(np.uint8), size=2 * width + 1).view(bool)
