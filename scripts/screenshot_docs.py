@@ -46,8 +46,8 @@ def shoot(viewer, name: str) -> None:
 
 def open_viewer(sample: str):
     viewer = napari.Viewer(title="napari-iem")
-    viewer.window.resize(1500, 950)
     viewer.window.show()
+    viewer.window.resize(1500, 950)  # after show, which restores napari's saved geometry
     viewer.open_sample("napari-iem", sample)
     _, widget = viewer.window.add_plugin_dock_widget("napari-iem", "Segment an image")
     settle()
