@@ -58,30 +58,40 @@ def band_lock(labels: np.ndarray, fine_shape, coarse_shape) -> np.ndarray:
     return np.stack([~boundary_band(lab, width) for lab in labels])
 
 
-def solve_levels(inputs: Iterable[torch.Tensor], regions: int, params,
-                 init: torch.Tensor | None = None, locked: torch.Tensor | None = None,
+def solve_levels(inputs: Iterable[torch.Tensor], regions: int, params, start=None,
                  ) -> Generator[tuple[int, OptimState], None, OptimState]:
     """Optimise a batch through its pyramid levels, coarsest first: the one
     level-by-level solve of every path (whole images, blocks of a large one).
 
     ``inputs`` gives each level's batch ``(B, C, *S)`` in turn (it may build them
-    lazily, so only one level is on the device at a time); ``init`` and ``locked``
-    are the caller's start on the first level.  From the second level on, the labels
-    are carried up and only the band around their boundary may move (:func:`band_lock`).
-    Yields ``(iterations done on the earlier levels, state)`` after every iteration;
-    returns the last level's final state with the iterations and the objective
-    histories of every level added up.
+    lazily, so only one level is on the device at a time).  ``start``, when given, is
+    the caller's start: ``start(shape)`` returns its labels and its locked pixels (or
+    None) at a level's spatial ``shape``, as ``(B, *shape)`` arrays.  The first level
+    starts from it; from the second level on, the labels are carried up and only the
+    band around their boundary may move (:func:`band_lock`), and the caller's locked
+    pixels keep the caller's labels on every level.  So a refinement from a user's
+    edit converges as a run does, instead of travelling at full size a pixel an
+    iteration (a 400x600 photo edited and refined: 150 iterations, not converged,
+    5.3 s before).  Yields ``(iterations done on the earlier levels, state)`` after
+    every iteration; returns the last level's final state with the iterations and the
+    objective histories of every level added up.
     """
     labels, done, counted, history = None, 0, None, None
     for x in inputs:
+        shape = tuple(x.shape[2:])
+        init, locked = start(shape) if start is not None else (None, None)
         if labels is not None:  # carried up; only the band around the boundary may move
-            fine = tuple(x.shape[2:])
             # bytes (regions <= 64), carried from the smaller level: the optimiser
             # makes its one int64 copy
-            carried = np.stack([resize_labels(lab.astype(np.uint8), fine) for lab in labels])
-            locked = torch.from_numpy(band_lock(carried, fine, labels.shape[1:])).to(x.device)
-            init = torch.from_numpy(carried).to(x.device)
+            carried = np.stack([resize_labels(lab.astype(np.uint8), shape) for lab in labels])
+            if locked is not None:  # the caller's pixels, whatever the level above did
+                carried = np.where(locked, init, carried).astype(np.uint8)
+            band = band_lock(carried, shape, labels.shape[1:])
+            init, locked = carried, band if locked is None else band | locked
             params = for_the_edge(params)  # by colour within the band
+        init = None if init is None else torch.from_numpy(np.ascontiguousarray(init)).to(x.device)
+        locked = None if locked is None else torch.from_numpy(
+            np.ascontiguousarray(locked)).to(x.device)
         gen = optimize(x, regions, params, init=init, locked=locked)
         try:
             while True:

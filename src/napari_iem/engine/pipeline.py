@@ -82,8 +82,7 @@ def _plan(request: SegmentRequest) -> Job:
     value_range = None if len(problems) == 1 else intensity_range(data, params)
     output = JobOutput.empty(request, work, run, need, min(batch, len(problems)),
                              len(problems))
-    pyramid = [params.max_size] if request.init is not None else \
-        levels(layout.spatial, params.max_size, params.coarse_size)  # a user's start: as is
+    pyramid = levels(layout.spatial, params.max_size, params.coarse_size)
     shapes = tuple(tuple(working_shape(layout.spatial, side)) for side in pyramid)
     output.facts["levels"] = [list(shape) for shape in shapes]
     return Job(request, work, run, value_range, problems, pyramid, shapes, batch, output,
@@ -196,10 +195,9 @@ def _optimize_levels(batch, members, inputs, total, done, live, share):
     progress of the run.  ``share`` is ``(meter, start, steps)``: the part of the
     run's count it moves.  Returns the final state, iterations of every level added."""
     first = batch[0][0]
-    device, regions, run = first.request.device, first.request.regions, first.run
-    init, locked = _start(batch, members, first.level_shapes[0], device)
+    regions, run = first.request.regions, first.run
     meter, start, steps = share
-    gen = solve_levels(inputs, regions, run, init, locked)
+    gen = solve_levels(inputs, regions, run, _start(batch, members))
     try:
         while True:
             earlier, state = next(gen)
@@ -211,20 +209,24 @@ def _optimize_levels(batch, members, inputs, total, done, live, share):
         gen.close()
 
 
-def _start(batch, members, work, device):
-    """Initial labels and locked pixels of a batch at the working size (or None)."""
+def _start(batch, members):
+    """The caller's start of a batch, for :func:`.coarse_to_fine.solve_levels`: at a
+    level's ``shape``, the initial labels and the locked pixels ``(B, *shape)`` (locks
+    None when no problem has any), nearest neighbour from the output's shape; None
+    when no problem of the batch has a start."""
     jobs = [batch[i] for i in members]
     if all(job.request.init is None for job, _ in jobs):
-        return None, None
-    init = np.stack([resize_labels(job.request.init[idx], work) for job, idx in jobs])
-    locked = None
-    if any(job.request.locked is not None for job, _ in jobs):
-        locked = np.stack([
-            np.zeros(work, bool) if job.request.locked is None
-            else resize_labels(job.request.locked[idx].view(np.uint8), work) > 0
+        return None
+
+    def at(shape):
+        init = np.stack([resize_labels(job.request.init[idx], shape) for job, idx in jobs])
+        if all(job.request.locked is None for job, _ in jobs):
+            return init, None
+        return init, np.stack([
+            np.zeros(shape, bool) if job.request.locked is None
+            else resize_labels(job.request.locked[idx].view(np.uint8), shape) > 0
             for job, idx in jobs])
-        locked = _to_device(locked, device)
-    return _to_device(init, device), locked
+    return at
 
 
 def _progress(state, batch, members, done, total, live, meter: Meter) -> IEMProgress:
