@@ -35,20 +35,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import DATA, load_set  # noqa: E402
+from foreground_rules import _frame  # noqa: E402
+
+from napari_iem.analysis.metrics import binary_scores  # noqa: E402
 
 NULL_PLANES = 6
 
 
 def iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    union = (pred | gt).sum()
-    return 1.0 if union == 0 else float((pred & gt).sum() / union)
-
-
-def frame(shape) -> np.ndarray:
-    f = np.zeros(shape, bool)
-    f[0] = f[-1] = True
-    f[:, 0] = f[:, -1] = True
-    return f
+    """Fixed-polarity IoU of foreground ``pred`` (the metrics of docs/evaluation.md)."""
+    return binary_scores(pred, gt)["fixed_iou"]
 
 
 def merges(labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -59,7 +55,7 @@ def merges(labels: np.ndarray) -> dict[str, np.ndarray]:
     dist = np.hypot((yy - (h - 1) / 2) / (h / 2), (xx - (w - 1) / 2) / (w / 2))
     present = [k for k in range(3) if (labels == k).any()]
     area = np.array([(labels == k).mean() for k in range(3)])
-    border = np.array([(labels[frame(labels.shape)] == k).mean() for k in range(3)])
+    border = np.array([(labels[_frame(labels)] == k).mean() for k in range(3)])
     nearest = min(present, key=lambda k: dist[labels == k].mean())
     frame_bg = int(np.argmax(border))
     touching = [k for k in present if border[k] > area[k]]
@@ -81,7 +77,7 @@ def cues(fg: np.ndarray) -> dict[str, float]:
     yy, xx = np.mgrid[:h, :w]
     dist = np.hypot((yy - (h - 1) / 2) / (h / 2), (xx - (w - 1) / 2) / (w / 2))
     pieces, _ = ndi.label(fg)
-    return {"frame": float(fg[frame(fg.shape)].mean()), "area": float(fg.mean()),
+    return {"frame": float(fg[_frame(fg)].mean()), "area": float(fg.mean()),
             "centre": float(dist[fg].mean()),
             "largest": float(np.bincount(pieces.ravel())[1:].max() / fg.sum())}
 

@@ -80,6 +80,8 @@ def solve_levels(inputs: Iterable[torch.Tensor], regions: int, params, start=Non
     for x in inputs:
         shape = tuple(x.shape[2:])
         init, locked = start(shape) if start is not None else (None, None)
+        if locked is None:  # the finer levels need the caller's start only for its locks
+            start = None
         if labels is not None:  # carried up; only the band around the boundary may move
             # bytes (regions <= 64), carried from the smaller level: the optimiser
             # makes its one int64 copy

@@ -174,9 +174,11 @@ def _prepare_levels(job: Job, index: tuple[int, ...]):
     Returns the problem at its working size and its levels below it, coarsest first.
     """
     full = _prepare(job, index, dataclasses.replace(job.run, max_size=None))
-    wide = full.data.astype(np.float64)  # what downsample sums in, made once for all levels
-    data = [full.data if tuple(shape) == full.data.shape[1:] else downsample(wide, shape)
-            for shape in job.level_shapes]
+    smaller = [tuple(shape) != full.data.shape[1:] for shape in job.level_shapes]
+    # what downsample sums in, made once for all the levels it makes
+    wide = full.data.astype(np.float64) if any(smaller) else None
+    data = [downsample(wide, shape) if small else full.data
+            for shape, small in zip(job.level_shapes, smaller)]
     return dataclasses.replace(full, data=data[-1]), data[:-1]
 
 
