@@ -109,3 +109,28 @@ def test_strip_by_strip_evaluation_equals_one_strip(monkeypatch):
     assert len(obj.filt.strips()) == 5
     j, g = obj.evaluate(labels)
     assert torch.allclose(j, j_one, rtol=1e-12) and torch.allclose(g, g_one, rtol=1e-10)
+
+
+@pytest.mark.parametrize("regions", [2, 3])
+def test_a_batch_evaluated_in_chunks_gives_the_same_bits(regions):
+    """A large batch of small images is evaluated a few images at a time (to stay in
+    cache): each image's objective, gains and kept parts are those of one call."""
+    x = smooth_image(b=5, shape=(32, 36)).float()
+    labels = random_labels(5, regions, x.shape[2:])
+    whole = IEMObjective(x, regions, PAPER)
+    whole.images_per_chunk = 5
+    chunked = IEMObjective(x, regions, PAPER)
+    chunked.images_per_chunk = 2
+    keep = 16 if regions == 2 else 0
+    expected, got = whole.evaluate(labels, keep=keep), chunked.evaluate(labels, keep=keep)
+    assert len(_flat(got)) == len(_flat(expected)) == (5 if keep else 2)
+    for a, b in zip(_flat(got), _flat(expected)):
+        assert torch.equal(a, b)
+    index = torch.tensor([4, 0, 2])  # the optimiser's shrinking batch: a gathered subset
+    j, g = chunked.evaluate(labels[index], index)
+    assert torch.equal(j, expected[0][index]) and torch.equal(g, expected[1][index])
+
+
+def _flat(result):
+    """``(j, gains[, (parts...)])`` as one list of tensors."""
+    return [t for item in result for t in (item if isinstance(item, tuple) else (item,))]
