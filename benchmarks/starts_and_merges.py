@@ -24,11 +24,19 @@ pixels whose smoothed L*a*b* colour is far from the frame's (the 10% quantile of
 distances to the colours of a 6-pixel frame, above its Otsu threshold; the "background
 prior" of saliency methods), alone and as the default's start, beside the default.
 
+With ``--held-out`` it chooses among the square start's, the k-means start's and the
+three one-region-against-the-rest splits of K = 3 by held-back pixels: each region's
+error when inpainted from the other region (IEM's) against its error when each pixel is
+inpainted from its own region without itself (the filter's centre tap removed, a
+leave-one-out prediction); the partition with the largest ratio, difference or
+area-weighted ratio of the two is kept, its foreground by the preset's rule.
+
 Fixed-polarity IoU (the foreground the rule gives) beside the best polarity, in %::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/starts_and_merges.py --set sod
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/starts_and_merges.py --set horse
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/starts_and_merges.py --set sod --frame-start
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/starts_and_merges.py --set sod --held-out
 """
 from __future__ import annotations
 
@@ -166,6 +174,86 @@ def frame_start_rows(segment, items, gts) -> list[tuple[str, float, float]]:
     return rows
 
 
+def held_out_errors(x: np.ndarray, fg: np.ndarray, params: dict):
+    """Per region of the split ``fg`` of prepared image ``x`` (C, H, W): its mean error
+    inpainted from the other region, the same inpainted from its own other pixels (the
+    filter's centre tap removed), and its area share; None for a split of under 10
+    pixels a side."""
+    import torch
+
+    from napari_iem.engine.inpaint import GaussianFilter, band_matrix, gaussian_kernel1d
+
+    _, h, w = x.shape
+    xt = torch.from_numpy(x).double()[None]
+    filt = GaussianFilter((h, w), params["kernel_size"], params["sigma"], params["reps"],
+                          dtype=torch.float64)
+    kernel = gaussian_kernel1d(params["kernel_size"], params["sigma"], torch.float64)
+    centre = torch.outer(band_matrix(h, kernel, params["reps"]).diagonal(),
+                         band_matrix(w, kernel, params["reps"]).diagonal())
+    out = []
+    for region in (fg, ~fg):
+        m = torch.from_numpy(region.astype(np.float64))[None, None]
+        if m.sum() < 10 or (1 - m).sum() < 10:
+            return None
+        cross = filt(xt * (1 - m)) / filt(1 - m).clamp_min(1e-12)
+        own = (filt(xt * m) - centre * xt * m) / (filt(m) - centre * m).clamp_min(1e-12)
+        err = [float(((xt - phi).abs().mean(1, keepdim=True) * m).sum() / m.sum())
+               for phi in (cross, own)]
+        out.append((*err, float(m.mean())))
+    return out
+
+
+#: How a split is scored from :func:`held_out_errors` (the highest is chosen).
+HELD_OUT_RULES = {
+    "cross over own error": lambda r: (r[0][0] + r[1][0]) / (r[0][1] + r[1][1]),
+    "cross minus own error": lambda r: (r[0][0] + r[1][0]) - (r[0][1] + r[1][1]),
+    "cross over own error, area-weighted": lambda r: sum(a * c for c, _, a in r)
+                                                     / sum(a * o for _, o, a in r),
+    "cross error alone (IEM's)": lambda r: r[0][0] + r[1][0],
+}
+
+
+def held_out_rows(segment, items, gts) -> list[tuple[str, float, float]]:
+    """The default beside the split chosen by :data:`HELD_OUT_RULES` among five."""
+    import napari_iem.engine.pipeline as pipeline
+    from napari_iem.engine.foreground import ordered_labels
+
+    seen, original = {}, pipeline.finish_problem
+
+    def spy(job, index, b, state, x, *rest, **options):  # the prepared image
+        seen["x"] = x[b].cpu().numpy()
+        return original(job, index, b, state, x, *rest, **options)
+
+    pipeline.finish_problem = spy
+    pools = []
+    try:
+        for _, im, _, _ in items:
+            square = segment(im, 2, maps=False, foreground="init")
+            x, params = seen["x"], square.params
+            kmeans = segment(im, 2, maps=False, foreground="init", init="kmeans").labels
+            three = segment(im, 3, maps=False, foreground="init").labels
+            splits = [square.labels > 0, kmeans > 0] + [three == k for k in range(3)]
+            pool = []
+            for fg in splits:
+                errors = held_out_errors(x, fg, params)
+                if errors is not None:  # the foreground: the preset's rule
+                    pool.append((ordered_labels(fg.astype(np.int64), 2, "centre") > 0,
+                                 fg, errors))
+            pools.append(pool)
+    finally:
+        pipeline.finish_problem = original
+    rows = []
+    for name, pick in [("default (the square start's split)", lambda pool: pool[0])] + [
+            (f"largest {rule}", lambda pool, score=score: max(pool, key=lambda c: score(c[2])))
+            for rule, score in HELD_OUT_RULES.items()]:
+        chosen = [pick(pool) for pool in pools]
+        rows.append((name, np.mean([iou(c[0], g) for c, g in zip(chosen, gts)]),
+                     np.mean([max(iou(c[1], g), iou(~c[1], g)) for c, g in zip(chosen, gts)])))
+    rows.append(("oracle over the five", np.mean([max(iou(c[0], g) for c in pool)
+                                                  for pool, g in zip(pools, gts)]), float("nan")))
+    return rows
+
+
 def print_rows(title: str, rows) -> None:
     print(title)
     print("| candidate | fixed IoU | best polarity |\n|---|---|---|")
@@ -181,12 +269,14 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--frame-start", action="store_true",
                     help="measure the frame-contrast start instead")
+    ap.add_argument("--held-out", action="store_true",
+                    help="choose among five splits by held-back pixels instead")
     args = ap.parse_args(argv)
     items = load_set(DATA / args.set, "paper", args.limit, False)
     gts = [mask > 0 for _, _, mask, _ in items]
-    if args.frame_start:
-        print_rows(f"{args.set}, {len(items)} images, paper protocol",
-                   frame_start_rows(segment, items, gts))
+    if args.frame_start or args.held_out:
+        rows = (frame_start_rows if args.frame_start else held_out_rows)(segment, items, gts)
+        print_rows(f"{args.set}, {len(items)} images, paper protocol", rows)
         return 0
     runs = {init: [segment(im, 2, maps=False, init=init) for _, im, _, _ in items]
             for init in ("square", "kmeans")}
