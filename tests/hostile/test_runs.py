@@ -207,10 +207,10 @@ def test_a_read_only_output_folder_is_one_clear_error(src, tmp_path, capsys, mon
 
 # ------------------------------------------------------------ stopped half way
 
-def _many(tmp_path, n=10):
+def _many(tmp_path, n=10, size=40):
     d = tmp_path / "many"
     for i in range(n):
-        write_disc(d / f"m{i:02d}.png", size=40, seed=i, cx=12 + i, r=9)
+        write_disc(d / f"m{i:02d}.png", size=size, seed=i, cx=size // 3 + i, r=size // 4)
     return d
 
 
@@ -221,7 +221,7 @@ def _labels(out):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, sig):
-    many = _many(tmp_path)
+    many = _many(tmp_path, n=20, size=256)  # the rest outlasts the signal (0.8 s here)
     clean, out = tmp_path / "clean", tmp_path / "out"
     args = ["--iterations", 40, "--task-images", 1]
     assert cli(segment_args(many, out=clean, extra=args), capsys)[0] == 0
@@ -234,7 +234,7 @@ def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, 
     proc.send_signal(sig)
     proc.communicate(timeout=60)
     assert proc.returncode == (-9 if sig == signal.SIGKILL else 130)
-    assert len(_labels(out)) < 10, "the run finished before it was stopped"
+    assert len(_labels(out)) < 20, "the run finished before it was stopped"
     code, _, err = cli(segment_args(many, out=out, extra=args), capsys)
     assert code == 0, err
     a, b = _labels(clean), _labels(out)
