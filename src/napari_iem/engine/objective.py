@@ -42,8 +42,8 @@ STRIP_ROWS_MIN = 32
 #: Elements (maps x pixels x images) an evaluation handles at once: a large batch of
 #: small images is evaluated a few images at a time, so that its temporaries stay in
 #: cache (169 crops of 128x128: 1.9 ms per image and evaluation in one piece, 1.2 ms
-#: eight at a time; ``benchmarks/bench_kernels.py``).  Each image's numbers are the
-#: same whatever its chunk (tested): nothing is summed across images.
+#: eight at a time; docs/benchmarks.md, "a batch in cache-sized chunks").  Each image's
+#: numbers are the same whatever its chunk (tested): nothing is summed across images.
 CHUNK_ELEMENTS = 2**20
 
 
