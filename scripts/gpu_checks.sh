@@ -52,3 +52,14 @@ for dev in cuda cpu; do
       --preset default --device $dev --limit 60 2>&1 | tail -3
   } | tee "$OUT/evaluate_$dev.txt"
 done
+
+# Issue 13's GPU targets, each case in a fresh process: the paper preset on 1,020 and
+# on 169 crops (masks against the authors'), the default on the 4096x4096 micrograph,
+# coffee and the 2048x2048 photo; then the same cases on this machine's CPU.
+for dev in cuda cpu; do
+  log "speed targets on $dev"
+  cases=paper1020,paper169,micro4096,coffee,photo2048
+  [ $dev = cpu ] && cases=paper169,micro4096,coffee,photo2048
+  timeout 400 $PY benchmarks/speed_targets.py --device $dev --repeat 1 --cases $cases \
+    --reference "$DATA/paper-reference/horse128" 2>&1 | tee "$OUT/speed_targets_$dev.txt"
+done
