@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,39 +81,50 @@ def cache_path(name: str, protocol: str) -> Path:
     return CACHE / f"{name}-{protocol}.npz"
 
 
+@contextmanager
+def what_the_finish_sees():
+    """A dict that, while open, holds the last problem's optimiser labels (``labels``,
+    the working grid) and prepared image (``image``, channels first, float32): what the
+    engine's finish, and so ``region_order``, gets."""
+    import napari_iem.engine.pipeline as pipeline
+
+    seen, original = {}, pipeline.finish_problem
+
+    def spy(job, index, b, state, x, *rest, **options):
+        seen["labels"] = state.labels[b].cpu().numpy().astype(np.uint8)
+        seen["image"] = x[b].cpu().numpy()
+        return original(job, index, b, state, x, *rest, **options)
+
+    pipeline.finish_problem = spy
+    try:
+        yield seen
+    finally:
+        pipeline.finish_problem = original
+
+
 def dump(args) -> int:
     """Segment a set once with the optimiser's own numbers and cache what a rule sees."""
-    import napari_iem.engine.pipeline as pipeline
     from napari_iem.api import segment
 
     root = Path(args.set) if Path(args.set).is_dir() else DATA / args.set
     items = load_set(root, args.protocol, args.limit, False)
-    seen = {}
-    original = pipeline.finish_problem
-
-    def spy(job, index, b, state, x, *rest, **options):
-        seen["labels"] = state.labels[b].cpu().numpy().astype(np.uint8)
-        seen["image"] = x[b].cpu().numpy().astype(np.float16)
-        return original(job, index, b, state, x, *rest, **options)
-
-    pipeline.finish_problem = spy
     out = {"stems": [], "presets": [], "labels": [], "work_labels": [], "images": [],
            "masks": [], "seconds": []}
     start = time.perf_counter()
-    for n, (stem, img, mask, _) in enumerate(items):
-        t = time.perf_counter()
-        r = segment(img, 2, preset=args.preset, foreground="init")
-        out["seconds"].append(time.perf_counter() - t)
-        out["stems"].append(stem)
-        out["presets"].append(r.params["preset"])
-        out["labels"].append(r.labels.astype(np.uint8))
-        out["work_labels"].append(seen["labels"])
-        out["images"].append(seen["image"])
-        out["masks"].append((np.asarray(mask) > 0))
-        if (n + 1) % 20 == 0:
-            print(f"{n + 1}/{len(items)} {time.perf_counter() - start:.0f} s",
-                  file=sys.stderr)
-    pipeline.finish_problem = original
+    with what_the_finish_sees() as seen:
+        for n, (stem, img, mask, _) in enumerate(items):
+            t = time.perf_counter()
+            r = segment(img, 2, preset=args.preset, foreground="init")
+            out["seconds"].append(time.perf_counter() - t)
+            out["stems"].append(stem)
+            out["presets"].append(r.params["preset"])
+            out["labels"].append(r.labels.astype(np.uint8))
+            out["work_labels"].append(seen["labels"])
+            out["images"].append(seen["image"].astype(np.float16))
+            out["masks"].append((np.asarray(mask) > 0))
+            if (n + 1) % 20 == 0:
+                print(f"{n + 1}/{len(items)} {time.perf_counter() - start:.0f} s",
+                      file=sys.stderr)
     CACHE.mkdir(parents=True, exist_ok=True)
     path = cache_path(root.name, args.protocol)
     obj = {}

@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import DATA, load_set  # noqa: E402
-from foreground_rules import _frame  # noqa: E402
+from foreground_rules import _frame, what_the_finish_sees  # noqa: E402
 
 from napari_iem.analysis.metrics import binary_scores  # noqa: E402
 
@@ -215,33 +215,25 @@ HELD_OUT_RULES = {
 
 def held_out_rows(segment, items, gts) -> list[tuple[str, float, float]]:
     """The default beside the split chosen by :data:`HELD_OUT_RULES` among five."""
-    import napari_iem.engine.pipeline as pipeline
     from napari_iem.engine.foreground import ordered_labels
+    from napari_iem.engine.presets import get_preset
 
-    seen, original = {}, pipeline.finish_problem
-
-    def spy(job, index, b, state, x, *rest, **options):  # the prepared image
-        seen["x"] = x[b].cpu().numpy()
-        return original(job, index, b, state, x, *rest, **options)
-
-    pipeline.finish_problem = spy
     pools = []
-    try:
+    with what_the_finish_sees() as seen:
         for _, im, _, _ in items:
             square = segment(im, 2, maps=False, foreground="init")
-            x, params = seen["x"], square.params
+            x, params = seen["image"], square.params
+            rule = get_preset(params["preset"]).foreground  # the picked preset's rule
             kmeans = segment(im, 2, maps=False, foreground="init", init="kmeans").labels
             three = segment(im, 3, maps=False, foreground="init").labels
             splits = [square.labels > 0, kmeans > 0] + [three == k for k in range(3)]
             pool = []
             for fg in splits:
                 errors = held_out_errors(x, fg, params)
-                if errors is not None:  # the foreground: the preset's rule
-                    pool.append((ordered_labels(fg.astype(np.int64), 2, "centre") > 0,
+                if errors is not None:
+                    pool.append((ordered_labels(fg.astype(np.int64), 2, rule) > 0,
                                  fg, errors))
             pools.append(pool)
-    finally:
-        pipeline.finish_problem = original
     rows = []
     for name, pick in [("default (the square start's split)", lambda pool: pool[0])] + [
             (f"largest {rule}", lambda pool, score=score: max(pool, key=lambda c: score(c[2])))

@@ -127,6 +127,7 @@ class BandEvaluator:
     def __init__(self, objective):
         x = objective.x
         self.x, self.lam = x, objective.lam
+        self.inputs = objective.inputs  # x[index], gathered once per shrink of the batch
         self.h = reach = objective.filt.reach
         self.shape = tuple(x.shape[2:])
         self.grid = _grid(self.shape)
@@ -208,7 +209,7 @@ class BandEvaluator:
         """``J (B,)`` and gains ``(B, 1, H, W)`` of the images ``x[index]``, like
         :meth:`IEMObjective.evaluate`, after :meth:`start`; None when so many pixels
         moved that a full evaluation is cheaper."""
-        x = self.x if index is None else self.x[index]
+        x = self.inputs(index)
         rows = slice(None) if index is None else index  # a view where it can be
         labels8 = labels.to(torch.uint8)
         changed = labels8 != self.last[rows]

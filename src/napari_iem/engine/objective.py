@@ -85,11 +85,12 @@ class IEMObjective:
         self.binary_path = True
         self._gathered = None  # (index, x[index]) of the last call
         #: images evaluated together: on a CPU as many as keep :data:`CHUNK_ELEMENTS`
-        #: in cache, on a GPU all (each chunk costs its own kernel launches)
+        #: in cache (the forward pass filters ``K (C + 1)`` maps), on a GPU all (each
+        #: chunk costs its own kernel launches)
         self.images_per_chunk = x.shape[0] if x.device.type != "cpu" else max(
-            1, CHUNK_ELEMENTS // (math.prod(x.shape[2:]) * (2 * x.shape[1] + 2)))
+            1, CHUNK_ELEMENTS // (math.prod(x.shape[2:]) * regions * (x.shape[1] + 1)))
 
-    def _inputs(self, index):
+    def inputs(self, index=None):
         """The images ``x[index]``; the optimiser passes the same ``index`` tensor until
         an image leaves the batch, so its gathered copy is kept until then."""
         if index is None:
@@ -115,7 +116,7 @@ class IEMObjective:
         through memory several times (measured at 2048x2048 RGB: 3.1 s, against 0.5 s
         for a whole iteration of the fused evaluation).
         """
-        x = self._inputs(index)
+        x = self.inputs(index)
         m = one_hot(labels, self.regions, x.dtype)
         visible = 1 - m  # (B, K, *S): region k is predicted from everything else
         spatial = tuple(range(3, x.ndim + 1))
@@ -145,7 +146,7 @@ class IEMObjective:
         the eps of the adjoint filter, and the gains' global term (the regions' mean
         errors).
         """
-        x = self._inputs(index)
+        x = self.inputs(index)
         if keep and not (self.regions == 2 and self.binary_path):
             raise ValueError("the parts of an evaluation are kept for K = 2 only")
         step = self.images_per_chunk
