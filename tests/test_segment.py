@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -64,6 +66,18 @@ def test_any_numeric_dtype(dtype):
     scaled = image.astype(np.float64) * (100 if integer else 1 / 255)
     result = segment(scaled.astype(dtype), 2)
     assert iou(result.labels == 1, truth) > 0.9
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_values_at_the_ends_of_float64_segment_like_any_other(scale):
+    """Only the ratios of the values matter; the maps of values beyond float32's range
+    saturate instead of overflowing into inf."""
+    image, truth = textured_disc(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = segment(image.astype(np.float64) * scale, 2)
+    assert iou(result.labels == 1, truth) > 0.9
+    assert np.isfinite(result.inpainted).all() and np.isfinite(result.error).all()
 
 
 def test_sixteen_bit_with_hot_pixels():

@@ -54,6 +54,9 @@ CHUNK_PIXELS = 2**22
 DARK_SHARE = 0.2
 
 
+_FLOAT32_SAFE = float(np.finfo(np.float32).max) / 4  # a map's range beyond it saturates
+
+
 @dataclass
 class PreparedImage:
     """An image ready for the engine, and how to map results back to the input."""
@@ -72,10 +75,14 @@ class PreparedImage:
         c = self.low.size
         low, high = (_root_units(v, self.sqrt_zero).reshape(1, c, *([1] * (maps.ndim - 2)))
                      for v in (self.low, self.high))
-        # float32 and in place: the maps of a 2048x2048 photo are 25 M values
-        out = np.add(maps, 1, dtype=np.float32)
-        out *= ((high - low) / 2).astype(np.float32)
-        out += low.astype(np.float32)
+        if max(np.abs(low).max(), np.abs(high).max()) < _FLOAT32_SAFE:
+            # float32 and in place: the maps of a 2048x2048 photo are 25 M values
+            out = np.add(maps, 1, dtype=np.float32)
+            out *= ((high - low) / 2).astype(np.float32)
+            out += low.astype(np.float32)
+        else:  # values beyond float32 (a float64 image of 1e300): the maps saturate
+            out = np.clip((maps + 1.0) * ((high - low) / 2) + low,
+                          -_FLOAT32_SAFE, _FLOAT32_SAFE).astype(np.float32)
         if self.sqrt_zero is not None:
             out *= out
             out += np.float32(self.sqrt_zero)
