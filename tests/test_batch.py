@@ -344,12 +344,16 @@ def test_runs_stopped_at_the_cap_are_counted_in_summary_and_report(folder, tmp_p
                     report="json")
     capped = sum(r.converged is False for r in rep.records)
     assert capped >= 1  # one iteration converges nowhere on these textured discs
+    assert all(r.stopped_at_cap for r in rep.records if r.converged is False)
     assert f"{capped} stopped at the iteration cap without converging" in rep.summary()
     data = json.loads((tmp_path / "out" / "iem-report.json").read_text())
-    assert data["summary"]["not_converged"] == capped
+    assert data["summary"]["not_converged"] == data["summary"]["stopped_at_cap"] == capped
+    assert all(f["stopped_at_cap"] == (not f["converged"]) for f in data["files"])
     done = run_batch(folder, tmp_path / "out2", workers=0, progress=False, report="json")
-    assert ("iteration cap" in done.summary()) == any(r.converged is False
+    assert ("iteration cap" in done.summary()) == any(r.stopped_at_cap
                                                       for r in done.records)
+    assert ("ended in a cycle" in done.summary()) == any(
+        r.converged is False and not r.stopped_at_cap for r in done.records)
 
 
 def test_a_rerun_removes_the_unfinished_writes_a_killed_run_left(folder, tmp_path):

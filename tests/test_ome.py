@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_iem.batch.report import REPORT_FIELDS, read_rows
+from napari_iem.batch.report import REPORT_FIELDS, read_rows, record_from_row
 from napari_iem.batch.task import _how, segment_task
 from napari_iem.cli import main
 from napari_iem.files.ome import parse_ome_xml, read_ome, read_provenance
@@ -175,11 +175,14 @@ def test_channel_axis_and_scale_from_the_ome_axes(tmp_path):
     assert _how(image_info(src), _cfg(tmp_path, channel_axis=1))["channel_axis"] == 1
 
 
-def test_reports_of_earlier_versions_are_merged_into(tmp_path):
-    old = [f for f in REPORT_FIELDS if not f.endswith("_version")]
+@pytest.mark.parametrize("dropped", [lambda f: f == "stopped_at_cap",
+                                     lambda f: f == "stopped_at_cap" or f.endswith("_version")])
+def test_reports_of_earlier_versions_are_merged_into(tmp_path, dropped):
+    old = [f for f in REPORT_FIELDS if not dropped(f)]
     path = tmp_path / "iem-report.csv"
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=old)
         writer.writeheader()
-        writer.writerow({"file": "a.png", "status": "done"})
-    assert read_rows(path)[0]["file"] == "a.png"
+        writer.writerow({"file": "a.png", "status": "done", "converged": "False"})
+    row = read_rows(path)[0]
+    assert row["file"] == "a.png" and record_from_row(row).stopped_at_cap is None

@@ -80,6 +80,23 @@ def test_values_at_the_ends_of_float64_segment_like_any_other(scale):
     assert np.isfinite(result.inpainted).all() and np.isfinite(result.error).all()
 
 
+def test_a_run_says_whether_it_stopped_at_the_cap_or_in_a_cycle():
+    """Three ends: a fixed point, an exact cycle (more iterations would give the same
+    labels: nothing to tell the user to change) and the cap (more could move them)."""
+    noise = torch.rand(2, 40, 40, 3, generator=torch.Generator().manual_seed(3)).numpy()
+    cycle = segment(noise[1], 2, preset="paper")  # a contour alternating from 8 on
+    assert not cycle.converged and not cycle.stopped_at_cap and cycle.iterations < 150
+    capped = segment(noise[1], 2, preset="paper", max_iter=1)
+    assert not capped.converged and capped.stopped_at_cap
+    image, _ = textured_disc(64)
+    done = segment(image, 2)
+    assert done.converged and not done.stopped_at_cap
+    stack = segment(np.stack([noise[1], noise[1]]), 2, preset="paper", mode="slices",
+                    channel_axis=-1, max_iter=1)
+    assert stack.stopped_at_cap
+    assert all(p["stopped_at_cap"] for p in stack.metadata["per_problem"])
+
+
 def test_sixteen_bit_with_hot_pixels():
     image, truth = textured_disc(64)
     micro = image.astype(np.uint16) * 20 + 1000

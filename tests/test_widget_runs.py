@@ -80,9 +80,11 @@ def test_a_quick_run_draws_no_bar_and_no_preview(viewer_widget, qtbot, monkeypat
     assert "iterations" in widget.status.text()
 
 
-def watch_bar(widget):
+def watch_bar(widget, monkeypatch):
     """The optimiser's snapshots, and the activity-dock bar's (value, total) after
-    each snapshot the widget showed once the bar exists."""
+    each snapshot the widget showed once the bar exists, for the next run.  The slot
+    is connected after the widget's own and before the worker starts (connected after
+    the click, a busy machine's first snapshots would be missed)."""
     steps, bar = [], []
 
     def seen(snapshot):
@@ -91,15 +93,22 @@ def watch_bar(widget):
         if widget._progress.bar is not None:
             bar.append((widget._progress.bar.n, widget._progress.bar.total))
 
-    widget.worker.yielded.connect(seen)  # after the widget's own slot
+    set_running = widget._set_running
+
+    def connect_then(running):
+        if running:
+            widget.worker.yielded.connect(seen)
+        set_running(running)
+
+    monkeypatch.setattr(widget, "_set_running", connect_then)
     return steps, bar
 
 
-def test_progress_totals_equal_the_work_done(viewer_widget, qtbot):
+def test_progress_totals_equal_the_work_done(viewer_widget, qtbot, monkeypatch):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc")
+    steps, bar = watch_bar(widget, monkeypatch)
     widget.run_button.click()
-    steps, bar = watch_bar(widget)
     wait(qtbot, widget)
     assert len({total for _, total in bar}) == 1  # known from the first snapshot
     assert bar[-1][0] == bar[-1][1]  # and reached exactly
@@ -108,13 +117,13 @@ def test_progress_totals_equal_the_work_done(viewer_widget, qtbot):
     assert f"{len(steps)} iterations" in widget.status.text()
 
 
-def test_progress_of_a_stack_counts_every_step(viewer_widget, qtbot):
+def test_progress_of_a_stack_counts_every_step(viewer_widget, qtbot, monkeypatch):
     viewer, widget = viewer_widget
     planes = [textured_disc(SIZE, seed=s) for s in range(3)]
     viewer.add_image(np.stack(planes), name="movie")
     widget.mode.value = "every slice"
+    steps, bar = watch_bar(widget, monkeypatch)
     widget.run_button.click()
-    steps, bar = watch_bar(widget)
     wait(qtbot, widget)
     assert len({total for _, total in bar}) == 1  # one bar, its total known up front
     assert [n for n, _ in bar] == sorted(n for n, _ in bar)
@@ -130,8 +139,25 @@ def test_status_says_when_a_run_did_not_converge(viewer_widget, qtbot):
     widget.run_button.click()
     wait(qtbot, widget)
     assert viewer.layers["disc IEM"].metadata["iem"]["converged"] is False
+    assert viewer.layers["disc IEM"].metadata["iem"]["stopped_at_cap"] is True
     assert ("stopped at 1 iterations without converging: raise max iterations or lower "
             "max size") in widget.status.text()
+
+
+def test_status_says_when_a_run_ended_in_a_cycle(viewer_widget, qtbot):
+    """A contour that alternates for ever is not told to raise the iterations."""
+    import torch
+
+    viewer, widget = viewer_widget
+    noise = torch.rand(2, 40, 40, 3, generator=torch.Generator().manual_seed(3)).numpy()
+    viewer.add_image(noise[1], name="noise", rgb=True)  # the paper preset cycles at 8
+    widget.controls["preset"].value = "paper"
+    widget.run_button.click()
+    wait(qtbot, widget)
+    info = viewer.layers["noise IEM"].metadata["iem"]
+    assert info["converged"] is False and info["stopped_at_cap"] is False
+    assert "ended in a cycle" in widget.status.text()
+    assert "raise max iterations" not in widget.status.text()
 
 
 def test_defaults_pick_is_shown_and_the_other_is_one_click(viewer_widget, qtbot):

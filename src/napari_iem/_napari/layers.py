@@ -155,6 +155,7 @@ def run_metadata(result, source: Layer, index: tuple[int, ...], mode: str,
         "working_shape": result.metadata.get("working_shape"),
         "iterations": int(result.iterations),
         "converged": bool(result.converged),
+        "stopped_at_cap": bool(result.stopped_at_cap),
         "seconds": float(result.seconds),
         "objective": float(result.objective[-1]) if result.objective else None,
     }

@@ -34,9 +34,12 @@ def run_summary(plan, target, result, iterations: int) -> str:
              + f"{iterations} iterations in {result.seconds:.1f} s on {result.device}"]
     if result.converged:
         parts.append("converged")
-    else:
+    elif result.stopped_at_cap:
         parts.append(f"stopped at {result.iterations} iterations without converging: "
                      "raise max iterations or lower max size")
+    else:  # an exact cycle: more iterations would give the same labels
+        parts.append("ended in a cycle (a few boundary pixels alternate; more iterations "
+                     "would not change the labels)")
     picked = plan.picked
     parts.append(f"preset '{result.params.get('preset')}'" + (
         f" (default's pick: {picked['why']})" if picked and picked["why"] else ""))

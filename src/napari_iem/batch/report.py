@@ -66,6 +66,7 @@ class FileRecord:
     preset: str = ""
     iterations: int | None = None
     converged: bool | None = None
+    stopped_at_cap: bool | None = None
     objective: float | None = None
     seconds: float | None = None
     device: str = ""
@@ -75,10 +76,14 @@ class FileRecord:
 
 
 REPORT_FIELDS = [f.name for f in fields(FileRecord)]
-#: Columns of the reports of earlier versions, still merged into.
-_EARLIER_FIELDS = [f for f in REPORT_FIELDS if not f.endswith("_version")]
+#: Columns of the reports of earlier versions (before ``stopped_at_cap``, and before
+#: the versions too), still merged into.
+_EARLIER_FIELDS = ([f for f in REPORT_FIELDS if f != "stopped_at_cap"],
+                   [f for f in REPORT_FIELDS
+                    if f != "stopped_at_cap" and not f.endswith("_version")])
+_BOOL = lambda v: v if isinstance(v, bool) else str(v) == "True"  # noqa: E731
 _CONVERT = {"regions": int, "iterations": int, "objective": float, "seconds": float,
-            "converged": lambda v: v if isinstance(v, bool) else str(v) == "True"}
+            "converged": _BOOL, "stopped_at_cap": _BOOL}
 
 
 def _escape(value) -> str:
@@ -113,7 +118,7 @@ def read_rows(path: Path) -> list[dict]:
             rows = json.loads(text)["files"]
         else:
             reader = csv.DictReader(io.StringIO(text))
-            if reader.fieldnames not in (REPORT_FIELDS, _EARLIER_FIELDS):
+            if reader.fieldnames not in (REPORT_FIELDS, *_EARLIER_FIELDS):
                 raise ValueError("other columns")
             rows = [{k: _unescape(v or "") for k, v in r.items()} for r in reader]
         if not all(isinstance(r, dict) and isinstance(r.get("file"), str) for r in rows):
@@ -191,8 +196,14 @@ class BatchReport:
 
     @property
     def not_converged(self) -> int:
-        """Images segmented that stopped at the iteration cap without converging."""
+        """Images segmented that reached no fixed point (at the cap, or in a cycle)."""
         return sum(r.status == "done" and r.converged is False for r in self.records)
+
+    @property
+    def stopped_at_cap(self) -> int:
+        """Images segmented that stopped at the iteration cap without converging: more
+        iterations might still move them (a cycle would not)."""
+        return sum(r.status == "done" and r.stopped_at_cap is True for r in self.records)
 
     @property
     def ok(self) -> bool:
@@ -214,10 +225,14 @@ class BatchReport:
             rate = f", {self.done / self.seconds:.2f} images/s"
         lines = [(f"{n} image{'s' * (n != 1)}: {', '.join(parts)} in {self.seconds:.1f} s"
                   f"{rate} ({self.mode})")]
-        if self.not_converged:
-            lines.append(f"{self.not_converged} stopped at the iteration cap without "
-                         "converging (the report's converged column): raise --max-iter or "
-                         "lower --max-size")
+        if self.stopped_at_cap:
+            lines.append(f"{self.stopped_at_cap} stopped at the iteration cap without "
+                         "converging (the report's stopped_at_cap column): raise "
+                         "--max-iter or lower --max-size")
+        cycles = self.not_converged - self.stopped_at_cap
+        if cycles:
+            lines.append(f"{cycles} ended in a cycle of a few boundary pixels (more "
+                         "iterations would not change their labels)")
         if self.report_path is not None:
             lines.append(f"report: {self.report_path}")
         bad = [r for r in self.records if r.status in ("failed", "refused")]
@@ -243,6 +258,7 @@ class BatchReport:
                 "failed": self.failed, "refused": self.refused,
                 "cancelled": self.count("cancelled"),
                 "not_converged": self.not_converged,
+                "stopped_at_cap": self.stopped_at_cap,
                 "seconds": round(self.seconds, 3), "mode": self.mode,
                 "interrupted": self.interrupted, "settings": self.settings,
             },

@@ -58,4 +58,7 @@ def cmd_blocks(args, settings: dict, given: dict, nd: dict) -> int:
               f"{'x'.join(map(str, run.facts['working_shape']))}, {run.seconds:.1f} s, "
               f"peak memory per worker {peak / 2**20:.0f} MB (estimated per block "
               f"{run.block_bytes / 2**20:.0f} MB)")
+        if run.facts.get("stopped_at_cap"):
+            print("the working-size solve stopped at the iteration cap without "
+                  "converging: raise --max-iter or lower --max-size")
     return EXIT_OK

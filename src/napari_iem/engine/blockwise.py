@@ -30,6 +30,7 @@ from .foreground import ordered_labels
 from .layout import axis_sigmas, smooth_threshold_for
 from .memory import estimate_bytes
 from .multiscale import BATCH_PIXELS, Window, band_width, iter_refine_window, refine_setup
+from .optimize import stopped_at_cap
 from .preprocess import (SAMPLE_MAX, intensity_range, refuse_values, root_zero,
                          unit_scale, working_shape)
 from .request import SegmentRequest, build_request
@@ -177,7 +178,8 @@ def solve_working(plan: BlockPlan, level_data: list[np.ndarray]) -> tuple[np.nda
     lab = ordered_labels(lab, regions, request.params.foreground, request.flip) if found \
         else np.zeros_like(lab)
     return lab, {"iterations": int(state.iterations[0]),
-                 "converged": bool(state.converged[0]), "structure_found": found}
+                 "converged": bool(state.converged[0]),
+                 "stopped_at_cap": stopped_at_cap(state, 0), "structure_found": found}
 
 
 def block_window(plan: BlockPlan, core) -> tuple[tuple[slice, ...], Window]:

@@ -33,6 +33,7 @@ from .inpaint import per_axis
 from .layout import axis_sigmas
 from .multiscale import band_width, iter_refine_boundary, refine_setup
 from .objective import region_maps
+from .optimize import stopped_at_cap
 from .preprocess import resize_labels, resize_maps
 from .result import IEMProgress, IEMResult, Meter
 
@@ -52,6 +53,7 @@ class JobOutput:
     histories: dict = dataclasses.field(default_factory=dict)
     iterations: dict = dataclasses.field(default_factory=dict)
     converged: dict = dataclasses.field(default_factory=dict)
+    at_cap: dict = dataclasses.field(default_factory=dict)  # ran out of iterations
     refined: list = dataclasses.field(default_factory=list)
     structure: dict = dataclasses.field(default_factory=dict)
     value_range: dict | None = None
@@ -163,6 +165,7 @@ def _record(job, index, b, state, prepared, lab, maps, structure) -> None:
     out.histories[index] = list(state.history[b])
     out.iterations[index] = int(state.iterations[b])
     out.converged[index] = bool(state.converged[b])
+    out.at_cap[index] = stopped_at_cap(state, b)
     if out.value_range is None:
         out.value_range = {"low": np.asarray(prepared.low).tolist(),
                            "high": np.asarray(prepared.high).tolist()}
@@ -235,7 +238,7 @@ def assemble(job, start: float, meter: Meter) -> Generator[IEMProgress, None, IE
     if len(problems) > 1:
         meta["per_problem"] = [
             {"index": list(idx), "iterations": out.iterations[idx],
-             "converged": out.converged[idx],
+             "converged": out.converged[idx], "stopped_at_cap": out.at_cap[idx],
              "objective": out.histories[idx][-1] if out.histories[idx] else None}
             for idx in problems
         ]
@@ -259,6 +262,7 @@ def assemble(job, start: float, meter: Meter) -> Generator[IEMProgress, None, IE
         objective=objective,
         iterations=max(out.iterations.values()),
         converged=all(out.converged.values()),
+        stopped_at_cap=any(out.at_cap.values()),
         params={"preset": request.preset, "regions": request.regions,
                 **request.params.to_dict()},
         device=str(request.device),

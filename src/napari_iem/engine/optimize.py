@@ -47,6 +47,15 @@ class OptimState:
     history: list[list[float]] = field(default_factory=list)  # J per image, per iteration
 
 
+
+def stopped_at_cap(state: OptimState, b: int) -> bool:
+    """Whether image ``b`` of a finished optimisation ran out of iterations: it reached
+    neither a fixed point nor an exact cycle (whose every later state is known), so
+    more iterations could still move its labels.  A cycle is not a failure to tell the
+    user about: the contour alternates between a few states for ever."""
+    return not bool(state.converged[b]) and int(state.period[b]) == 0
+
+
 def square_init(shape: tuple[int, ...], batch: int, device) -> torch.Tensor:
     """The paper's start: label 1 on the centred box ``[n//5, n - n//5)`` of every axis."""
     labels = torch.zeros((batch, *shape), dtype=torch.int64, device=device)

@@ -104,6 +104,12 @@ class IEMResult:
         Iterations run.
     converged : bool
         True when the labels reached a fixed point before ``max_iter``.
+    stopped_at_cap : bool
+        True when the run used all ``max_iter`` iterations without reaching a fixed
+        point or an exact cycle, so that more iterations (or a smaller working size)
+        could still move its labels.  A run that neither converged nor stopped at the
+        cap ended in a cycle: a few boundary pixels alternate for ever, and its labels
+        are the ones the cap would give.
     params : dict
         The parameters used (preset plus overrides), with ``preset`` and ``regions``.
     device : str
@@ -126,8 +132,8 @@ class IEMResult:
     For stacks (``mode="slices"`` or ``"volume"`` with leading axes) every array has the
     input's shape minus the channel axis (``masks`` and ``inpainted`` with K first),
     ``objective`` holds the final J of each slice or volume, ``iterations`` the largest
-    count and ``converged`` is True when all converged.  With ``maps=False``,
-    ``inpainted`` and ``error`` are None.
+    count, ``converged`` is True when all converged and ``stopped_at_cap`` when any
+    stopped there.  With ``maps=False``, ``inpainted`` and ``error`` are None.
     """
 
     labels: np.ndarray
@@ -143,6 +149,7 @@ class IEMResult:
     metadata: dict = field(default_factory=dict)
     instances: np.ndarray | None = None
     structure_found: bool = True
+    stopped_at_cap: bool = False
 
     @property
     def regions(self) -> int:

@@ -216,6 +216,7 @@ def provenance(res, settings: dict) -> dict:
         "params": res.params,
         "iterations": res.iterations,
         "converged": res.converged,
+        "stopped_at_cap": res.stopped_at_cap,
         "seconds": round(float(res.seconds), 4),
         "device": res.device,
         "mode": meta.get("mode"),
