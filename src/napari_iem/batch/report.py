@@ -81,9 +81,15 @@ REPORT_FIELDS = [f.name for f in fields(FileRecord)]
 _EARLIER_FIELDS = ([f for f in REPORT_FIELDS if f != "stopped_at_cap"],
                    [f for f in REPORT_FIELDS
                     if f != "stopped_at_cap" and not f.endswith("_version")])
-_BOOL = lambda v: v if isinstance(v, bool) else str(v) == "True"  # noqa: E731
+
+
+def _flag(value) -> bool:
+    """A bool column's value: a JSON report's bool, or a CSV report's text."""
+    return value if isinstance(value, bool) else str(value) == "True"
+
+
 _CONVERT = {"regions": int, "iterations": int, "objective": float, "seconds": float,
-            "converged": _BOOL, "stopped_at_cap": _BOOL}
+            "converged": _flag, "stopped_at_cap": _flag}
 
 
 def _escape(value) -> str:
