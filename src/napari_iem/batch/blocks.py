@@ -91,8 +91,8 @@ def _open_path(path: Path, facts: dict):
 
     from ..files.ome_zarr import is_ome_zarr, open_ome_zarr
 
-    if is_ome_zarr(path):  # no pixel limit: block mode is for what is too large
-        image = open_ome_zarr(path, max_pixels=None)
+    if is_ome_zarr(path):  # its shape has no limit (block mode is for what is too
+        image = open_ome_zarr(path, whole=False)  # large), its chunks do
         facts.update(axes=list(image.axes), scale=list(image.scale[0]),
                      units=dict(image.units), ome=image)
         return image.levels[0]

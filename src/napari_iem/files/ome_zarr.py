@@ -242,9 +242,11 @@ def _check_codecs(codecs, where: Path) -> None:
             _check_codecs(config.get("index_codecs"), where)
 
 
-def _array_header(node: Path, ndim: int, colour: int | None, limit: int | None) -> tuple:
+def _array_header(node: Path, ndim: int, colour: int | None, limit: int | None,
+                  whole: bool = True) -> tuple:
     """The shape of the array at ``node`` from its own metadata, checked (see the
-    module docstring) before zarr reads it."""
+    module docstring) before zarr reads it; the shape counts against the pixel limit
+    only when the array is to be read ``whole`` (its chunks always do)."""
     if (node / "zarr.json").is_file():
         meta = _json(node / "zarr.json")
         dtype, grid = meta.get("data_type"), meta.get("chunk_grid")
@@ -278,12 +280,14 @@ def _array_header(node: Path, ndim: int, colour: int | None, limit: int | None) 
         kind = "O"
     if kind not in "biuf":
         raise ImageReadError(f"{node}: dtype {str(dtype)[:40]!r} is not numeric")
-    _check_size(node, _counted(shape, colour), shape, limit)
+    if whole:
+        _check_size(node, _counted(shape, colour), shape, limit)
     _check_size(node, math.prod(chunks), chunks, limit)
     return tuple(shape)
 
 
-def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None) -> OmeZarrImage:
+def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None, *,
+                  whole: bool = True) -> OmeZarrImage:
     """Open the OME-Zarr at ``path`` lazily (its first multiscale), metadata checked.
 
     Parameters
@@ -291,8 +295,11 @@ def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None) -> Ome
     path : path-like
         The root folder of an NGFF image (or of a label image in its ``labels/``).
     max_pixels : int, optional
-        The pixel limit every level's shape is checked against (see
+        The pixel limit every level's shape and chunks are checked against (see
         :func:`~napari_iem.files.read.pixel_limit`).
+    whole : bool
+        False when the image is never read whole (block mode reads it chunk by
+        chunk): then only its chunks count against the limit, not its shape.
 
     Raises
     ------
@@ -325,7 +332,7 @@ def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None) -> Ome
             raise ImageReadError(f"{path}: dataset {i} is not a JSON object")
         node = _dataset_path(path, ds.get("path"))
         own = _scale(ds.get("coordinateTransformations"), len(axes), f"{path}: level {i}")
-        _array_header(node, len(axes), colour, max_pixels)
+        _array_header(node, len(axes), colour, max_pixels, whole)
         try:
             array = zarr.open_array(store=store, path=ds["path"], mode="r")
         except Exception as exc:  # noqa: BLE001 - zarr raises many kinds
