@@ -307,3 +307,15 @@ def test_distill_replaces_its_own_saved_model(tmp_path, capsys):
     from napari_iem.analysis.distill import load_student
 
     assert load_student(model, "cpu").config["seed"] == 1
+
+
+def test_a_fresh_worker_process_writes_its_labels(src, tmp_path, capsys):
+    """Every file failed with ``--workers 1``: a worker process imported
+    ``files.ome_zarr_write`` first, and its import cycle with ``files.ome_zarr`` broke."""
+    done = subprocess.run([sys.executable, "-c", "from napari_iem.files.ome_zarr_write "
+                           "import write_ome_zarr_labels"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    code, _, err = cli(segment_args(src, out=tmp_path / "o")[:-3] + ["--workers", 1, "-q"],
+                       capsys)
+    assert code == 0, err

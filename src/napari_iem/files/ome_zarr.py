@@ -53,7 +53,7 @@ __all__ = [
     "open_ome_zarr",
     "read_ome_zarr",
     "read_ome_zarr_provenance",
-    "write_ome_zarr_labels",
+    "write_ome_zarr_labels",  # noqa: F822 - from ome_zarr_write, by __getattr__
 ]
 
 #: Largest zarr metadata document read, in bytes (a multiscale of thousands of levels).
@@ -356,6 +356,10 @@ def _bounded_store_type():
 def __getattr__(name: str):
     if name == "_BoundedStore":  # for pickle: the class is made on first use
         return _bounded_store_type()
+    if name == "write_ome_zarr_labels":  # importable from here, without an import
+        from .ome_zarr_write import write_ome_zarr_labels  # cycle (it uses this module)
+
+        return write_ome_zarr_labels
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -473,5 +477,3 @@ def read_ome_zarr_provenance(path: str | os.PathLike, name: str = "iem") -> dict
                 return record
     raise FileReadError(f"{path}: no napari-iem provenance in its attributes")
 
-
-from .ome_zarr_write import write_ome_zarr_labels  # noqa: E402 - it uses the above
