@@ -225,3 +225,25 @@ def test_an_ome_zarr_without_a_chunk_reads_its_fill_value(tmp_path):
     path, chunk = _one_chunk_ome_zarr(tmp_path)
     chunk.unlink()
     assert (read_image(path) == 0).all()
+
+
+@pytest.mark.parametrize("bad", ["nan", "complex"])
+def test_masks_that_are_not_labels_are_not_scored(tmp_path, capsys, bad):
+    """A ground truth of NaN (or complex numbers) for its foreground was scored as
+    background, silently: a wrong score in the table, exit 0."""
+    import imageio.v3 as iio
+
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    mask = np.zeros((24, 24), np.uint8)
+    mask[6:18, 6:18] = 1
+    for name in ("a", "b"):
+        iio.imwrite(pred / f"{name}.png", mask)
+    iio.imwrite(gt / "a.png", mask)
+    values = (np.where(mask, np.nan, 0).astype(np.float32) if bad == "nan"
+              else (mask + 1j).astype(np.complex64))
+    tifffile.imwrite(gt / "b.tif", values)
+    code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
+    assert code == 1 and "b.tif" in err and "Traceback" not in err
+    assert '"n_images": 1' in out
