@@ -168,3 +168,56 @@ def test_ome_zarr_in_and_out(tmp_path):
     np.testing.assert_array_equal(run.labels[:], whole.labels)
     assert read_ome_zarr_provenance(tmp_path / "out.ome.zarr")["mode"] == "blocks"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.ome.zarr", "out.ome.zarr"]
+
+
+def test_an_ome_zarr_above_the_pixel_limit_is_what_block_mode_is_for(tmp_path,
+                                                                       monkeypatch):
+    """Block mode refused an OME-Zarr of more pixels than the limit for whole images
+    (2**28 by default: 16384x16384 was refused); only its chunks count against it."""
+    import dask.array as da
+
+    from napari_iem.files.ome_zarr import write_ome_zarr_labels
+    from napari_iem.files.read import ImageTooLargeError
+
+    img = blobs()
+    write_ome_zarr_labels(da.from_array(img, chunks=256), tmp_path / "img.ome.zarr",
+                          axes="yx", scale=[0.5, 0.5], provenance={}, chunks=(256, 256))
+    monkeypatch.setenv("NAPARI_IEM_MAX_PIXELS", str(256 * 256))  # a chunk, not the image
+    run = segment_blocks(tmp_path / "img.ome.zarr", tmp_path / "out.ome.zarr", 2,
+                         block_size=256, preset="microscopy", max_size=128, max_iter=5)
+    assert run.labels.shape == img.shape
+    monkeypatch.setenv("NAPARI_IEM_MAX_PIXELS", str(256 * 255))  # chunks still count
+    with pytest.raises(ImageTooLargeError, match="256x256"):
+        segment_blocks(tmp_path / "img.ome.zarr", tmp_path / "out2.ome.zarr", 2,
+                       block_size=256, preset="microscopy", max_size=128, max_iter=5)
+
+
+def test_block_mode_output_is_checked_before_any_work(tmp_path, monkeypatch):
+    """``--out`` inside the input zarr wrote the labels into the user's store; a
+    user's folder ``OUT.partial`` was deleted; an existing OUT was found only after
+    the whole working-size solve."""
+    img = blobs()
+    src = zarr.create_array(store=str(tmp_path / "img.zarr"), shape=img.shape,
+                            chunks=(256, 256), dtype=img.dtype)
+    src[:] = img
+    mine = tmp_path / "out.zarr.partial"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (tmp_path / "taken.zarr").mkdir()
+    monkeypatch.setattr(blocks_mod, "_working_levels", lambda *a: pytest.fail("worked"))
+    knobs = dict(block_size=256, max_size=128, preset="microscopy", max_iter=5)
+    for out, message in [(tmp_path / "img.zarr" / "labels", "input"),
+                         (tmp_path / "out.zarr", "not made by napari-iem"),
+                         (tmp_path / "taken.zarr", "exists")]:
+        with pytest.raises(BatchError, match=message):
+            segment_blocks(tmp_path / "img.zarr", out, **knobs)
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "img.zarr").iterdir()) == ["c", "zarr.json"]
+
+
+def test_block_mode_says_what_it_reads(tmp_path):
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(BatchError, match="OME-Zarr or zarr.*without --blocks"):
+        segment_blocks(tmp_path / "a.png", tmp_path / "o.zarr", max_size=128)

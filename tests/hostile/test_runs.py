@@ -260,3 +260,62 @@ def test_distill_leaves_a_users_file_alone_and_replaces_its_own(tmp_path, capsys
     theirs.unlink()
     assert cli(args, capsys)[0] == 0
     assert cli(args, capsys)[0] == 0  # its own file, replaced
+
+
+@pytest.mark.parametrize("where", ["a user's file", "a folder", "a missing folder",
+                                   "a prediction", "the manifest"])
+def test_distill_save_model_is_checked_before_training(tmp_path, capsys, where):
+    """``--save-model notes.txt`` replaced the user's file with a torch file; a path in
+    a missing folder failed only after training; a path at one of the predictions or
+    the manifest was written over by them."""
+    photos, labels, out = tmp_path / "photos", tmp_path / "iem", tmp_path / "student"
+    write_disc(photos / "cat.png")
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    out.mkdir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    model = {"a user's file": notes, "a folder": photos,
+             "a missing folder": tmp_path / "nope" / "m.pt", "a prediction": out / "cat.png",
+             "the manifest": out / "iem-manifest.json"}[where]
+    before = snapshot(tmp_path)
+    trained = []
+    from napari_iem.analysis import distill
+
+    real = distill.train_student
+    args = ["distill", photos, labels, "--out", out, "--epochs", 1, "--size", 16,
+            "--device", "cpu", "-q", "--save-model", model]
+    import unittest.mock
+
+    with unittest.mock.patch.object(distill, "train_student",
+                                    lambda *a, **k: trained.append(1) or real(*a, **k)):
+        code, _, err = cli(args, capsys)
+    assert code == 2 and one_clear_line(err) and "model" in err, err
+    assert trained == [] and snapshot(tmp_path) == before
+
+
+def test_distill_replaces_its_own_saved_model(tmp_path, capsys):
+    photos, labels = tmp_path / "photos", tmp_path / "iem"
+    write_disc(photos / "cat.png")
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    model = tmp_path / "m.pt"
+    for seed in (0, 1):
+        assert cli(["distill", photos, labels, "--out", tmp_path / "s", "--epochs", 1,
+                    "--size", 16, "--device", "cpu", "-q", "--seed", seed,
+                    "--save-model", model], capsys)[0] == 0
+    from napari_iem.analysis.distill import load_student
+
+    assert load_student(model, "cpu").config["seed"] == 1
+
+
+def test_a_fresh_worker_process_writes_its_labels(src, tmp_path, capsys):
+    """Every file failed with ``--workers 1``: a worker process imported
+    ``files.ome_zarr_write`` first, and its import cycle with ``files.ome_zarr`` broke."""
+    done = subprocess.run([sys.executable, "-c", "from napari_iem.files.ome_zarr_write "
+                           "import write_ome_zarr_labels"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    code, _, err = cli(segment_args(src, out=tmp_path / "o")[:-3] + ["--workers", 1, "-q"],
+                       capsys)
+    assert code == 0, err

@@ -186,3 +186,64 @@ def test_odd_names_stay_inside_the_output_folder(tmp_path, capsys, name):
     assert made.is_file() and made.resolve().parent == out.resolve()
     assert not made.name.startswith(".")
     assert row["file"] == str(src / name)
+
+
+def _one_chunk_ome_zarr(tmp_path):
+    from napari_iem.files.ome_zarr import write_ome_zarr_labels
+
+    path = write_ome_zarr_labels((np.arange(64 * 64).reshape(64, 64) % 7).astype(np.uint8),
+                                 tmp_path / "img.ome.zarr", axes="yx", scale=(1, 1),
+                                 provenance={})
+    (chunk,) = [p for p in (path / "0").rglob("*") if p.is_file() and
+                not p.name.startswith(".") and p.name != "zarr.json"]
+    return path, chunk
+
+
+@NO_HANG
+@pytest.mark.parametrize("kind", ["fifo", "oversized"])
+def test_an_ome_zarr_chunk_is_read_bounded(tmp_path, kind):
+    """A chunk of an OME-Zarr that is a FIFO (or a link to /dev/zero) hung the reader
+    (or read until memory ran out); one far larger than its chunk's pixels was read
+    whole."""
+    from napari_iem.files.read import ImageReadError, read_image
+
+    path, chunk = _one_chunk_ome_zarr(tmp_path)
+    chunk.unlink()
+    if kind == "fifo":
+        os.mkfifo(chunk)
+    else:
+        chunk.write_bytes(b"\0" * (4 << 20))  # 4 MB for 4096 pixels of 1 byte
+    with pytest.raises(ImageReadError, match="not a regular file" if kind == "fifo"
+                       else "more than the limit"):
+        read_image(path)
+
+
+def test_an_ome_zarr_without_a_chunk_reads_its_fill_value(tmp_path):
+    """zarr leaves out chunks of fill values: a missing chunk is not an error."""
+    from napari_iem.files.read import read_image
+
+    path, chunk = _one_chunk_ome_zarr(tmp_path)
+    chunk.unlink()
+    assert (read_image(path) == 0).all()
+
+
+@pytest.mark.parametrize("bad", ["nan", "complex"])
+def test_masks_that_are_not_labels_are_not_scored(tmp_path, capsys, bad):
+    """A ground truth of NaN (or complex numbers) for its foreground was scored as
+    background, silently: a wrong score in the table, exit 0."""
+    import imageio.v3 as iio
+
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    mask = np.zeros((24, 24), np.uint8)
+    mask[6:18, 6:18] = 1
+    for name in ("a", "b"):
+        iio.imwrite(pred / f"{name}.png", mask)
+    iio.imwrite(gt / "a.png", mask)
+    values = (np.where(mask, np.nan, 0).astype(np.float32) if bad == "nan"
+              else (mask + 1j).astype(np.complex64))
+    tifffile.imwrite(gt / "b.tif", values)
+    code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
+    assert code == 1 and "b.tif" in err and "Traceback" not in err
+    assert '"n_images": 1' in out

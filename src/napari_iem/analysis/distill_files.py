@@ -60,8 +60,43 @@ def _check_targets(out_dir: Path, stems: list[str], inputs, save_model) -> None:
         if not manifest.owns(target):
             raise ValueError(f"{target} exists and was not written by napari-iem; it is "
                              "left alone: move it or choose another --out")
-    if save_model and inputs.holds(Path(save_model)):
-        raise ValueError(f"--save-model {save_model} is an input; choose another path")
+    if save_model:
+        _check_model_path(Path(save_model), out_dir, stems, inputs)
+
+
+#: A student model is a few MB; a larger file at ``--save-model`` is not one.
+_MAX_MODEL_BYTES = 2**28
+
+
+def _check_model_path(path: Path, out_dir: Path, stems: list[str], inputs) -> None:
+    """Refuse, before training, a ``--save-model`` path the model could not be written
+    to, or where it would replace an input, one of the predictions, the manifest, or a
+    file that is not a napari-iem model (a model an earlier distill saved is replaced)."""
+    from ..files.manifest import MANIFEST_NAME
+    from .student import load_student
+
+    if inputs.holds(path):
+        raise ValueError(f"--save-model {path} is an input; choose another path")
+    ours = {(out_dir / name).resolve() for name in (MANIFEST_NAME, *(f"{s}.png"
+                                                                     for s in stems))}
+    if path.resolve() in ours:
+        raise ValueError(f"--save-model {path} is where distill writes its labels or "
+                         "manifest; choose another path")
+    if path.is_dir():
+        raise ValueError(f"--save-model {path} is a folder; give a file name such as "
+                         f"{path / 'student.pt'}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"folder for the model file does not exist: {path.parent}")
+    if path.exists() or path.is_symlink():
+        try:
+            model = (not path.is_symlink() and path.is_file()
+                     and path.stat().st_size <= _MAX_MODEL_BYTES
+                     and load_student(path, "cpu") is not None)
+        except (ValueError, OSError, KeyError, TypeError):  # not a student file
+            model = False
+        if not model:
+            raise ValueError(f"--save-model {path} exists and is not a napari-iem model; "
+                             "it is left alone: move it or choose another path")
 
 
 def _pairs(files, stems, labels: dict[str, Path], protocol: str, say):

@@ -91,14 +91,20 @@ def _open_path(path: Path, facts: dict):
 
     from ..files.ome_zarr import is_ome_zarr, open_ome_zarr
 
-    if is_ome_zarr(path):  # no pixel limit: block mode is for what is too large
-        image = open_ome_zarr(path, max_pixels=None)
+    if is_ome_zarr(path):  # its shape has no limit (block mode is for what is too
+        image = open_ome_zarr(path, whole=False)  # large), its chunks do
         facts.update(axes=list(image.axes), scale=list(image.scale[0]),
                      units=dict(image.units), ome=image)
         return image.levels[0]
     import zarr
 
-    node = zarr.open(str(path), mode="r")
+    if not path.exists():
+        raise BatchError(f"{path} does not exist")
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception:  # noqa: BLE001 - zarr raises many kinds for what it cannot read
+        raise BatchError(f"{path} is not an OME-Zarr or zarr, which --blocks reads; "
+                         "segment it without --blocks") from None
     if not hasattr(node, "shape"):  # a group: its first (full-resolution) level
         node = node["0"]
     return da.from_zarr(node)
@@ -233,14 +239,43 @@ def _output(out, shape, dtype, block: int):
     if out is None:
         return zarr.create_array(store=zarr.storage.MemoryStore(), shape=shape,
                                  chunks=(block,) * len(shape), dtype=dtype), None
-    out = Path(out)
-    if out.exists():
-        raise BatchError(f"{out} exists: remove it or choose another --out")
-    partial = out.with_name(out.name + ".partial")
+    partial = _check_output(None, out)
     if partial.exists():
         shutil.rmtree(partial)  # an interrupted earlier run: never claimed finished
-    return zarr.create_array(store=str(partial), shape=shape,
-                             chunks=(block,) * len(shape), dtype=dtype), partial
+    return zarr.create_array(store=str(partial), shape=shape, chunks=(block,) * len(shape),
+                             dtype=dtype, attributes={_PARTIAL: True}), partial
+
+
+#: Attribute of an unfinished output (``OUT.partial``), so that only ours is removed.
+_PARTIAL = "napari_iem_partial"
+
+
+def _check_output(source, out) -> Path:
+    """``OUT.partial`` for ``out``, after refusing an ``out`` that exists, that lies in
+    the input ``source`` (a path) or holds it, or whose ``OUT.partial`` is not an
+    unfinished output of napari-iem (a user's folder of that name is never removed)."""
+    from ..files.ome_zarr import ngff_attributes
+    from ..files.read import FileReadError
+
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        raise BatchError(f"{out} exists: remove it or choose another --out")
+    if isinstance(source, (str, os.PathLike)):
+        src, dst = Path(source).resolve(), out.resolve()
+        if dst == src or src in dst.parents or dst in src.parents:
+            raise BatchError(f"--out {out} is inside the input {source} (or holds it): "
+                             "the labels would be written into it; choose another --out")
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists() or partial.is_symlink():
+        try:
+            ours = (partial.is_dir() and not partial.is_symlink()
+                    and ngff_attributes(partial)[0].get(_PARTIAL) is True)
+        except (FileReadError, OSError):
+            ours = False
+        if not ours:
+            raise BatchError(f"{partial} exists and was not made by napari-iem; it is "
+                             "left alone: move it or choose another --out")
+    return partial
 
 
 def segment_blocks(source, out=None, regions: int = 2, *, block_size: int | None = None,
@@ -292,6 +327,8 @@ def _segment(source, out, regions, block_size, scheduler, workers, progress, kno
     """:func:`segment_blocks`; ``seen`` is told the partial output once it exists."""
     import dask
 
+    if out is not None:
+        _check_output(source, out)  # before any work; again when it is created
     arr, facts = _source(source)
     if facts.get("engine_scale") is not None:
         knobs.setdefault("scale", facts["engine_scale"])

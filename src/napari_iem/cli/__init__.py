@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seed of the weights, order and flips (default 0)")
     di.add_argument("--save-model", metavar="PATH",
                     help="also write the trained network to PATH (napari_iem.analysis.distill."
-                         "load_student reads it)")
+                         "load_student reads it); a file there that is not a napari-iem "
+                         "model is never replaced")
     di.add_argument("--size", type=_whole_number(16), metavar="N",
                     help="the network's square working resolution (default 128)")
     di.add_argument("--protocol", choices=["full", "paper"], default="full",

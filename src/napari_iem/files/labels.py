@@ -36,12 +36,18 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
     Palette PNGs give their indices, grey images their values.  A colour image whose
     channels are all equal gives one channel; other colour images get one label per
     distinct colour (black = 0).
+
+    Raises
+    ------
+    ImageReadError
+        As :func:`~napari_iem.files.read.read_image`; also for values that are not
+        labels: complex numbers, NaN or infinities.
     """
     path = Path(path)
     if path.is_dir() and path.suffix.lower() == ".zarr":  # OME-Zarr labels, as stored
         from .ome_zarr import read_ome_zarr
 
-        return read_ome_zarr(path, 0, max_pixels)[0]
+        return _checked(path, read_ome_zarr(path, 0, max_pixels)[0])
     with _open_image(path, max_pixels) as (fh, fmt):
         _info(path, fh, fmt, max_pixels)
         if fmt != "tiff":
@@ -56,6 +62,17 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
         data = read_image(path, max_pixels)
     elif data.ndim == 3:  # colour PNG/JPEG; TIFF stays as stored
         data = _colours_to_ids(data[..., : 3 if data.shape[-1] >= 3 else 1])
+    return _checked(path, data)
+
+
+def _checked(path: Path, data: np.ndarray) -> np.ndarray:
+    """``data`` as labels (booleans as 0 and 1), refusing values that are not labels."""
     if data.dtype == bool:
         data = data.astype(np.uint8)
+    if data.dtype.kind not in "biuf":
+        raise ImageReadError(f"{path}: labels must be integers or real numbers, got "
+                             f"dtype {data.dtype}")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise ImageReadError(f"{path}: labels hold NaN or infinite values; write the "
+                             "mask with whole numbers (0 background)")
     return data

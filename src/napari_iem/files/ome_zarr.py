@@ -22,7 +22,9 @@ What is checked, before any pixel is read
 * each level's array metadata: a shape of one whole number per axis, counted against
   the pixel limit as :mod:`~napari_iem.files.read` counts a TIFF's; chunks no larger
   than that limit either; a numeric dtype; only the usual compressors (no ``pickle``
-  or other object codecs, which would run code from the file).
+  or other object codecs, which would run code from the file);
+* each chunk, as it is read: a regular file (not a FIFO or a link to a device), of no
+  more bytes than its chunk's pixels need (:func:`_bounded_store_type`).
 
 :class:`OmeZarrImage` keeps the levels as dask arrays; :meth:`OmeZarrImage.metadata`
 gives the :class:`~napari_iem.files.ome.OmeMetadata` of a level, so that the batch
@@ -51,7 +53,7 @@ __all__ = [
     "open_ome_zarr",
     "read_ome_zarr",
     "read_ome_zarr_provenance",
-    "write_ome_zarr_labels",
+    "write_ome_zarr_labels",  # noqa: F822 - from ome_zarr_write, by __getattr__
 ]
 
 #: Largest zarr metadata document read, in bytes (a multiscale of thousands of levels).
@@ -242,9 +244,11 @@ def _check_codecs(codecs, where: Path) -> None:
             _check_codecs(config.get("index_codecs"), where)
 
 
-def _array_header(node: Path, ndim: int, colour: int | None, limit: int | None) -> tuple:
+def _array_header(node: Path, ndim: int, colour: int | None, limit: int | None,
+                  whole: bool = True) -> tuple:
     """The shape of the array at ``node`` from its own metadata, checked (see the
-    module docstring) before zarr reads it."""
+    module docstring) before zarr reads it; the shape counts against the pixel limit
+    only when the array is to be read ``whole`` (its chunks always do)."""
     if (node / "zarr.json").is_file():
         meta = _json(node / "zarr.json")
         dtype, grid = meta.get("data_type"), meta.get("chunk_grid")
@@ -278,12 +282,89 @@ def _array_header(node: Path, ndim: int, colour: int | None, limit: int | None) 
         kind = "O"
     if kind not in "biuf":
         raise ImageReadError(f"{node}: dtype {str(dtype)[:40]!r} is not numeric")
-    _check_size(node, _counted(shape, colour), shape, limit)
+    if whole:
+        _check_size(node, _counted(shape, colour), shape, limit)
     _check_size(node, math.prod(chunks), chunks, limit)
-    return tuple(shape)
+    return tuple(shape), math.prod(chunks) * np.dtype(dtype).itemsize
 
 
-def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None) -> OmeZarrImage:
+def _chunk_file_bytes(chunk_bytes: int) -> int:
+    """The largest file a chunk (or shard) of ``chunk_bytes`` decoded bytes may take:
+    twice its bytes (no compressor doubles them), a shard's index of 16 bytes per
+    value at most, and the codecs' headers."""
+    return 2 * chunk_bytes + 16 * chunk_bytes + 2**16
+
+
+_STORE_TYPE = None
+_META_NAMES = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
+
+
+def _bounded_store_type():
+    """:class:`zarr.storage.LocalStore` that reads nothing but regular files of at most
+    ``max_bytes`` (:data:`MAX_ZARR_JSON` for a metadata document), checked from
+    ``stat`` before each read: a chunk that is a FIFO (or a link to one, or to
+    ``/dev/zero``) would hang the reader or never end, and a chunk file needs no more
+    bytes than its chunk's pixels.  Made on first use (zarr is imported lazily);
+    pickled by name, for Dask workers."""
+    global _STORE_TYPE
+    if _STORE_TYPE is not None:
+        return _STORE_TYPE
+    import stat
+
+    from zarr.storage import LocalStore
+
+    class _BoundedStore(LocalStore):
+        def __init__(self, root, *, read_only: bool = True, max_bytes: int = 0):
+            super().__init__(root, read_only=True)
+            self.max_bytes = max_bytes
+
+        def with_read_only(self, read_only: bool = False):
+            return type(self)(self.root, max_bytes=self.max_bytes)
+
+        def _check(self, key: str) -> None:
+            path = self.root / key
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return  # a chunk left out: its fill value, as zarr reads it
+            mode, size = st.st_mode, st.st_size
+            if stat.S_ISDIR(mode):
+                return
+            if not stat.S_ISREG(mode):
+                raise FileReadError(f"{path}: not a regular file (a FIFO, device or "
+                                    "socket); refusing to read it")
+            limit = MAX_ZARR_JSON if path.name in _META_NAMES else self.max_bytes
+            if size > limit:
+                raise FileReadError(f"{path}: {size:,} bytes, more than the limit of "
+                                    f"{limit:,} for this kind of file")
+
+        async def get(self, key, prototype=None, byte_range=None):
+            self._check(key)
+            return await super().get(key, prototype, byte_range)
+
+        async def get_partial_values(self, prototype, key_ranges):
+            key_ranges = list(key_ranges)
+            for key, _ in key_ranges:
+                self._check(key)
+            return await super().get_partial_values(prototype, key_ranges)
+
+    _BoundedStore.__module__, _BoundedStore.__qualname__ = __name__, "_BoundedStore"
+    _STORE_TYPE = _BoundedStore
+    return _STORE_TYPE
+
+
+def __getattr__(name: str):
+    if name == "_BoundedStore":  # for pickle: the class is made on first use
+        return _bounded_store_type()
+    if name == "write_ome_zarr_labels":  # importable from here, without an import
+        from .ome_zarr_write import write_ome_zarr_labels  # cycle (it uses this module)
+
+        return write_ome_zarr_labels
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None, *,
+                  whole: bool = True) -> OmeZarrImage:
     """Open the OME-Zarr at ``path`` lazily (its first multiscale), metadata checked.
 
     Parameters
@@ -291,8 +372,11 @@ def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None) -> Ome
     path : path-like
         The root folder of an NGFF image (or of a label image in its ``labels/``).
     max_pixels : int, optional
-        The pixel limit every level's shape is checked against (see
+        The pixel limit every level's shape and chunks are checked against (see
         :func:`~napari_iem.files.read.pixel_limit`).
+    whole : bool
+        False when the image is never read whole (block mode reads it chunk by
+        chunk): then only its chunks count against the limit, not its shape.
 
     Raises
     ------
@@ -318,14 +402,18 @@ def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None) -> Ome
         raise ImageReadError(f"{path}: multiscales datasets must list 1 to 64 levels")
     outer = _scale(ms.get("coordinateTransformations"), len(axes), f"{path}: multiscales")
     colour = axes.index("c") if "c" in axes else None
-    levels, scales = [], []
-    store = zarr.storage.LocalStore(path, read_only=True)
+    levels, scales, chunk_bytes = [], [], []
     for i, ds in enumerate(datasets):
         if not isinstance(ds, dict):
             raise ImageReadError(f"{path}: dataset {i} is not a JSON object")
         node = _dataset_path(path, ds.get("path"))
+        _scale(ds.get("coordinateTransformations"), len(axes), f"{path}: level {i}")
+        chunk_bytes.append(_chunk_file_bytes(
+            _array_header(node, len(axes), colour, max_pixels, whole)[1]))
+    store = _bounded_store_type()(path, max_bytes=max(chunk_bytes))
+    for i, ds in enumerate(datasets):
+        node = path / ds["path"]
         own = _scale(ds.get("coordinateTransformations"), len(axes), f"{path}: level {i}")
-        _array_header(node, len(axes), colour, max_pixels)
         try:
             array = zarr.open_array(store=store, path=ds["path"], mode="r")
         except Exception as exc:  # noqa: BLE001 - zarr raises many kinds
@@ -389,5 +477,3 @@ def read_ome_zarr_provenance(path: str | os.PathLike, name: str = "iem") -> dict
                 return record
     raise FileReadError(f"{path}: no napari-iem provenance in its attributes")
 
-
-from .ome_zarr_write import write_ome_zarr_labels  # noqa: E402 - it uses the above
