@@ -230,3 +230,16 @@ def test_segment_batch_runs_images_of_one_size_as_one_batch(monkeypatch):
     images = _discs(4, 40)
     results = segment_batch(images, 2, preset="photo", **FAST)
     assert sizes == [4] and len(results) == 4
+
+
+@pytest.mark.parametrize("side, expected", [
+    (128, [None]), (181, [None]), (182, [91, None]), (249, [124, None]),
+    (362, [181, None]), (363, [91, 182, None]), (600, [150, 300, None]),
+])
+def test_the_coarsest_level_is_the_one_nearest_the_coarse_size(side, expected):
+    """Within a factor sqrt(2) of ``coarse_size``: a 249-pixel photo is solved at 124
+    first (the regions at the photo preset's scale) instead of at 249 directly."""
+    from napari_iem.engine.coarse_to_fine import levels
+
+    assert levels((side // 2, side), None, 128) == expected
+    assert levels((side, side), None, None) == [None]

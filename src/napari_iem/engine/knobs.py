@@ -236,7 +236,7 @@ KNOBS: tuple[Knob, ...] = (
          "image's own size.", low=5, high=2**20, optional=True, aliases=("--size",),
          label="max size (px)"),
     Knob("coarse_size", int, None, "Coarse to fine: solve first with the longer side "
-         "at this many pixels, then at each finer level (twice the size) move only the "
+         "at about this many pixels (the pyramid level nearest it), then at each finer level (twice the size) move only the "
          "pixels near the boundary, up to the working size. None: solve at the working "
          "size directly, as the paper does.", low=16, high=2**20, optional=True,
          widget=False),
