@@ -26,6 +26,7 @@ def blobs(shape=(512, 768), seed=0, centres=((150, 200, 80), (350, 520, 110),
 @pytest.mark.parametrize("knobs", [
     dict(preset="microscopy", max_size=512, coarse_size=128, max_iter=30),  # 3 levels
     dict(preset="photo", max_size=200, max_iter=30, flip=True),
+    dict(preset="photo", max_size=200, max_iter=2),  # stops at the cap
 ])
 def test_blocks_equal_the_whole_image_run(knobs):
     img = blobs()
@@ -35,6 +36,8 @@ def test_blocks_equal_the_whole_image_run(knobs):
     np.testing.assert_array_equal(run.labels[:], whole.labels)
     assert run.facts["levels"] == whole.metadata["levels"]
     assert run.facts["band_pixels"] == whole.metadata["refine"]["band_pixels"]
+    assert (run.facts["converged"], run.facts["stopped_at_cap"]) == (whole.converged,
+                                                                     whole.stopped_at_cap)
 
 
 def test_volume_blocks_equal_the_whole_volume_run():
