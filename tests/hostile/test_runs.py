@@ -262,6 +262,40 @@ def test_distill_leaves_a_users_file_alone_and_replaces_its_own(tmp_path, capsys
     assert cli(args, capsys)[0] == 0  # its own file, replaced
 
 
+def _distill_args(photos, labels, out):
+    return ["distill", photos, labels, "--out", out, "--epochs", 1, "--size", 16,
+            "--device", "cpu", "-q"]
+
+
+def test_distill_never_replaces_the_labels_segment_wrote(tmp_path, capsys):
+    """``distill PHOTOS OTHER_LABELS --out SEGMENT_OUT`` replaced segment's labels: the
+    manifest said napari-iem wrote them, not which command."""
+    photos, seg, labels = tmp_path / "photos", tmp_path / "seg", tmp_path / "iem"
+    write_disc(photos / "cat.png")
+    assert cli(segment_args(photos, out=seg), capsys)[0] == 0
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    before = snapshot(seg)
+    code, _, err = cli(_distill_args(photos, labels, seg), capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert "'napari-iem segment'" in err and "fresh --out" in err
+    assert snapshot(seg) == before
+
+
+def test_segment_never_replaces_the_labels_distill_wrote(tmp_path, capsys):
+    """``segment PHOTOS --out DISTILL_OUT --overwrite`` replaced distill's labels."""
+    photos, labels, out = tmp_path / "photos", tmp_path / "iem", tmp_path / "student"
+    write_disc(photos / "cat.png")
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    assert cli(_distill_args(photos, labels, out), capsys)[0] == 0
+    before = snapshot(out)
+    code, _, err = cli(segment_args(photos, out=out, extra=["--overwrite"]), capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert "'napari-iem distill'" in err and "fresh --out" in err
+    assert snapshot(out) == before
+
+
 @pytest.mark.parametrize("where", ["a user's file", "a folder", "a missing folder",
                                    "a prediction", "the manifest"])
 def test_distill_save_model_is_checked_before_training(tmp_path, capsys, where):

@@ -8,7 +8,8 @@ Everything that could destroy a user's file is checked before training starts: n
 prediction may land on an input (an image, a label file, compared by resolved path and
 by inode, so a link or another spelling of the path is caught too), and a file already
 at a prediction's name is replaced only when the folder's manifest
-(:mod:`napari_iem.files.manifest`) says an earlier run wrote it.
+(:mod:`napari_iem.files.manifest`) says an earlier distill wrote it; a folder holding
+``segment``'s outputs is refused as a whole (its labels have the same names).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _check_targets(out_dir: Path, stems: list[str], inputs, save_model) -> None:
     input or a file this tool did not write."""
     from ..files.manifest import Manifest
 
-    manifest = Manifest.load(out_dir)
+    manifest = Manifest.load(out_dir, command="distill")  # refuses segment's folder
     for stem in stems:
         target = out_dir / f"{stem}.png"
         if inputs.holds(target):
@@ -141,7 +142,7 @@ def _write(out_dir: Path, files, stems, names, preds, settings: dict) -> None:
     from ..files.write import write_labels
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.load(out_dir)
+    manifest = Manifest.load(out_dir, command="distill")
     source = dict(zip(stems, files))
     shash = settings_hash(settings)
     for stem in names:

@@ -25,7 +25,8 @@ OME-TIFF input or n-D labels), with a report OUT/iem-report.csv and a manifest
 OUT/iem-manifest.json of what was made from what.  Inputs whose labels are finished
 (same file, same contents, same settings) are skipped, so rerunning an interrupted
 command resumes it; labels made from another file or with other settings are refused
-unless --overwrite is given.  Files napari-iem did not write are never replaced.
+unless --overwrite is given.  Files napari-iem did not write are never replaced, and a
+folder 'distill' wrote into is refused.
 Without --workers or --scheduler, work runs in this process, or on a local Dask cluster
 with one worker per core for large jobs on machines of more than 4 cores; --workers 0
 always runs in this process.
