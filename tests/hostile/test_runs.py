@@ -13,6 +13,7 @@ import pytest
 from napari_iem.files.read import read_labels
 from hostile_files import (
     cli,
+    disc,
     one_clear_line,
     report_rows,
     segment_args,
@@ -171,6 +172,40 @@ def test_evaluate_refuses_to_score_a_folder_against_itself(src, tmp_path, capsys
     iio.imwrite(gt / "p1.png", np.zeros((24, 24), np.uint8))
     code, _, err = cli(["evaluate", src, gt], capsys)
     assert code == 1 and "are the same file" in err
+
+
+def _two_masks_of_one_stem(gt):
+    """``gt/cat.png`` and ``gt/cat.tif``, each the other's opposite."""
+    import tifffile
+
+    gt.mkdir()
+    mask = (disc() > 120).astype(np.uint8)
+    iio.imwrite(gt / "cat.png", mask)
+    tifffile.imwrite(gt / "cat.tif", 1 - mask)
+    return mask
+
+
+def test_evaluate_names_two_masks_of_one_stem(tmp_path, capsys):
+    """``gt/cat.png`` and ``gt/cat.tif``: the first found was scored, silently."""
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    mask = _two_masks_of_one_stem(gt)
+    pred.mkdir()
+    iio.imwrite(pred / "cat.png", mask)
+    iio.imwrite(pred / "dog.png", mask)
+    iio.imwrite(gt / "dog.png", mask)
+    code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
+    assert code == 1, err
+    assert "cat.png and" in err and "cat.tif" in err and "keep one" in err
+    assert '"n_images": 1' in out  # dog alone
+
+
+def test_distill_does_not_train_on_one_of_two_label_files(tmp_path, capsys):
+    photos, labels = tmp_path / "photos", tmp_path / "iem"
+    write_disc(photos / "cat.png")
+    _two_masks_of_one_stem(labels)
+    code, _, err = cli(_distill_args(photos, labels, tmp_path / "s"), capsys)
+    assert code == 2 and "cat.tif" in err and "keep one" in err, err
+    assert not (tmp_path / "s").exists()
 
 
 def test_a_full_disk_fails_the_files_and_leaves_nothing_half_written(src, tmp_path,

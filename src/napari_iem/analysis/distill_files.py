@@ -100,8 +100,10 @@ def _check_model_path(path: Path, out_dir: Path, stems: list[str], inputs) -> No
                              "it is left alone: move it or choose another path")
 
 
-def _pairs(files, stems, labels: dict[str, Path], protocol: str, say):
-    """Images to predict (with their stems) and the (image, labels) pairs to train on."""
+def _pairs(files, stems, labels: dict[str, Path], clashes: dict[str, str],
+           protocol: str, say):
+    """Images to predict (with their stems) and the (image, labels) pairs to train on;
+    an image whose stem has two label files is predicted but not trained on."""
     from ..files.read import ImageReadError, read_labels
 
     images, names, train_x, train_y, problems = [], [], [], [], []
@@ -113,6 +115,8 @@ def _pairs(files, stems, labels: dict[str, Path], protocol: str, say):
             continue
         images.append(img)
         names.append(stem)
+        if stem in clashes:
+            problems.append(f"{path}: not trained on: {clashes[stem]}")
         if stem not in labels:
             continue
         try:
@@ -213,13 +217,15 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
     if not files:
         raise ValueError(f"no images (PNG, JPEG, TIFF) in {images_in}")
     stems = unique_stems(files)
-    pairs = files_by_stem(labels_dir)
-    if not set(stems) & set(pairs):
+    pairs, clashes = files_by_stem(labels_dir)
+    if not set(stems) & {*pairs, *clashes}:
         raise ValueError(f"no image in {images_in} has a label file of the same name in "
                          f"{labels_dir}")
-    _check_targets(out_dir, stems, Inputs([*files, *pairs.values()]), save_model)
+    every_label = find_images([labels_dir])  # those of clashing stems too
+    _check_targets(out_dir, stems, Inputs([*files, *every_label]), save_model)
 
-    imgs, names, train_x, train_y, problems = _pairs(files, stems, pairs, protocol, say)
+    imgs, names, train_x, train_y, problems = _pairs(files, stems, pairs, clashes,
+                                                     protocol, say)
     if not train_x:
         raise ValueError("no image could be paired with its labels"
                          + (" (see the messages above)" if problems else ""))
