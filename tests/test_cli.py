@@ -168,7 +168,7 @@ def test_protocol_paper_gives_128(tmp_path, capsys):
     [
         (lambda t: ["segment", t / "missing", "--out", t / "o"], "input not found"),
         (lambda t: ["segment", t / "in", "--out", t / "in" / "a.png" / "sub"],
-         "cannot create output folder"),
+         "a.png is a file; choose a folder"),
         (lambda t: ["segment", t / "in", "--out", t / "o", "--config", t / "bad.toml"],
          "not valid TOML"),
         (lambda t: ["segment", t / "in", "--out", t / "o", "--config", t / "unk.toml"],

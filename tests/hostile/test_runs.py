@@ -240,6 +240,36 @@ def test_a_read_only_output_folder_is_one_clear_error(src, tmp_path, capsys, mon
     assert code == 2 and "not writable" in err and one_clear_line(err)
 
 
+@pytest.mark.parametrize("command", ["segment", "distill"])
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_an_out_that_is_a_file_says_so(src, tmp_path, capsys, command, under):
+    """``--out afile`` said 'cannot create output folder afile: File exists' (distill:
+    '[Errno 17] File exists', after training)."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    out = afile / under if under else afile
+    args = (segment_args(src, out=out) if command == "segment"
+            else _distill_args(src, src, out))
+    code, _, err = cli(args, capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert f"{afile} is a file" in err and "choose a folder" in err
+    assert afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize(("command", "out"), [("segment", "in"), ("segment", "above"),
+                                              ("distill", "above")])
+def test_an_out_that_holds_the_input_folder_says_to_pick_another(src, tmp_path, capsys,
+                                                                  command, out):
+    """``--out IN`` (or a folder above IN) said 'no images found in IN (outside the output
+    folder IN)'."""
+    out = src if out == "in" else tmp_path
+    args = (segment_args(src, out=out) if command == "segment"
+            else _distill_args(src, src, out))
+    code, _, err = cli(args, capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert "is the output folder" in err and "different output folder" in err
+
+
 # ------------------------------------------------------------ stopped half way
 
 def _many(tmp_path, n=10, size=40):

@@ -194,6 +194,7 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
         Before any training: missing folders, nothing to pair, an output that would
         land on an input or on a file this tool did not write.
     """
+    from ..batch.guard import check_out_dir, no_images
     from ..files.manifest import Inputs
     from ..files.names import files_by_stem, unique_stems
     from ..files.read import find_images
@@ -215,7 +216,7 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
         raise ValueError(f"--out {out_dir} is the IMAGES folder; choose another")
     files = find_images([images_in], recursive=recursive, exclude=out_dir)
     if not files:
-        raise ValueError(f"no images (PNG, JPEG, TIFF) in {images_in}")
+        raise no_images([images_in], out_dir, " (PNG, JPEG, TIFF)")
     stems = unique_stems(files)
     pairs, clashes = files_by_stem(labels_dir)
     if not set(stems) & {*pairs, *clashes}:
@@ -229,6 +230,7 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
     if not train_x:
         raise ValueError("no image could be paired with its labels"
                          + (" (see the messages above)" if problems else ""))
+    check_out_dir(out_dir, overlay=False)  # made before training, not after
     epochs = epochs or DEFAULT_EPOCHS
     size = size or DEFAULT_SIZE
     start = time.perf_counter()
