@@ -247,3 +247,35 @@ def test_masks_that_are_not_labels_are_not_scored(tmp_path, capsys, bad):
     code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
     assert code == 1 and "b.tif" in err and "Traceback" not in err
     assert '"n_images": 1' in out
+
+
+@pytest.mark.parametrize("layout", ["contig", "separate"])
+def test_an_rgb_tiff_mask_is_read_as_the_same_png_is(tmp_path, capsys, layout):
+    """A colour-coded mask saved as RGB TIFF was refused ('ground truth 24x24x3') while
+    the same mask as PNG was read as labels, one per colour."""
+    import imageio.v3 as iio
+
+    from napari_iem.files.read import read_labels
+
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    colours = np.zeros((24, 24, 3), np.uint8)
+    colours[6:18, 6:18] = (255, 0, 0)
+    colours[:4, :4] = (0, 255, 0)
+    iio.imwrite(tmp_path / "m.png", colours)
+    stored = colours if layout == "contig" else np.moveaxis(colours, -1, 0)
+    tifffile.imwrite(gt / "a.tif", stored, photometric="rgb", planarconfig=layout)
+    assert np.array_equal(read_labels(gt / "a.tif"), read_labels(tmp_path / "m.png"))
+    iio.imwrite(pred / "a.png", (colours[..., 0] > 0).astype(np.uint8))
+    code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
+    assert code == 0 and '"n_images": 1' in out, err
+
+
+def test_a_stack_of_three_planes_stays_a_stack(tmp_path):
+    """A (Y, X, 3) TIFF that is not RGB is three planes, as stored, not colours."""
+    from napari_iem.files.read import read_labels
+
+    planes = np.arange(24 * 24 * 3, dtype=np.uint16).reshape(24, 24, 3) % 5
+    tifffile.imwrite(tmp_path / "s.tif", planes, photometric="minisblack")
+    assert np.array_equal(read_labels(tmp_path / "s.tif"), planes)
