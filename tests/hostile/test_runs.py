@@ -418,3 +418,11 @@ def test_a_fresh_worker_process_writes_its_labels(src, tmp_path, capsys):
     code, _, err = cli(segment_args(src, out=tmp_path / "o")[:-3] + ["--workers", 1, "-q"],
                        capsys)
     assert code == 0, err
+
+
+def test_read_labels_imports_first_as_a_fresh_worker_does():
+    """``import napari_iem.files.labels`` first (as unpickling ``read_labels`` does in a
+    fresh process) failed: its import cycle with ``files.read``."""
+    done = subprocess.run([sys.executable, "-c", "from napari_iem.files.labels import "
+                           "read_labels"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

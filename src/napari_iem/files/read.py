@@ -53,7 +53,7 @@ __all__ = [
     "pixel_limit",
     "read_bounded",
     "read_image",
-    "read_labels",
+    "read_labels",  # noqa: F822 - from labels, by __getattr__
 ]
 
 #: Largest image accepted by default, in pixels (see :func:`pixel_limit`).
@@ -394,4 +394,10 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
 
 # Moved to their own modules; still importable from here.
 from .find import IMAGE_SUFFIXES, find_images  # noqa: E402
-from .labels import read_labels  # noqa: E402
+
+
+def __getattr__(name: str):
+    if name == "read_labels":  # by name, on use: labels imports this module, and one
+        from .labels import read_labels  # imported first (a Dask worker unpickling
+        return read_labels  # read_labels) failed in the cycle
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
