@@ -187,7 +187,7 @@ def test_unwritable_output_folder(folder, tmp_path, monkeypatch):
     with pytest.raises(BatchError, match="not writable: Permission denied"):
         run_batch(folder, tmp_path / "ro", workers=0, progress=False)
     monkeypatch.undo()
-    with pytest.raises(BatchError, match="cannot create output folder"):
+    with pytest.raises(BatchError, match="is a file; choose a folder"):
         run_batch(folder, folder / "s0.png" / "out", workers=0, progress=False)
 
 

@@ -224,3 +224,20 @@ def test_block_mode_says_what_it_reads(tmp_path):
     iio.imwrite(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
     with pytest.raises(BatchError, match="OME-Zarr or zarr.*without --blocks"):
         segment_blocks(tmp_path / "a.png", tmp_path / "o.zarr", max_size=128)
+
+
+def test_a_small_image_in_block_mode_is_told_to_go_without_blocks(tmp_path, capsys):
+    """A 64x64 zarr with the default working size said 'set max_size below 64 (e.g.
+    1024)': 1024 is not below 64, and the image needs no block mode at all."""
+    from napari_iem.cli import main
+
+    src = zarr.create_array(store=str(tmp_path / "small.zarr"), shape=(64, 64),
+                            chunks=(32, 32), dtype=np.uint16)
+    src[:] = blobs((64, 64), centres=((30, 30, 12),))
+    code = main(["segment", str(tmp_path / "small.zarr"), "--out", str(tmp_path / "o.zarr"),
+                 "--blocks", "--workers", "0", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "no larger than the working size --max-size 1024" in err
+    assert "without --blocks" in err and "e.g. 1024" not in err
+    assert not (tmp_path / "o.zarr").exists()

@@ -168,7 +168,7 @@ def test_protocol_paper_gives_128(tmp_path, capsys):
     [
         (lambda t: ["segment", t / "missing", "--out", t / "o"], "input not found"),
         (lambda t: ["segment", t / "in", "--out", t / "in" / "a.png" / "sub"],
-         "cannot create output folder"),
+         "a.png is a file; choose a folder"),
         (lambda t: ["segment", t / "in", "--out", t / "o", "--config", t / "bad.toml"],
          "not valid TOML"),
         (lambda t: ["segment", t / "in", "--out", t / "o", "--config", t / "unk.toml"],
@@ -206,6 +206,38 @@ def write_pair(pred_dir, gt_dir, stem, pred, gt):
     gt_dir.mkdir(exist_ok=True)
     iio.imwrite(pred_dir / f"{stem}.png", pred.astype(np.uint8))
     iio.imwrite(gt_dir / f"{stem}.png", (gt * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "extra, said, not_said",
+    [
+        ([], "use --mode slices to segment every 2-D plane, --mode volume for a 3-D "
+             "stack, or --channel-axis for", "mode='"),
+        (["--channel-axis", "7"], "--channel-axis 7 is not an axis of an array of shape "
+                                  "(4, 40, 40)", "source: axis 7"),
+        (["--mode", "volume", "--channel-axis", "0"], "--mode volume needs 3 spatial "
+                                                      "axes; shape (4, 40, 40)", "mode="),
+        (["--regions", "3", "--flip"], "needs --regions 2, got --regions 3", "regions="),
+    ],
+)
+def test_errors_name_the_flags(tmp_path, capsys, extra, said, not_said):
+    """The engine's messages reached the command line in the API's words
+    (``mode='slices'``, ``channel_axis=``); an axis not in the file was numpy's
+    'source: axis 7 is out of bounds'."""
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([disc_image()[0]] * 4),
+                     photometric="minisblack")
+    _, _, err = run(["segment", tmp_path / "stack.tif", "--out", tmp_path / "o",
+                     "--iterations", 3, "--workers", 0, "-q", *extra], capsys)
+    assert said in err and not_said not in err, err
+
+
+def test_a_settings_files_keys_keep_their_names(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    iio.imwrite(tmp_path / "in" / "a.png", disc_image()[0])
+    (tmp_path / "c.toml").write_text("[params]\npercentile_low = 50\npercentile_high = 9\n")
+    code, _, err = run(["segment", tmp_path / "in", "--out", tmp_path / "o", "--config",
+                        tmp_path / "c.toml"], capsys)
+    assert code == 2 and "percentile_low (50.0) must be below percentile_high" in err
 
 
 def test_evaluate_table_and_json(tmp_path, capsys):

@@ -13,6 +13,7 @@ import pytest
 from napari_iem.files.read import read_labels
 from hostile_files import (
     cli,
+    disc,
     one_clear_line,
     report_rows,
     segment_args,
@@ -173,6 +174,40 @@ def test_evaluate_refuses_to_score_a_folder_against_itself(src, tmp_path, capsys
     assert code == 1 and "are the same file" in err
 
 
+def _two_masks_of_one_stem(gt):
+    """``gt/cat.png`` and ``gt/cat.tif``, each the other's opposite."""
+    import tifffile
+
+    gt.mkdir()
+    mask = (disc() > 120).astype(np.uint8)
+    iio.imwrite(gt / "cat.png", mask)
+    tifffile.imwrite(gt / "cat.tif", 1 - mask)
+    return mask
+
+
+def test_evaluate_names_two_masks_of_one_stem(tmp_path, capsys):
+    """``gt/cat.png`` and ``gt/cat.tif``: the first found was scored, silently."""
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    mask = _two_masks_of_one_stem(gt)
+    pred.mkdir()
+    iio.imwrite(pred / "cat.png", mask)
+    iio.imwrite(pred / "dog.png", mask)
+    iio.imwrite(gt / "dog.png", mask)
+    code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
+    assert code == 1, err
+    assert "cat.png and" in err and "cat.tif" in err and "keep one" in err
+    assert '"n_images": 1' in out  # dog alone
+
+
+def test_distill_does_not_train_on_one_of_two_label_files(tmp_path, capsys):
+    photos, labels = tmp_path / "photos", tmp_path / "iem"
+    write_disc(photos / "cat.png")
+    _two_masks_of_one_stem(labels)
+    code, _, err = cli(_distill_args(photos, labels, tmp_path / "s"), capsys)
+    assert code == 2 and "cat.tif" in err and "keep one" in err, err
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_full_disk_fails_the_files_and_leaves_nothing_half_written(src, tmp_path,
                                                                      capsys, monkeypatch):
     import errno
@@ -203,6 +238,36 @@ def test_a_read_only_output_folder_is_one_clear_error(src, tmp_path, capsys, mon
     monkeypatch.setattr(guard.tempfile, "mkstemp", denied)  # root ignores chmod
     code, _, err = cli(segment_args(src, out=tmp_path / "ro"), capsys)
     assert code == 2 and "not writable" in err and one_clear_line(err)
+
+
+@pytest.mark.parametrize("command", ["segment", "distill"])
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_an_out_that_is_a_file_says_so(src, tmp_path, capsys, command, under):
+    """``--out afile`` said 'cannot create output folder afile: File exists' (distill:
+    '[Errno 17] File exists', after training)."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    out = afile / under if under else afile
+    args = (segment_args(src, out=out) if command == "segment"
+            else _distill_args(src, src, out))
+    code, _, err = cli(args, capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert f"{afile} is a file" in err and "choose a folder" in err
+    assert afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize(("command", "out"), [("segment", "in"), ("segment", "above"),
+                                              ("distill", "above")])
+def test_an_out_that_holds_the_input_folder_says_to_pick_another(src, tmp_path, capsys,
+                                                                  command, out):
+    """``--out IN`` (or a folder above IN) said 'no images found in IN (outside the output
+    folder IN)'."""
+    out = src if out == "in" else tmp_path
+    args = (segment_args(src, out=out) if command == "segment"
+            else _distill_args(src, src, out))
+    code, _, err = cli(args, capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert "is the output folder" in err and "different output folder" in err
 
 
 # ------------------------------------------------------------ stopped half way
@@ -262,6 +327,40 @@ def test_distill_leaves_a_users_file_alone_and_replaces_its_own(tmp_path, capsys
     assert cli(args, capsys)[0] == 0  # its own file, replaced
 
 
+def _distill_args(photos, labels, out):
+    return ["distill", photos, labels, "--out", out, "--epochs", 1, "--size", 16,
+            "--device", "cpu", "-q"]
+
+
+def test_distill_never_replaces_the_labels_segment_wrote(tmp_path, capsys):
+    """``distill PHOTOS OTHER_LABELS --out SEGMENT_OUT`` replaced segment's labels: the
+    manifest said napari-iem wrote them, not which command."""
+    photos, seg, labels = tmp_path / "photos", tmp_path / "seg", tmp_path / "iem"
+    write_disc(photos / "cat.png")
+    assert cli(segment_args(photos, out=seg), capsys)[0] == 0
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    before = snapshot(seg)
+    code, _, err = cli(_distill_args(photos, labels, seg), capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert "'napari-iem segment'" in err and "fresh --out" in err
+    assert snapshot(seg) == before
+
+
+def test_segment_never_replaces_the_labels_distill_wrote(tmp_path, capsys):
+    """``segment PHOTOS --out DISTILL_OUT --overwrite`` replaced distill's labels."""
+    photos, labels, out = tmp_path / "photos", tmp_path / "iem", tmp_path / "student"
+    write_disc(photos / "cat.png")
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    assert cli(_distill_args(photos, labels, out), capsys)[0] == 0
+    before = snapshot(out)
+    code, _, err = cli(segment_args(photos, out=out, extra=["--overwrite"]), capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert "'napari-iem distill'" in err and "fresh --out" in err
+    assert snapshot(out) == before
+
+
 @pytest.mark.parametrize("where", ["a user's file", "a folder", "a missing folder",
                                    "a prediction", "the manifest"])
 def test_distill_save_model_is_checked_before_training(tmp_path, capsys, where):
@@ -319,3 +418,11 @@ def test_a_fresh_worker_process_writes_its_labels(src, tmp_path, capsys):
     code, _, err = cli(segment_args(src, out=tmp_path / "o")[:-3] + ["--workers", 1, "-q"],
                        capsys)
     assert code == 0, err
+
+
+def test_read_labels_imports_first_as_a_fresh_worker_does():
+    """``import napari_iem.files.labels`` first (as unpickling ``read_labels`` does in a
+    fresh process) failed: its import cycle with ``files.read``."""
+    done = subprocess.run([sys.executable, "-c", "from napari_iem.files.labels import "
+                           "read_labels"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

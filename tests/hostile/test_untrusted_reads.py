@@ -247,3 +247,79 @@ def test_masks_that_are_not_labels_are_not_scored(tmp_path, capsys, bad):
     code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
     assert code == 1 and "b.tif" in err and "Traceback" not in err
     assert '"n_images": 1' in out
+
+
+@pytest.mark.parametrize("layout", ["contig", "separate"])
+def test_an_rgb_tiff_mask_is_read_as_the_same_png_is(tmp_path, capsys, layout):
+    """A colour-coded mask saved as RGB TIFF was refused ('ground truth 24x24x3') while
+    the same mask as PNG was read as labels, one per colour."""
+    import imageio.v3 as iio
+
+    from napari_iem.files.read import read_labels
+
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    colours = np.zeros((24, 24, 3), np.uint8)
+    colours[6:18, 6:18] = (255, 0, 0)
+    colours[:4, :4] = (0, 255, 0)
+    iio.imwrite(tmp_path / "m.png", colours)
+    stored = colours if layout == "contig" else np.moveaxis(colours, -1, 0)
+    tifffile.imwrite(gt / "a.tif", stored, photometric="rgb", planarconfig=layout)
+    assert np.array_equal(read_labels(gt / "a.tif"), read_labels(tmp_path / "m.png"))
+    iio.imwrite(pred / "a.png", (colours[..., 0] > 0).astype(np.uint8))
+    code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
+    assert code == 0 and '"n_images": 1' in out, err
+
+
+def test_a_stack_of_three_planes_stays_a_stack(tmp_path):
+    """A (Y, X, 3) TIFF that is not RGB is three planes, as stored, not colours."""
+    from napari_iem.files.read import read_labels
+
+    planes = np.arange(24 * 24 * 3, dtype=np.uint16).reshape(24, 24, 3) % 5
+    tifffile.imwrite(tmp_path / "s.tif", planes, photometric="minisblack")
+    assert np.array_equal(read_labels(tmp_path / "s.tif"), planes)
+
+
+def _plain_zarr(tmp_path, group: bool):
+    """A zarr of one 64x64 chunk (an array, or a group holding it as ``0``), no NGFF."""
+    import zarr
+
+    root = tmp_path / "plain.zarr"
+    values = (np.arange(64 * 64).reshape(64, 64) % 7).astype(np.uint16)
+    if group:
+        zarr.open_group(str(root), mode="w").create_array("0", data=values, chunks=(64, 64))
+        node = root / "0"
+    else:
+        zarr.create_array(str(root), data=values, chunks=(64, 64))
+        node = root
+    (chunk,) = [p for p in node.rglob("*") if p.is_file() and p.name != "zarr.json"]
+    return root, chunk
+
+
+@NO_HANG
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("kind", ["fifo", "oversized", "object dtype"])
+def test_a_plain_zarr_in_block_mode_is_read_bounded(tmp_path, kind, group):
+    """``--blocks`` on a plain zarr (no NGFF) opened it with ``zarr.open``: a FIFO
+    chunk hung it, an oversized one was read whole, its metadata went unchecked."""
+    import json
+
+    from napari_iem import segment_blocks
+
+    path, chunk = _plain_zarr(tmp_path, group)
+    if kind == "object dtype":
+        meta_path = (path / "0" if group else path) / "zarr.json"
+        meta = json.loads(meta_path.read_text())
+        meta["data_type"] = "object"
+        meta_path.write_text(json.dumps(meta))
+    else:
+        chunk.unlink()
+    if kind == "fifo":
+        os.mkfifo(chunk)
+    elif kind == "oversized":
+        chunk.write_bytes(b"\0" * (4 << 20))  # 4 MB for 4096 pixels of 2 bytes
+    message = {"fifo": "not a regular file", "oversized": "more than the limit",
+               "object dtype": "not numeric"}[kind]
+    with pytest.raises(ValueError, match=message):
+        segment_blocks(path, None, block_size=256, max_size=32, max_iter=3)

@@ -8,7 +8,8 @@ Everything that could destroy a user's file is checked before training starts: n
 prediction may land on an input (an image, a label file, compared by resolved path and
 by inode, so a link or another spelling of the path is caught too), and a file already
 at a prediction's name is replaced only when the folder's manifest
-(:mod:`napari_iem.files.manifest`) says an earlier run wrote it.
+(:mod:`napari_iem.files.manifest`) says an earlier distill wrote it; a folder holding
+``segment``'s outputs is refused as a whole (its labels have the same names).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _check_targets(out_dir: Path, stems: list[str], inputs, save_model) -> None:
     input or a file this tool did not write."""
     from ..files.manifest import Manifest
 
-    manifest = Manifest.load(out_dir)
+    manifest = Manifest.load(out_dir, command="distill")  # refuses segment's folder
     for stem in stems:
         target = out_dir / f"{stem}.png"
         if inputs.holds(target):
@@ -99,8 +100,10 @@ def _check_model_path(path: Path, out_dir: Path, stems: list[str], inputs) -> No
                              "it is left alone: move it or choose another path")
 
 
-def _pairs(files, stems, labels: dict[str, Path], protocol: str, say):
-    """Images to predict (with their stems) and the (image, labels) pairs to train on."""
+def _pairs(files, stems, labels: dict[str, Path], clashes: dict[str, str],
+           protocol: str, say):
+    """Images to predict (with their stems) and the (image, labels) pairs to train on;
+    an image whose stem has two label files is predicted but not trained on."""
     from ..files.read import ImageReadError, read_labels
 
     images, names, train_x, train_y, problems = [], [], [], [], []
@@ -112,6 +115,8 @@ def _pairs(files, stems, labels: dict[str, Path], protocol: str, say):
             continue
         images.append(img)
         names.append(stem)
+        if stem in clashes:
+            problems.append(f"{path}: not trained on: {clashes[stem]}")
         if stem not in labels:
             continue
         try:
@@ -141,7 +146,7 @@ def _write(out_dir: Path, files, stems, names, preds, settings: dict) -> None:
     from ..files.write import write_labels
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.load(out_dir)
+    manifest = Manifest.load(out_dir, command="distill")
     source = dict(zip(stems, files))
     shash = settings_hash(settings)
     for stem in names:
@@ -189,6 +194,7 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
         Before any training: missing folders, nothing to pair, an output that would
         land on an input or on a file this tool did not write.
     """
+    from ..batch.guard import check_out_dir, no_images
     from ..files.manifest import Inputs
     from ..files.names import files_by_stem, unique_stems
     from ..files.read import find_images
@@ -210,18 +216,21 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
         raise ValueError(f"--out {out_dir} is the IMAGES folder; choose another")
     files = find_images([images_in], recursive=recursive, exclude=out_dir)
     if not files:
-        raise ValueError(f"no images (PNG, JPEG, TIFF) in {images_in}")
+        raise no_images([images_in], out_dir, " (PNG, JPEG, TIFF)")
     stems = unique_stems(files)
-    pairs = files_by_stem(labels_dir)
-    if not set(stems) & set(pairs):
+    pairs, clashes = files_by_stem(labels_dir)
+    if not set(stems) & {*pairs, *clashes}:
         raise ValueError(f"no image in {images_in} has a label file of the same name in "
                          f"{labels_dir}")
-    _check_targets(out_dir, stems, Inputs([*files, *pairs.values()]), save_model)
+    every_label = find_images([labels_dir])  # those of clashing stems too
+    _check_targets(out_dir, stems, Inputs([*files, *every_label]), save_model)
 
-    imgs, names, train_x, train_y, problems = _pairs(files, stems, pairs, protocol, say)
+    imgs, names, train_x, train_y, problems = _pairs(files, stems, pairs, clashes,
+                                                     protocol, say)
     if not train_x:
         raise ValueError("no image could be paired with its labels"
                          + (" (see the messages above)" if problems else ""))
+    check_out_dir(out_dir, overlay=False)  # made before training, not after
     epochs = epochs or DEFAULT_EPOCHS
     size = size or DEFAULT_SIZE
     start = time.perf_counter()

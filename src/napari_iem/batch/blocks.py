@@ -86,28 +86,21 @@ def _source(source):
 
 def _open_path(path: Path, facts: dict):
     """Level 0 of an OME-Zarr (its axes, spacing and units into ``facts``), or the
-    array of a plain zarr (a group: its array ``0``)."""
-    import dask.array as da
-
-    from ..files.ome_zarr import is_ome_zarr, open_ome_zarr
+    array of a plain zarr (a group: its array ``0``), both read through the bounded
+    store of :mod:`napari_iem.files.ome_zarr`, their metadata checked."""
+    from ..files.ome_zarr import is_ome_zarr, is_zarr, open_ome_zarr, open_zarr_array
 
     if is_ome_zarr(path):  # its shape has no limit (block mode is for what is too
         image = open_ome_zarr(path, whole=False)  # large), its chunks do
         facts.update(axes=list(image.axes), scale=list(image.scale[0]),
                      units=dict(image.units), ome=image)
         return image.levels[0]
-    import zarr
-
     if not path.exists():
         raise BatchError(f"{path} does not exist")
-    try:
-        node = zarr.open(str(path), mode="r")
-    except Exception:  # noqa: BLE001 - zarr raises many kinds for what it cannot read
+    if not is_zarr(path):
         raise BatchError(f"{path} is not an OME-Zarr or zarr, which --blocks reads; "
-                         "segment it without --blocks") from None
-    if not hasattr(node, "shape"):  # a group: its first (full-resolution) level
-        node = node["0"]
-    return da.from_zarr(node)
+                         "segment it without --blocks")
+    return open_zarr_array(path)
 
 
 def _boxes(shape, block: int):

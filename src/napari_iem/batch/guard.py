@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["LOCK_NAME", "OVERLAY_DIR", "BatchError", "check_out_dir", "out_dir_lock"]
+__all__ = ["LOCK_NAME", "OVERLAY_DIR", "BatchError", "check_out_dir", "no_images",
+           "out_dir_lock"]
 
 #: Lock file of a running job in its output folder (removed when it ends).
 LOCK_NAME = ".iem-lock"
@@ -25,8 +26,15 @@ def check_out_dir(out_dir: Path, overlay: bool) -> None:
     """Create ``out_dir`` and check that files can be created in it.
 
     ``overlays/`` must be a real folder (or absent): one that is a symlink would send
-    the overlays wherever it points.
+    the overlays wherever it points.  A file at the path, or at one of the folders
+    above it, is named as a file: "File exists" would not say what to do.
     """
+    file = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()),
+                None)
+    if file is not None:
+        what = "is a file" if file == out_dir else f"cannot be made: {file} is a file"
+        raise BatchError(f"the output folder {out_dir} {what}; choose a folder (one that "
+                         "does not exist yet is created)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -45,6 +53,20 @@ def check_out_dir(out_dir: Path, overlay: bool) -> None:
     if overlay and (odir.is_symlink() or odir.exists() and not odir.is_dir()):
         raise BatchError(f"{odir} is a link or a file, not a folder: overlays are not "
                          "written through it; move it away")
+
+
+def no_images(inputs, out_dir: Path, kinds: str = "") -> BatchError:
+    """The error for inputs without an image, saying when that is because an input
+    folder is the output folder or inside it (whose files are never read as inputs)."""
+    out = out_dir.resolve()
+    inside = [str(i) for i in inputs if Path(i).is_dir()
+              and (Path(i).resolve() == out or out in Path(i).resolve().parents)]
+    if inside:
+        return BatchError(f"the input folder {inside[0]} is the output folder {out_dir} "
+                          "(or inside it), whose files are never read as inputs; pick a "
+                          "different output folder (--out)")
+    return BatchError(f"no images{kinds} found in " + ", ".join(str(i) for i in inputs)
+                      + f" (outside the output folder {out_dir})")
 
 
 def _lock(fd: int) -> bool:

@@ -44,7 +44,7 @@ from ..files.read import (
     image_info,
     pixel_limit,
 )
-from .guard import BatchError, check_out_dir, out_dir_lock
+from .guard import BatchError, check_out_dir, no_images, out_dir_lock
 from .plan import choose_mode, task_key, working_pixels
 from .report import (
     REPORT_NAME,
@@ -324,8 +324,7 @@ def run_batch(
     except FileNotFoundError as exc:
         raise BatchError(str(exc)) from None
     if not files:
-        raise BatchError("no images found in " + ", ".join(str(i) for i in inputs)
-                         + f" (outside the output folder {out_dir})")
+        raise no_images(inputs, out_dir)
     check_out_dir(out_dir, overlay)
     settings = {"preset": preset, "regions": regions, "params": dict(overrides),
                 "protocol": protocol or "full",

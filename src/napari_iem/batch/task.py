@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.layout import plan_layout
 from ..files.manifest import output_fingerprint
 from ..files.ome import label_metadata, provenance
 from ..files.names import output_path
@@ -101,6 +102,10 @@ def _read(path: str, cfg: dict, device, held: int) -> tuple[np.ndarray, dict, st
     ``ome``), its stored shape and its bytes."""
     info = image_info(path, cfg.get("max_pixels"))
     how = _how(info, cfg)
+    # the layout of the stored shape, before any axis is moved: an axis that is not
+    # there, or a shape the mode cannot take, is said in the file's own axis order
+    plan_layout(info.shape, (cfg.get("nd_options") or {}).get("mode", "2d"),
+                how["channel_axis"])
     size = check_fits(info, {**cfg, "channel_axis": how["channel_axis"]}, device, held)
     img = read_image(path, cfg.get("max_pixels"))
     if how["channel_axis"] is not None:

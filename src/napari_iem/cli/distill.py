@@ -19,8 +19,8 @@ every image.  Labels are matched to images by stem (LABELS/x.png for IMAGES/x.jp
 images without labels are not trained on but are predicted.  The student is binary:
 any label > 0 is foreground.  Predictions are written as OUT/<stem>.png (0 background,
 1 foreground), named as 'segment' names its labels; files an earlier distill wrote
-there are replaced, any other file (or an input) at one of those names stops the
-command before training.
+there are replaced, any other file (or an input) at one of those names, or a folder
+'segment' wrote into, stops the command before training.
 Training is deterministic for a given --seed on the CPU.  It is opt-in: check on your
 data that it helps (see docs/distill.md).
 

@@ -18,8 +18,9 @@ examples:
   napari-iem evaluate pred/ data/horse/masks/ --protocol paper
   napari-iem evaluate pred/ gt/ --json > scores.json
 
-Files are matched by stem (pred/x.png with gt/x.png or gt/x.tif); any label > 0 is
-foreground.  Metrics per image, then averaged: Acc, IoU and Dice with the better of the
+Files are matched by stem (pred/x.png with gt/x.png or gt/x.tif; a stem of two files,
+such as gt/x.png and gt/x.tif, is named and not scored); any label > 0 is foreground.
+Metrics per image, then averaged: Acc, IoU and Dice with the better of the
 two polarities (as the IEM paper reports them), mIoU (mean of foreground and background
 IoU, each with its own flip), and fixed IoU (the tool's foreground, no flip).  The table
 shows percentages, --json fractions in [0, 1]."""
@@ -47,24 +48,36 @@ def format_table(scores: dict, per_image: list | None = None) -> str:
     return "\n".join(lines)
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..analysis.metrics import evaluate_pairs, paper_protocol
+def _match(pred_dir: Path, gt_dir: Path):
+    """The two folders' files by stem: predictions, ground truths, the stems of both
+    (sorted), the ground truths without a prediction, and one problem per stem of two
+    files on either side (not scored: which one is meant is not known)."""
     from ..files.names import files_by_stem
-    from ..files.read import ImageReadError, read_labels
 
-    pred_dir, gt_dir = Path(args.pred_dir), Path(args.gt_dir)
-    preds = files_by_stem(pred_dir)
-    gts = files_by_stem(gt_dir)
+    preds, pred_clash = files_by_stem(pred_dir)
+    gts, gt_clash = files_by_stem(gt_dir)
     if pred_dir.samefile(gt_dir):
         raise ValueError(f"PRED_DIR and GT_DIR are the same folder ({pred_dir}): every "
                          "prediction would be scored against itself")
-    common = sorted(set(preds) & set(gts))
+    pred_stems, gt_stems = {*preds, *pred_clash}, {*gts, *gt_clash}
+    common = sorted(pred_stems & gt_stems)
     if not common:
         raise ValueError(
             f"no prediction in {pred_dir} has a ground truth of the same name in {gt_dir}"
         )
-    missing = sorted(set(gts) - set(preds))
-    pairs_p, pairs_g, names, problems = [], [], [], []
+    problems = [{**gt_clash, **pred_clash}[s] for s in common
+                if s in pred_clash or s in gt_clash]
+    common = [s for s in common if s in preds and s in gts]
+    return preds, gts, common, sorted(gt_stems - pred_stems), problems
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..analysis.metrics import evaluate_pairs, paper_protocol
+    from ..files.read import ImageReadError, read_labels
+
+    preds, gts, common, missing, problems = _match(Path(args.pred_dir),
+                                                   Path(args.gt_dir))
+    pairs_p, pairs_g, names = [], [], []
     for stem in common:
         if os.path.samefile(preds[stem], gts[stem]):  # a link: a perfect, false score
             problems.append(f"{preds[stem]} and {gts[stem]} are the same file")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, knob_values
+from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, cli_wording, knob_values
 
 EPILOG = """\
 examples:
@@ -25,7 +25,8 @@ OME-TIFF input or n-D labels), with a report OUT/iem-report.csv and a manifest
 OUT/iem-manifest.json of what was made from what.  Inputs whose labels are finished
 (same file, same contents, same settings) are skipped, so rerunning an interrupted
 command resumes it; labels made from another file or with other settings are refused
-unless --overwrite is given.  Files napari-iem did not write are never replaced.
+unless --overwrite is given.  Files napari-iem did not write are never replaced, and a
+folder 'distill' wrote into is refused.
 Without --workers or --scheduler, work runs in this process, or on a local Dask cluster
 with one worker per core for large jobs on machines of more than 4 cores; --workers 0
 always runs in this process.
@@ -68,11 +69,19 @@ def cmd_segment(args: argparse.Namespace) -> int:
             progress=not args.quiet, **settings["params"],
         )
     except BatchInterrupted as stop:
-        print(stop.report.summary(), file=sys.stderr)
+        print(_summary(stop.report), file=sys.stderr)
         print("interrupted: finished labels are kept; run the same command again to "
               "resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     if not args.quiet or not report.ok:
-        print(report.summary(max_failures=20 if not args.quiet else 5),
+        print(_summary(report, max_failures=20 if not args.quiet else 5),
               file=sys.stdout if report.ok else sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _summary(report, max_failures: int = 20) -> str:
+    """The run's summary, its files' errors in this command's flags (the report file
+    keeps the engine's words, as the API gives them)."""
+    for rec in report.records:
+        rec.error = cli_wording(rec.error)
+    return report.summary(max_failures=max_failures)

@@ -89,6 +89,20 @@ class BlockPlan:
         return self.request.regions
 
 
+def _no_working_size(shape: tuple, max_size: int | None) -> ValueError:
+    """Why block mode cannot run an image its working size does not shrink, and what to
+    do: for an image no larger than ``max_size`` that is to segment it whole (it is
+    smaller than the size block mode would solve it at), not to lower ``max_size``."""
+    if max_size is None:
+        return ValueError(f"block mode solves the whole image at a working size first: "
+                          f"set max_size below the image's longer side, {max(shape)} "
+                          "pixels")
+    return ValueError(
+        f"an image of shape {shape} is no larger than the working size max_size="
+        f"{max_size}: block mode is for images larger than that; segment it whole "
+        "(napari_iem.segment, or napari-iem segment without --blocks)")
+
+
 def plan_blocks(shape, dtype, samples: list, regions: int = 2, **knobs) -> BlockPlan:
     """Check a block run of an image of ``shape`` and ``dtype`` from its
     :func:`block_sample` results; raise a ValueError that says what is wrong.
@@ -118,8 +132,7 @@ def plan_blocks(shape, dtype, samples: list, regions: int = 2, **knobs) -> Block
     params = request.params
     work = working_shape(shape, params.max_size)
     if work == shape:
-        raise ValueError(f"block mode solves the whole image at a working size: set "
-                         f"max_size below {max(shape)} (e.g. 1024)")
+        raise _no_working_size(shape, params.max_size)
     factor = tuple(f / w for f, w in zip(shape, work))
     run = dataclasses.replace(
         params, smooth_threshold=smooth_threshold_for(params.smooth_threshold, len(shape)),

@@ -33,9 +33,10 @@ def _colours_to_ids(colour: np.ndarray) -> np.ndarray:
 def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Read a label or mask image as integers, one value per pixel.
 
-    Palette PNGs give their indices, grey images their values.  A colour image whose
-    channels are all equal gives one channel; other colour images get one label per
-    distinct colour (black = 0).
+    Palette PNGs give their indices, grey images their values.  A colour image (a PNG
+    or JPEG of colours, a TIFF whose photometric tag says RGB) whose channels are all
+    equal gives one channel; other colour images get one label per distinct colour
+    (black = 0).  Other TIFFs stay as stored: a (Y, X, 3) stack is three planes.
 
     Raises
     ------
@@ -49,7 +50,7 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
 
         return _checked(path, read_ome_zarr(path, 0, max_pixels)[0])
     with _open_image(path, max_pixels) as (fh, fmt):
-        _info(path, fh, fmt, max_pixels)
+        info = _info(path, fh, fmt, max_pixels)
         if fmt != "tiff":
             from PIL import Image
 
@@ -58,9 +59,14 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
                     data = np.asarray(im)
             except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
                 raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
+    colour = info.colour_axis
     if fmt == "tiff":
         data = read_image(path, max_pixels)
-    elif data.ndim == 3:  # colour PNG/JPEG; TIFF stays as stored
+        if colour is not None:
+            data = np.moveaxis(data, colour, -1)
+    elif data.ndim == 3:  # colour PNG/JPEG
+        colour = -1
+    if colour is not None:
         data = _colours_to_ids(data[..., : 3 if data.shape[-1] >= 3 else 1])
     return _checked(path, data)
 

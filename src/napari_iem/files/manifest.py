@@ -15,6 +15,12 @@ Two rules follow, and every command keeps them:
 * A file may be replaced or deleted only when the manifest says this tool wrote it and
   it has not changed since (:meth:`Manifest.owns`): a user's file is never touched.
 
+Each entry names the command that wrote it (``segment`` or ``distill``; an entry of an
+older version without one counts as ``segment``'s), and a folder holds the outputs of
+one command: a command refuses a folder holding another's (:meth:`Manifest.load`), so
+that neither replaces the other's labels by their shared names, nor mixes its own in
+among them where ``evaluate`` would score both as one.
+
 An entry is recorded before its output is written (an *intent*: the name is claimed),
 and completed with the output's hash after; an interrupted run thus leaves names that
 are known to be this tool's, to be redone, and nothing of the user's is ever mistaken
@@ -49,6 +55,8 @@ _FORMAT = "napari-iem manifest"
 #: A manifest is a few hundred bytes per output; a million outputs fit.
 _MAX_BYTES = 2**29
 _CHUNK = 2**20
+#: The command of an entry that names none (manifests written before entries did).
+_LEGACY_COMMAND = "segment"
 
 
 class ManifestError(ValueError):
@@ -156,30 +164,36 @@ class Manifest:
         ``overlays/a.png``); methods take outputs relative to it, or absolute.
     entries : dict, optional
         Entries read from an existing manifest.
+    command : str
+        The command writing into the folder (``"segment"``, ``"distill"``): recorded
+        with each claim; only the outputs it wrote are its to replace.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, entries: dict | None = None):
+    def __init__(self, out_dir: str | os.PathLike, entries: dict | None = None,
+                 command: str = "segment"):
         self.out_dir = Path(os.path.abspath(out_dir))
         self.shown = Path(out_dir)  # as the user gave it, for messages
         self.entries: dict[str, dict] = dict(entries or {})
+        self.command = command
 
     @property
     def path(self) -> Path:
         return self.out_dir / MANIFEST_NAME
 
     @classmethod
-    def load(cls, out_dir: str | os.PathLike) -> Manifest:
-        """The folder's manifest (empty when there is none yet).
+    def load(cls, out_dir: str | os.PathLike, command: str = "segment") -> Manifest:
+        """The folder's manifest for ``command`` (empty when there is none yet).
 
         Raises
         ------
         ManifestError
             When a file of that name exists but is not a readable manifest: it is then
-            not ours, and nothing in the folder can be trusted as ours either.
+            not ours, and nothing in the folder can be trusted as ours either; or when
+            the folder holds outputs another command wrote (see the module docstring).
         """
         path = Path(out_dir) / MANIFEST_NAME
         if not path.exists() and not path.is_symlink():
-            return cls(out_dir)
+            return cls(out_dir, command=command)
         try:
             data = json.loads(read_bounded(path, _MAX_BYTES).decode("utf-8"))
             if data.get("format") != _FORMAT or not isinstance(data.get("outputs"), dict):
@@ -189,7 +203,29 @@ class Manifest:
             raise ManifestError(f"{path} cannot be read ({exc}); move it away (the files "
                                 "it listed will then count as not written by napari-iem)"
                                 ) from None
-        return cls(out_dir, entries)
+        manifest = cls(out_dir, entries, command)
+        manifest._refuse_other_commands()
+        return manifest
+
+    def writer(self, output: str | os.PathLike) -> str | None:
+        """The command that wrote (or claimed) ``output``; None when no entry has it."""
+        entry = self.entries.get(self._key(output))
+        return None if entry is None else str(entry.get("command", _LEGACY_COMMAND))
+
+    def _refuse_other_commands(self) -> None:
+        """Raise :class:`ManifestError` when outputs another command wrote are still in
+        the folder, naming them and a fresh folder to use instead."""
+        others = sorted(k for k in self.entries if self.writer(k) != self.command
+                        and ((self.out_dir / k).exists() or (self.out_dir / k).is_symlink()))
+        if not others:
+            return
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        base = self.shown if self.shown.name else self.out_dir  # "." has no name
+        fresh = base.with_name(f"{base.name or 'out'}-{self.command}")
+        raise ManifestError(
+            f"{self.shown} holds the outputs of 'napari-iem {self.writer(others[0])}' "
+            f"({shown}); {self.command} does not write among them: choose a fresh "
+            f"--out, such as {fresh}")
 
     def save(self) -> Path:
         """Write the manifest atomically."""
@@ -208,25 +244,27 @@ class Manifest:
         """Record that this tool is about to write ``output`` from ``source``."""
         self.entries[self._key(output)] = {
             **(asdict(source) if source else {}), "settings": settings,
-            "version": _version(),
+            "version": _version(), "command": self.command,
         }
 
     def finish(self, output: str | os.PathLike, size: int, sha256: str) -> None:
         """Record the output as written: its size and content hash."""
-        entry = self.entries.setdefault(self._key(output), {"version": _version()})
+        entry = self.entries.setdefault(self._key(output), {"version": _version(),
+                                                            "command": self.command})
         entry.update(output_size=int(size), output_sha256=sha256)
 
     def forget(self, output: str | os.PathLike) -> None:
         self.entries.pop(self._key(output), None)
 
     def owns(self, output: str | os.PathLike) -> bool:
-        """Whether ``output`` may be replaced or deleted: it is absent, or this tool
+        """Whether ``output`` may be replaced or deleted: it is absent, or this command
         wrote it (or claimed it, and it was interrupted) and nobody changed it since."""
         path = self.out_dir / self._key(output)
         if not path.exists() and not path.is_symlink():
             return True
         entry = self.entries.get(self._key(output))
-        if entry is None or path.is_symlink() or not (path.is_file() or path.is_dir()):
+        if (entry is None or self.writer(output) != self.command or path.is_symlink()
+                or not (path.is_file() or path.is_dir())):
             return False
         if "output_sha256" not in entry:
             return True

@@ -117,13 +117,27 @@ def output_path(out_dir: str | os.PathLike, stem: str, suffix: str) -> Path:
     return path
 
 
-def files_by_stem(folder: str | os.PathLike) -> dict[str, Path]:
-    """The image files of ``folder`` by their safe stem (the first of a stem wins), to
-    match labels with images and predictions with ground truth."""
+def files_by_stem(folder: str | os.PathLike) -> tuple[dict[str, Path], dict[str, str]]:
+    """The image files of ``folder`` by their safe stem, to match labels with images
+    and predictions with ground truth.
+
+    Two files of one stem (``a.png`` and ``a.tif``) cannot both be the match, and
+    taking either would score or train on a file the user may not mean; so such a
+    stem has no file but a message that names the files and says what to do.
+
+    Returns
+    -------
+    (dict, dict)
+        Stem -> file, for the stems of one file; stem -> message, for the others.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
-    out: dict[str, Path] = {}
+    found: dict[str, list[Path]] = {}
     for p in find_images([folder]):
-        out.setdefault(safe_stem(p.name), p)
-    return out
+        found.setdefault(safe_stem(p.name), []).append(p)
+    files = {stem: ps[0] for stem, ps in found.items() if len(ps) == 1}
+    clashes = {stem: (" and ".join(str(p) for p in ps) + f" have one name {stem!r}: "
+                      "keep one of them, or rename the other")
+               for stem, ps in found.items() if len(ps) > 1}
+    return files, clashes

@@ -49,8 +49,10 @@ __all__ = [
     "PROVENANCE_KEY",
     "OmeZarrImage",
     "is_ome_zarr",
+    "is_zarr",
     "ngff_attributes",
     "open_ome_zarr",
+    "open_zarr_array",
     "read_ome_zarr",
     "read_ome_zarr_provenance",
     "write_ome_zarr_labels",  # noqa: F822 - from ome_zarr_write, by __getattr__
@@ -244,11 +246,12 @@ def _check_codecs(codecs, where: Path) -> None:
             _check_codecs(config.get("index_codecs"), where)
 
 
-def _array_header(node: Path, ndim: int, colour: int | None, limit: int | None,
+def _array_header(node: Path, ndim: int | None, colour: int | None, limit: int | None,
                   whole: bool = True) -> tuple:
     """The shape of the array at ``node`` from its own metadata, checked (see the
     module docstring) before zarr reads it; the shape counts against the pixel limit
-    only when the array is to be read ``whole`` (its chunks always do)."""
+    only when the array is to be read ``whole`` (its chunks always do).  ``ndim``
+    None (a plain zarr, no axes to go by): as many axes as its shape, 1 to 5."""
     if (node / "zarr.json").is_file():
         meta = _json(node / "zarr.json")
         dtype, grid = meta.get("data_type"), meta.get("chunk_grid")
@@ -271,6 +274,9 @@ def _array_header(node: Path, ndim: int, colour: int | None, limit: int | None,
     else:
         raise ImageReadError(f"{node}: no zarr array there")
     shape = meta.get("shape")
+    if ndim is None:
+        ndim = len(shape) if isinstance(shape, list) and 0 < len(shape) <= len(_AXES) \
+            else len(_AXES) + 1  # refused below
     for what, value in (("shape", shape), ("chunks", chunks)):
         if not isinstance(value, list) or len(value) != ndim or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
@@ -421,6 +427,49 @@ def open_ome_zarr(path: str | os.PathLike, max_pixels: int | None = None, *,
         levels.append(da.from_array(array, chunks=array.chunks))
         scales.append(tuple(a * b for a, b in zip(own, outer)))
     return OmeZarrImage(path, levels, axes, scales, units, fmt, attrs)
+
+
+def is_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder with zarr metadata at its root (an array or a
+    group, zarr v2 or v3); never raises."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).is_file()
+                                 for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def open_zarr_array(path: str | os.PathLike, max_pixels: int | None = None):
+    """A plain zarr (not an OME-Zarr) as a dask array, read as an OME-Zarr's levels are:
+    its metadata checked first, every chunk through the bounded store.
+
+    ``path`` is an array, or a group whose array ``0`` is taken (the full resolution of
+    a multiscale without NGFF attributes).  Its chunks count against the pixel limit,
+    its shape does not: it is read chunk by chunk (block mode).
+
+    Returns
+    -------
+    dask.array.Array
+
+    Raises
+    ------
+    ImageReadError
+        Not a zarr, or metadata that fails a check (the module docstring).
+    """
+    import dask.array as da
+    import zarr
+
+    path = Path(path)
+    if not is_zarr(path):
+        raise ImageReadError(f"{path}: not a zarr (no zarr.json, .zarray or .zgroup)")
+    v3 = _json(path / "zarr.json") if (path / "zarr.json").is_file() else {}
+    rel = "" if (path / ".zarray").is_file() or v3.get("node_type") == "array" else "0"
+    node = path / rel if rel else path
+    chunk_bytes = _array_header(node, None, None, max_pixels, whole=False)[1]
+    store = _bounded_store_type()(path, max_bytes=_chunk_file_bytes(chunk_bytes))
+    try:
+        array = zarr.open_array(store=store, path=rel, mode="r")
+    except Exception as exc:  # noqa: BLE001 - zarr raises many kinds
+        raise ImageReadError(f"{node}: cannot open the zarr array: {exc}") from None
+    return da.from_array(array, chunks=array.chunks)
 
 
 def info(path: str | os.PathLike, max_pixels: int | None = None):

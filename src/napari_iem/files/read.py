@@ -53,7 +53,7 @@ __all__ = [
     "pixel_limit",
     "read_bounded",
     "read_image",
-    "read_labels",
+    "read_labels",  # noqa: F822 - from labels, by __getattr__
 ]
 
 #: Largest image accepted by default, in pixels (see :func:`pixel_limit`).
@@ -105,6 +105,9 @@ class ImageInfo:
     ome : OmeMetadata or None
         For an OME-TIFF, its axes and physical pixel sizes
         (:class:`napari_iem.files.ome.OmeMetadata`).
+    colour_axis : int or None
+        For a TIFF whose pixels are RGB(A) colours (its photometric tag says so), the
+        axis of ``shape`` that holds them; the other formats say it by their shape.
     """
 
     path: Path
@@ -113,6 +116,7 @@ class ImageInfo:
     dtype: str
     pixels: int
     ome: OmeMetadata | None = None
+    colour_axis: int | None = None
 
 
 def pixel_limit(max_pixels: int | None = None) -> int:
@@ -264,6 +268,7 @@ def _tiff_info(path: Path, fh: BinaryIO, max_pixels: int | None) -> ImageInfo:
             shape = tuple(int(s) for s in series.shape)
             axes = series.axes
             dtype = np.dtype(series.dtype).name
+            rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB
             if ome is not None and series.kind.lower() != "ome":
                 raise ImageReadError(f"{path}: its OME-XML does not describe the "
                                      "file's pixels (tifffile could not use it)")
@@ -275,7 +280,8 @@ def _tiff_info(path: Path, fh: BinaryIO, max_pixels: int | None) -> ImageInfo:
     _check_size(path, pixels, shape, max_pixels)
     if ome is not None:
         ome = dataclasses.replace(ome, axes=axes)
-    return ImageInfo(path, "tiff", shape, dtype, pixels, ome)
+    colour = axes.index("S") if rgb and "S" in axes else None
+    return ImageInfo(path, "tiff", shape, dtype, pixels, ome, colour)
 
 
 def _ome(tif, path: Path):
@@ -388,4 +394,10 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
 
 # Moved to their own modules; still importable from here.
 from .find import IMAGE_SUFFIXES, find_images  # noqa: E402
-from .labels import read_labels  # noqa: E402
+
+
+def __getattr__(name: str):
+    if name == "read_labels":  # by name, on use: labels imports this module, and one
+        from .labels import read_labels  # imported first (a Dask worker unpickling
+        return read_labels  # read_labels) failed in the cycle
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
