@@ -236,9 +236,10 @@ KNOBS: tuple[Knob, ...] = (
          "image's own size.", low=5, high=2**20, optional=True, aliases=("--size",),
          label="max size (px)"),
     Knob("coarse_size", int, None, "Coarse to fine: solve first with the longer side "
-         "at about this many pixels (the pyramid level nearest it), then at each finer level (twice the size) move only the "
-         "pixels near the boundary, up to the working size. None: solve at the working "
-         "size directly, as the paper does.", low=16, high=2**20, optional=True,
+         "at about this many pixels (the pyramid level nearest it), then at each finer "
+         "level (twice the size) move only the pixels near the boundary, up to the "
+         "working size. None: solve at the working size directly, as the paper does.",
+         low=16, high=2**20, optional=True,
          widget=False),
     # ---- intensities -------------------------------------------------------------------
     Knob("scaling", str, "auto", "Intensity rule: 'auto' (8-bit as x/255, else "
