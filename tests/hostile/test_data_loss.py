@@ -52,12 +52,11 @@ def test_an_input_inside_out_is_never_overwritten(tmp_path, capsys):
     good = write_disc(out / "good.png", seed=1)
     tif = write_disc(tmp_path / "good.tif", seed=2, cx=8)
     before = good.read_bytes()
-    _, _, err = cli(segment_args(good, tif, out=out), capsys)
-    assert good.read_bytes() == before
-    assert all(r["status"] != "skipped" for r in report_rows(out)), err
-    code, _, err = cli(segment_args(good, tif, out=out, extra=["--overwrite"]), capsys)
-    assert good.read_bytes() == before
-    assert code == 0, err
+    for extra in ([], ["--overwrite"]):  # refused before any work: nothing is written
+        code, _, err = cli(segment_args(good, tif, out=out, extra=extra), capsys)
+        assert good.read_bytes() == before
+        assert code == 2 and "lies in the output folder" in err and "--out" in err
+        assert sorted(p.name for p in out.iterdir()) == ["good.png"]
 
 
 # ------------------------------------------------------- 3. resume by more than a name
@@ -159,3 +158,19 @@ def test_the_batch_path_checks_memory_before_decoding(tmp_path, monkeypatch):
     assert rec.status == "failed" and "needs about" in rec.error and "GB" in rec.error
     assert "max_size" in rec.error  # what to lower
     assert decoded == []
+
+
+def test_an_input_in_the_output_folder_refuses_the_run_and_writes_nothing(tmp_path,
+                                                                        capsys):
+    """``segment photo.jpg --out .``: the labels would land among the user's images
+    (a .png over an input of that name, and read as an image by the next run); the
+    run is refused before it writes a report or a manifest there.  An output folder
+    above the inputs' is not the inputs' folder and is taken."""
+    photos = tmp_path / "photos"
+    image = write_disc(photos / "cat.png")
+    iio.imwrite(photos / "dog.jpg", np.stack([disc()] * 3, -1))
+    code, _, err = cli(segment_args(photos / "dog.jpg", out=photos), capsys)
+    assert code == 2 and "lies in the output folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in photos.iterdir()) == ["cat.png", "dog.jpg"]
+    code, _, err = cli(segment_args(image, out=tmp_path), capsys)
+    assert code == 0, err

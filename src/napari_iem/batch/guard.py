@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["LOCK_NAME", "OVERLAY_DIR", "BatchError", "check_out_dir", "no_images",
-           "out_dir_lock"]
+__all__ = ["LOCK_NAME", "OVERLAY_DIR", "BatchError", "check_inputs_outside",
+           "check_out_dir", "no_images", "out_dir_lock"]
 
 #: Lock file of a running job in its output folder (removed when it ends).
 LOCK_NAME = ".iem-lock"
@@ -53,6 +53,21 @@ def check_out_dir(out_dir: Path, overlay: bool) -> None:
     if overlay and (odir.is_symlink() or odir.exists() and not odir.is_dir()):
         raise BatchError(f"{odir} is a link or a file, not a folder: overlays are not "
                          "written through it; move it away")
+
+
+def check_inputs_outside(files, out_dir: Path) -> None:
+    """Refuse a run whose output folder holds one of its input files (``segment
+    photo.jpg --out .``): its labels would be written among the user's images, where
+    a ``.png`` output lands on an input of that name and the next run over the folder
+    reads the labels as images.  Folders given as inputs never contribute the output
+    folder's files (:func:`~napari_iem.files.find.find_images`); this is for files
+    named one by one."""
+    out = out_dir.resolve()
+    for f in files:
+        if out in (f.absolute().parent.resolve(), f.resolve().parent):
+            raise BatchError(f"the input {f} lies in the output folder {out_dir}: the "
+                             "labels would be written among the images; pick a different "
+                             "output folder (--out)")
 
 
 def no_images(inputs, out_dir: Path, kinds: str = "") -> BatchError:

@@ -44,7 +44,7 @@ from ..files.read import (
     image_info,
     pixel_limit,
 )
-from .guard import BatchError, check_out_dir, no_images, out_dir_lock
+from .guard import BatchError, check_inputs_outside, check_out_dir, no_images, out_dir_lock
 from .plan import choose_mode, task_key, working_pixels
 from .report import (
     REPORT_NAME,
@@ -325,6 +325,7 @@ def run_batch(
         raise BatchError(str(exc)) from None
     if not files:
         raise no_images(inputs, out_dir)
+    check_inputs_outside(files, out_dir)
     check_out_dir(out_dir, overlay)
     settings = {"preset": preset, "regions": regions, "params": dict(overrides),
                 "protocol": protocol or "full",
