@@ -69,13 +69,14 @@ def test_any_numeric_dtype(dtype):
 
 
 @pytest.mark.parametrize("scale", [1e-300, 1e300])
-def test_values_at_the_ends_of_float64_segment_like_any_other(scale):
+@pytest.mark.parametrize("knobs", [{}, {"preset": "microscopy", "intensity": "sqrt"}])
+def test_values_at_the_ends_of_float64_segment_like_any_other(scale, knobs):
     """Only the ratios of the values matter; the maps of values beyond float32's range
-    saturate instead of overflowing into inf."""
+    saturate instead of overflowing into inf (the square roots' squares included)."""
     image, truth = textured_disc(64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = segment(image.astype(np.float64) * scale, 2)
+        result = segment(image.astype(np.float64) * scale, 2, **knobs)
     assert iou(result.labels == 1, truth) > 0.9
     assert np.isfinite(result.inpainted).all() and np.isfinite(result.error).all()
 

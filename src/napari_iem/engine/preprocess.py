@@ -75,17 +75,19 @@ class PreparedImage:
         c = self.low.size
         low, high = (_root_units(v, self.sqrt_zero).reshape(1, c, *([1] * (maps.ndim - 2)))
                      for v in (self.low, self.high))
-        if max(np.abs(low).max(), np.abs(high).max()) < _FLOAT32_SAFE:
-            # float32 and in place: the maps of a 2048x2048 photo are 25 M values
-            out = np.add(maps, 1, dtype=np.float32)
-            out *= ((high - low) / 2).astype(np.float32)
-            out += low.astype(np.float32)
-        else:  # values beyond float32 (a float64 image of 1e300): the maps saturate
-            out = np.clip((maps + 1.0) * ((high - low) / 2) + low,
-                          -_FLOAT32_SAFE, _FLOAT32_SAFE).astype(np.float32)
+        fits = max(np.abs(self.low).max(), np.abs(self.high).max()) < _FLOAT32_SAFE
+        # float32 and in place (the maps of a 2048x2048 photo are 25 M values), unless
+        # the input's values lie beyond float32 (a float64 image of 1e300): float64,
+        # then saturated at float32's range
+        dtype = np.float32 if fits else np.float64
+        out = np.add(maps, 1, dtype=dtype)
+        out *= ((high - low) / 2).astype(dtype)
+        out += low.astype(dtype)
         if self.sqrt_zero is not None:
             out *= out
-            out += np.float32(self.sqrt_zero)
+            out += dtype(self.sqrt_zero)
+        if not fits:
+            out = np.clip(out, -_FLOAT32_SAFE, _FLOAT32_SAFE).astype(np.float32)
         if self.lab_scale is not None:
             return lab_to_input(np.moveaxis(out, 1, -1), self.lab_scale)
         if self.grey_rgb:
