@@ -92,3 +92,14 @@ def test_constant_visible_values_are_reproduced_everywhere():
     visible = (torch.rand(1, 1, 30, 30) > 0.7).float()
     phi = ip.inpaint(x, visible, ip.GaussianFilter((30, 30)))
     assert torch.allclose(phi, x, atol=1e-5)
+
+
+def test_a_window_far_outside_a_short_axis_is_zeros():
+    """Rows and columns more than the axis's length before it (a crop's halo on an
+    axis of 8 pixels with a reach of 10) are padding: zeros, not an index error."""
+    diag = ip.band_diagonals(8, ip.gaussian_kernel1d(11, 5.0), 2)
+    window = ip.window_matrix(diag, range(-20, 12), range(-30, 20))
+    dense = ip.band_matrix(8, ip.gaussian_kernel1d(11, 5.0), 2)
+    assert torch.equal(window[20:28, 30:38], dense)
+    window[20:28, 30:38] = 0
+    assert not window.any()  # nothing outside the axis

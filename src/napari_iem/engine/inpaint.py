@@ -96,7 +96,7 @@ def window_matrix(diag: torch.Tensor, rows: range, cols: range) -> torch.Tensor:
     i = torch.arange(rows.start, rows.stop)[:, None]
     off = torch.arange(cols.start, cols.stop)[None, :] - i + w
     ok = (off >= 0) & (off < width) & (i >= 0) & (i < n)
-    return torch.where(ok, diag[i.clamp_max(n - 1), off.clamp(0, width - 1)], 0.0)
+    return torch.where(ok, diag[i.clamp(0, n - 1), off.clamp(0, width - 1)], 0.0)
 
 
 def band_matrix(n: int, kernel: torch.Tensor, reps: int) -> torch.Tensor:

@@ -39,6 +39,11 @@ TINY = 1e-30
 #: per-operation overhead.  Not the batch: a result must not depend on its batch.
 STRIP_ELEMENTS = 2**18
 STRIP_ROWS_MIN = 32
+#: The most rows of a strip: its filter is a dense ``rows x (rows + 2h)`` block of the
+#: axis's operator, ``rows + 2h`` multiply-adds a pixel, so a narrow, tall image
+#: (50000x8) must not get strips of thousands of rows (each a 268 MB matrix, 13x
+#: slower than the same image transposed).
+STRIP_ROWS_MAX = 256
 #: Elements (maps x pixels x images) an evaluation handles at once: a large batch of
 #: small images is evaluated a few images at a time, so that its temporaries stay in
 #: cache (169 crops of 128x128: 1.9 ms per image and evaluation in one piece, 1.2 ms
@@ -50,7 +55,8 @@ CHUNK_ELEMENTS = 2**20
 def strip_rows(shape, channels: int) -> int:
     """Rows of the first spatial axis per strip for images of ``shape`` and
     ``channels`` (the forward pass filters ``2 channels + 2`` maps)."""
-    return max(STRIP_ROWS_MIN, STRIP_ELEMENTS // (math.prod(shape[1:]) * (2 * channels + 2)))
+    rows = STRIP_ELEMENTS // (math.prod(shape[1:]) * (2 * channels + 2))
+    return min(STRIP_ROWS_MAX, max(STRIP_ROWS_MIN, rows))
 
 
 def one_hot(labels: torch.Tensor, regions: int, dtype=torch.float32) -> torch.Tensor:
