@@ -110,7 +110,8 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
         options["channel_axis"] = got["channel_axis"]
     run_spatial = level_grid(spatial_kwargs(source, got["axes"]), got["shape"],
                              got["run_shape"])
-    spatial = np.asarray(run_spatial["scale"])[-got["nsp"]:]  # at the level read
+    # at the level read; a negative scale mirrors an axis, its pixels as large
+    spatial = np.abs(np.asarray(run_spatial["scale"])[-got["nsp"]:])
     if form.physical.value:
         options.update(sigma_units="physical", scale=tuple(map(float, spatial)))
     elif len(set(map(float, spatial))) > 1:
