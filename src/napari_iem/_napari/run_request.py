@@ -37,7 +37,8 @@ class RunPlan:
     source); ``index`` is the plane of a stack a current-slice run segments (empty
     otherwise); ``out_shape`` is the shape of the labels a run gives (the plane's, or
     ``shape``).  A refinement also has the ``target`` layer, its data at the ``start``
-    and the ``locked`` pixels (both of ``shape``).
+    and the ``locked`` pixels (both of ``shape``).  ``source_data`` is the source's
+    level-0 array the run read (another one there by the end: the result is stale).
 
     A multiscale source is read at pyramid ``level``: ``run_shape``, ``run_index``
     and ``run_spatial`` (scale, translate, units) describe the arrays the engine
@@ -67,6 +68,7 @@ class RunPlan:
     target: Labels | None = None
     start: np.ndarray | None = None
     locked: np.ndarray | None = None
+    source_data: object = None  # the source's level-0 array as the run read it
 
     @property
     def out_shape(self) -> tuple:
@@ -119,7 +121,7 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
     plan = RunPlan(
         source=source, data=got["data"], options=options, mode=mode, axes=got["axes"],
         shape=got["shape"], index=got["index"],
-        source_shape=tuple(source_array(source).shape),
+        source_shape=tuple(source_array(source).shape), source_data=source_array(source),
         picked=_picked(form, pick), show_why=show_why, nsp=got["nsp"],
         level=level, run_shape=got["run_shape"], run_index=got["run_index"],
         run_spatial=run_spatial, refine=refine, channel_axis=None if form.channel_axis.value is None
