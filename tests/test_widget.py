@@ -243,6 +243,19 @@ def test_no_image_notifies(viewer_widget, errors):
     assert len(viewer.layers) == 1
 
 
+def test_init_from_a_multiscale_labels_layer(viewer_widget, qtbot, errors):
+    """Its level 0 is the start (its coarsest level was taken, and refused as of
+    another shape than the layer has)."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    start = disc_truth().astype(np.uint8)
+    viewer.add_labels([start, start[::2, ::2]], multiscale=True, name="pyramid")
+    widget.init.value = viewer.layers["pyramid"]
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert errors == []
+    assert viewer.layers["disc IEM"].data.shape == (SIZE, SIZE)
+
+
 def test_init_of_wrong_shape_notifies(viewer_widget, errors):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc")

@@ -19,7 +19,7 @@ from ..engine.presets import DEFAULT_PRESET
 from . import layers_nd as _layers_nd
 from .form import PRESET_START, IEMForm
 from .layers import IEM_KEY, refine_inputs, source_array, spatial_kwargs
-from .pyramid import level_grid, run_level
+from .pyramid import level_array, level_grid, run_level
 
 #: The preset "run again as the other" switches to, for each pick of default.
 OTHER_PICK = {"photo": "microscopy", "microscopy": "photo"}
@@ -160,8 +160,8 @@ def _picked(form: IEMForm, pick: tuple[str, str]) -> dict | None:
 
 def _init_labels(layer: Labels, plan: RunPlan) -> np.ndarray:
     """A copy of ``layer``'s labels for the run (painting goes on meanwhile): the
-    output's shape, or on a stack also the plane's."""
-    init = np.array(layer.data)
+    output's shape, or on a stack also the plane's (of a multiscale layer, level 0)."""
+    init = np.array(level_array(layer, 0))
     plane = plan.shape[len(plan.index):]
     if plan.index and init.shape == plan.shape:
         return init[plan.index]
