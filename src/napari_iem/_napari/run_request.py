@@ -176,6 +176,12 @@ def _init_labels(layer: Labels, plan: RunPlan) -> np.ndarray:
 def plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
     """Restart from ``target`` as the user painted it, every changed pixel locked, in
     the mode ``target`` was made in."""
+    if not isinstance(target.data, np.ndarray):
+        raise RequestError(
+            f"'{target.name}' holds labels too large for memory (shown lazily, for "
+            "viewing): Refine needs labels that fit; segment a crop or a lower "
+            "pyramid level of the image."
+        )
     form.mode.value = target.metadata[IEM_KEY].get("mode", "current slice")
     plan = plan_run(form, viewer, use_init=False)
     try:
