@@ -162,6 +162,24 @@ def test_planes_of_a_stack_add_up_and_refine_keeps_its_plane(viewer_widget, qtbo
     np.testing.assert_array_equal(out.data[2], plane2)  # the other plane untouched
 
 
+def test_refine_on_a_plane_iem_did_not_write_notifies(viewer_widget, qtbot, errors):
+    """An empty plane (no result there, nothing painted) is not refined: it came back
+    empty, and was recorded among the planes IEM wrote."""
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, im]), name="z")
+    viewer.dims.set_current_step(0, 1)
+    run_and_wait(qtbot, widget)
+    out = viewer.layers["z IEM"]
+    before = out.data.copy()
+    viewer.dims.set_current_step(0, 0)
+    widget.refine_button.click()
+    assert not widget.running and len(errors) == 1
+    assert "plane [0]" in widget.status.text() and "Run" in widget.status.text()
+    np.testing.assert_array_equal(out.data, before)
+    assert out.metadata["iem"]["planes"] == [[1]]
+
+
 def test_current_slice_reads_only_its_plane():
     """A dask-backed stack: the displayed plane's chunk is computed, no other."""
     da = pytest.importorskip("dask.array")

@@ -191,6 +191,14 @@ def plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
     if start.shape != plan.shape:
         raise RequestError(f"'{target.name}' has shape {start.shape}, the input "
                            f"{plan.shape}: run IEM again instead")
+    planes = target.metadata[IEM_KEY].get("planes", [])
+    if plan.index and list(plan.index) not in planes and not (
+            start[plan.index].any() or locked[plan.index].any()):
+        raise RequestError(
+            f"'{target.name}' holds nothing on plane {list(plan.index)} (IEM wrote "
+            f"{', '.join(map(str, planes))}): move there to refine it, or press Run "
+            "for this plane."
+        )
     plan.options.update(init=start[plan.index], locked=locked[plan.index])
     plan.target, plan.start, plan.locked = target, start, locked
     _to_run_level(plan)
