@@ -86,6 +86,18 @@ def test_channel_axis_of_a_layer(viewer_widget, qtbot, errors):
     assert out.data.shape == (48, 48)
 
 
+def test_channels_last_layer_says_how_to_open_it(viewer_widget, errors):
+    """A (Y, X, 2) layer is, to napari, Y planes of X x 2 pixels: the message says
+    so and how to add its channels (it said 'image is 48x2 pixels')."""
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, 255 - im], -1), name="yxc")
+    widget.run_button.click()
+    assert not widget.running and len(errors) == 1
+    assert "channel_axis=-1" in widget.status.text()
+    assert [la.name for la in viewer.layers] == ["yxc"]
+
+
 def test_channel_layers_made_by_channel_axis(viewer_widget, qtbot, errors):
     viewer, widget = viewer_widget
     im, _ = textured_disc(48)
