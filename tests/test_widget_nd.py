@@ -192,6 +192,22 @@ def test_refine_on_a_plane_iem_did_not_write_notifies(viewer_widget, qtbot, erro
     assert out.metadata["iem"]["planes"] == [[1]]
 
 
+def test_a_refused_refine_leaves_the_mode_as_it_was(viewer_widget, qtbot, errors):
+    """Refine runs in its layer's mode; refused, it changes no control either (the
+    mode, and the working size with it, stayed switched)."""
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, im]), name="z")
+    run_and_wait(qtbot, widget)  # current slice
+    widget.mode.value = "volume"
+    max_size = widget.controls["max_size"].value
+    viewer.dims.ndisplay = 3
+    widget.refine_button.click()
+    assert not widget.running and len(errors) == 1 and "2-D display" in errors[0]
+    assert widget.mode.value == "volume"
+    assert widget.controls["max_size"].value == max_size
+
+
 def test_current_slice_reads_only_its_plane():
     """A dask-backed stack: the displayed plane's chunk is computed, no other."""
     da = pytest.importorskip("dask.array")

@@ -175,7 +175,17 @@ def _init_labels(layer: Labels, plan: RunPlan) -> np.ndarray:
 
 def plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
     """Restart from ``target`` as the user painted it, every changed pixel locked, in
-    the mode ``target`` was made in."""
+    the mode ``target`` was made in (the mode control is left as it was when the
+    refinement cannot run)."""
+    shown = form.mode.value
+    try:
+        return _plan_refine(form, viewer, target)
+    except RequestError:
+        form.mode.value = shown
+        raise
+
+
+def _plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
     if not isinstance(target.data, np.ndarray):
         raise RequestError(
             f"'{target.name}' holds labels too large for memory (shown lazily, for "
