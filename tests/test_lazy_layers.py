@@ -153,3 +153,29 @@ def test_labels_too_large_for_memory_come_as_a_lazy_layer(viewer_widget, qtbot, 
     level2 = resize_labels(np.asarray(out.data), (192, 192))
     np.testing.assert_array_equal(coarse, level2)
     assert coarse.any() and out.metadata["iem"]["source"] == "pyr"
+
+
+def test_lazy_labels_flip_lazily_and_are_not_refined(viewer_widget, qtbot, errors,
+                                                     monkeypatch):
+    """Labels too large for memory stay lazy: Flip flips them block by block, and
+    Refine (which needs them in memory, painted) says so and changes nothing (it read
+    them whole, and wrote a new layer)."""
+    from napari_iem._napari import pyramid as _pyramid
+
+    viewer, widget = viewer_widget
+    levels, _ = pyramid(Counter())
+    viewer.add_image(levels, multiscale=True, name="pyr", contrast_limits=(0, 255))
+    widget.controls["max_size"].value = 150
+    widget.controls["preset"].value = "microscopy"
+    monkeypatch.setattr(_pyramid, "fits_in_memory", lambda shape, dtype: False)
+    run(qtbot, widget)
+    out = viewer.layers["pyr IEM"]
+    before = np.asarray(out.data[::8, ::8])
+    widget.flip_button.click()
+    assert errors == [] and isinstance(out.data, da.Array)
+    np.testing.assert_array_equal(np.asarray(out.data[::8, ::8]), 1 - before)
+    widget.flip_button.click()  # and back
+    np.testing.assert_array_equal(np.asarray(out.data[::8, ::8]), before)
+    widget.refine_button.click()
+    assert not widget.running and len(errors) == 1 and "memory" in widget.status.text()
+    assert [layer.name for layer in viewer.layers] == ["pyr", "pyr IEM"]

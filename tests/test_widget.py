@@ -69,6 +69,16 @@ def test_run_adds_one_calibrated_labels_layer(viewer_widget, qtbot):
     assert widget.run_button.text() == "Run"
 
 
+def test_a_mirrored_layer_runs(viewer_widget, qtbot, errors):
+    """A negative scale (napari's way to flip an axis) is a pixel size of its
+    magnitude: the run is not refused, and the output is mirrored like the image."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc", scale=(-2.0, 0.5))
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert errors == []
+    np.testing.assert_allclose(viewer.layers["disc IEM"].scale, (-2.0, 0.5))
+
+
 def test_show_why_adds_hidden_maps(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc", scale=(2.0, 0.5))
@@ -231,6 +241,19 @@ def test_no_image_notifies(viewer_widget, errors):
     widget.refine_button.click()
     assert len(errors) == 2
     assert len(viewer.layers) == 1
+
+
+def test_init_from_a_multiscale_labels_layer(viewer_widget, qtbot, errors):
+    """Its level 0 is the start (its coarsest level was taken, and refused as of
+    another shape than the layer has)."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    start = disc_truth().astype(np.uint8)
+    viewer.add_labels([start, start[::2, ::2]], multiscale=True, name="pyramid")
+    widget.init.value = viewer.layers["pyramid"]
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert errors == []
+    assert viewer.layers["disc IEM"].data.shape == (SIZE, SIZE)
 
 
 def test_init_of_wrong_shape_notifies(viewer_widget, errors):

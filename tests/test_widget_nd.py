@@ -86,6 +86,18 @@ def test_channel_axis_of_a_layer(viewer_widget, qtbot, errors):
     assert out.data.shape == (48, 48)
 
 
+def test_channels_last_layer_says_how_to_open_it(viewer_widget, errors):
+    """A (Y, X, 2) layer is, to napari, Y planes of X x 2 pixels: the message says
+    so and how to add its channels (it said 'image is 48x2 pixels')."""
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, 255 - im], -1), name="yxc")
+    widget.run_button.click()
+    assert not widget.running and len(errors) == 1
+    assert "channel_axis=-1" in widget.status.text()
+    assert [la.name for la in viewer.layers] == ["yxc"]
+
+
 def test_channel_layers_made_by_channel_axis(viewer_widget, qtbot, errors):
     viewer, widget = viewer_widget
     im, _ = textured_disc(48)
@@ -160,6 +172,40 @@ def test_planes_of_a_stack_add_up_and_refine_keeps_its_plane(viewer_widget, qtbo
     assert errors == []
     assert viewer.layers["z IEM"] is out and out.data[0, :5, :5].all()
     np.testing.assert_array_equal(out.data[2], plane2)  # the other plane untouched
+
+
+def test_refine_on_a_plane_iem_did_not_write_notifies(viewer_widget, qtbot, errors):
+    """An empty plane (no result there, nothing painted) is not refined: it came back
+    empty, and was recorded among the planes IEM wrote."""
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, im]), name="z")
+    viewer.dims.set_current_step(0, 1)
+    run_and_wait(qtbot, widget)
+    out = viewer.layers["z IEM"]
+    before = out.data.copy()
+    viewer.dims.set_current_step(0, 0)
+    widget.refine_button.click()
+    assert not widget.running and len(errors) == 1
+    assert "plane [0]" in widget.status.text() and "Run" in widget.status.text()
+    np.testing.assert_array_equal(out.data, before)
+    assert out.metadata["iem"]["planes"] == [[1]]
+
+
+def test_a_refused_refine_leaves_the_mode_as_it_was(viewer_widget, qtbot, errors):
+    """Refine runs in its layer's mode; refused, it changes no control either (the
+    mode, and the working size with it, stayed switched)."""
+    viewer, widget = viewer_widget
+    im, _ = textured_disc(48)
+    viewer.add_image(np.stack([im, im]), name="z")
+    run_and_wait(qtbot, widget)  # current slice
+    widget.mode.value = "volume"
+    max_size = widget.controls["max_size"].value
+    viewer.dims.ndisplay = 3
+    widget.refine_button.click()
+    assert not widget.running and len(errors) == 1 and "2-D display" in errors[0]
+    assert widget.mode.value == "volume"
+    assert widget.controls["max_size"].value == max_size
 
 
 def test_current_slice_reads_only_its_plane():

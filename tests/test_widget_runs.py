@@ -176,9 +176,11 @@ def test_defaults_pick_is_shown_and_the_other_is_one_click(viewer_widget, qtbot)
     assert not widget.other_button.isVisibleTo(widget)  # photo was chosen, not picked
 
 
-@pytest.mark.parametrize("change", ["remove", "reshape"])
+@pytest.mark.parametrize("change", ["remove", "reshape", "replace"])
 def test_a_result_whose_source_went_is_not_published(viewer_widget, qtbot, monkeypatch,
                                                      errors, change):
+    """Nor one whose image got other data of the same shape: its labels are of an
+    image no longer there."""
     viewer, widget = viewer_widget
     release = threading.Event()
     monkeypatch.setattr(_widget, "iter_segment", lingering(release))
@@ -186,13 +188,16 @@ def test_a_result_whose_source_went_is_not_published(viewer_widget, qtbot, monke
     widget.run_button.click()
     if change == "remove":
         viewer.layers.remove(source)
-    else:
+    elif change == "reshape":
         source.data = textured_disc(SIZE + 8)
+    else:
+        source.data = textured_disc(SIZE, seed=5)
     release.set()
     wait(qtbot, widget)
     assert [la.name for la in viewer.layers if "IEM" in la.name] == []
     assert len(errors) == 1 and "nothing was written" in errors[0]
-    assert ("removed" if change == "remove" else "changed shape") in errors[0]
+    assert {"remove": "removed", "reshape": "changed shape",
+            "replace": "new data"}[change] in widget.status.text()
 
 
 def test_cancel_while_finishing_changes_nothing(viewer_widget, qtbot, monkeypatch):

@@ -245,11 +245,14 @@ def flip_output(layers, target: Labels) -> None:
 
     The user's edits and locks are kept: the record of what the plugin wrote flips
     too, so an edited layer stays edited at the same pixels.  On a stack plane output
-    only the planes IEM wrote flip (the others stay empty).
+    only the planes IEM wrote flip (the others stay empty).  Lazy labels (too large
+    for memory, and not painted) flip lazily, block by block as napari reads them.
     """
-    data = np.asarray(target.data)
+    lazy = target.data is target.metadata[WRITTEN_KEY] and not isinstance(
+        target.data, np.ndarray)
+    data = target.data if lazy else np.asarray(target.data)
     info = target.metadata[IEM_KEY]
-    if info["regions"] != 2 or data.max(initial=0) > 1:
+    if info["regions"] != 2 or (not lazy and data.max(initial=0) > 1):
         raise ValueError(
             f"Flip needs a 2-partition result; '{target.name}' has more labels."
         )
@@ -259,7 +262,7 @@ def flip_output(layers, target: Labels) -> None:
         flipped[plane] = 1 - data[plane]
         written[plane] = 1 - written[plane]
     target.data = flipped
-    target.metadata[WRITTEN_KEY] = written
+    target.metadata[WRITTEN_KEY] = flipped if lazy else written  # lazy: its own record
     maps = {layer.metadata[IEM_KEY]["region"]: layer
             for layer in owned_by(layers, target, "inpainted")}
     if set(maps) == {0, 1}:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image
 
+from ..engine.preprocess import MIN_SIDE
 from .layers import plane_index, source_array
 from .pyramid import level_array, level_index
 
@@ -62,6 +63,13 @@ def gather(source: Image, mode: str, *, channel_axis=None, extra=(),
     if source.rgb and channel_axis is not None:
         raise ValueError(f"'{source.name}' is RGB: its colour axis is the channel axis")
     nsp = 3 if engine_mode == "volume" else 2
+    if ndim > 2 and not source.rgb and full.shape[-1] < MIN_SIDE:
+        raise ValueError(
+            f"'{source.name}' is {'x'.join(map(str, full.shape))}: napari shows it as "
+            f"planes of {full.shape[-2]}x{full.shape[-1]} pixels. Channels last? Add it "
+            "with viewer.add_image(data, channel_axis=-1) and pick the layers under "
+            "more channels"
+        )
     if channel_axis is not None:
         channel_axis = int(channel_axis) % ndim
         if channel_axis >= ndim - nsp:

@@ -64,12 +64,14 @@ def run_grid(plan) -> dict:
 
 
 def stale_reason(layers, plan) -> str | None:
-    """Why a finished run must not be published (its source is gone or changed), or
-    None when it can be."""
+    """Why a finished run must not be published (its source is gone, changed shape or
+    was given new data), or None when it can be."""
     if plan.source not in layers:
         return f"'{plan.source.name}' was removed during the run"
     if tuple(source_array(plan.source).shape) != plan.source_shape:
         return f"'{plan.source.name}' changed shape during the run"
+    if plan.source_data is not None and source_array(plan.source) is not plan.source_data:
+        return f"'{plan.source.name}' got new data during the run"
     return None
 
 

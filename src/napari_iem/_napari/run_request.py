@@ -19,7 +19,7 @@ from ..engine.presets import DEFAULT_PRESET
 from . import layers_nd as _layers_nd
 from .form import PRESET_START, IEMForm
 from .layers import IEM_KEY, refine_inputs, source_array, spatial_kwargs
-from .pyramid import level_grid, run_level
+from .pyramid import level_array, level_grid, run_level
 
 #: The preset "run again as the other" switches to, for each pick of default.
 OTHER_PICK = {"photo": "microscopy", "microscopy": "photo"}
@@ -37,7 +37,8 @@ class RunPlan:
     source); ``index`` is the plane of a stack a current-slice run segments (empty
     otherwise); ``out_shape`` is the shape of the labels a run gives (the plane's, or
     ``shape``).  A refinement also has the ``target`` layer, its data at the ``start``
-    and the ``locked`` pixels (both of ``shape``).
+    and the ``locked`` pixels (both of ``shape``).  ``source_data`` is the source's
+    level-0 array the run read (another one there by the end: the result is stale).
 
     A multiscale source is read at pyramid ``level``: ``run_shape``, ``run_index``
     and ``run_spatial`` (scale, translate, units) describe the arrays the engine
@@ -67,6 +68,7 @@ class RunPlan:
     target: Labels | None = None
     start: np.ndarray | None = None
     locked: np.ndarray | None = None
+    source_data: object = None  # the source's level-0 array as the run read it
 
     @property
     def out_shape(self) -> tuple:
@@ -110,7 +112,8 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
         options["channel_axis"] = got["channel_axis"]
     run_spatial = level_grid(spatial_kwargs(source, got["axes"]), got["shape"],
                              got["run_shape"])
-    spatial = np.asarray(run_spatial["scale"])[-got["nsp"]:]  # at the level read
+    # at the level read; a negative scale mirrors an axis, its pixels as large
+    spatial = np.abs(np.asarray(run_spatial["scale"])[-got["nsp"]:])
     if form.physical.value:
         options.update(sigma_units="physical", scale=tuple(map(float, spatial)))
     elif len(set(map(float, spatial))) > 1:
@@ -118,7 +121,7 @@ def plan_run(form: IEMForm, viewer, use_init: bool = True) -> RunPlan:
     plan = RunPlan(
         source=source, data=got["data"], options=options, mode=mode, axes=got["axes"],
         shape=got["shape"], index=got["index"],
-        source_shape=tuple(source_array(source).shape),
+        source_shape=tuple(source_array(source).shape), source_data=source_array(source),
         picked=_picked(form, pick), show_why=show_why, nsp=got["nsp"],
         level=level, run_shape=got["run_shape"], run_index=got["run_index"],
         run_spatial=run_spatial, refine=refine, channel_axis=None if form.channel_axis.value is None
@@ -157,8 +160,8 @@ def _picked(form: IEMForm, pick: tuple[str, str]) -> dict | None:
 
 def _init_labels(layer: Labels, plan: RunPlan) -> np.ndarray:
     """A copy of ``layer``'s labels for the run (painting goes on meanwhile): the
-    output's shape, or on a stack also the plane's."""
-    init = np.array(layer.data)
+    output's shape, or on a stack also the plane's (of a multiscale layer, level 0)."""
+    init = np.array(level_array(layer, 0))
     plane = plan.shape[len(plan.index):]
     if plan.index and init.shape == plan.shape:
         return init[plan.index]
@@ -172,7 +175,23 @@ def _init_labels(layer: Labels, plan: RunPlan) -> np.ndarray:
 
 def plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
     """Restart from ``target`` as the user painted it, every changed pixel locked, in
-    the mode ``target`` was made in."""
+    the mode ``target`` was made in (the mode control is left as it was when the
+    refinement cannot run)."""
+    shown = form.mode.value
+    try:
+        return _plan_refine(form, viewer, target)
+    except RequestError:
+        form.mode.value = shown
+        raise
+
+
+def _plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
+    if not isinstance(target.data, np.ndarray):
+        raise RequestError(
+            f"'{target.name}' holds labels too large for memory (shown lazily, for "
+            "viewing): Refine needs labels that fit; segment a crop or a lower "
+            "pyramid level of the image."
+        )
     form.mode.value = target.metadata[IEM_KEY].get("mode", "current slice")
     plan = plan_run(form, viewer, use_init=False)
     try:
@@ -182,6 +201,14 @@ def plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
     if start.shape != plan.shape:
         raise RequestError(f"'{target.name}' has shape {start.shape}, the input "
                            f"{plan.shape}: run IEM again instead")
+    planes = target.metadata[IEM_KEY].get("planes", [])
+    if plan.index and list(plan.index) not in planes and not (
+            start[plan.index].any() or locked[plan.index].any()):
+        raise RequestError(
+            f"'{target.name}' holds nothing on plane {list(plan.index)} (IEM wrote "
+            f"{', '.join(map(str, planes))}): move there to refine it, or press Run "
+            "for this plane."
+        )
     plan.options.update(init=start[plan.index], locked=locked[plan.index])
     plan.target, plan.start, plan.locked = target, start, locked
     _to_run_level(plan)
