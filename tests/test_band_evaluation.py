@@ -130,7 +130,7 @@ def test_a_run_with_it_ends_at_a_fixed_point_of_the_exact_rule(monkeypatch):
     objective = IEMObjective(x, 2, params)
     _, gains = objective.evaluate(labels)
     again = smooth(flip_step(labels, gains, 2, _border((320, 384), "cpu"), locked), 2,
-                   params.smooth_threshold, locked)
+                   params.smooth_threshold, locked, params.smooth_border)
     assert torch.equal(again.long(), labels)  # one exact iteration changes nothing
     assert torch.equal(labels[locked], init[locked])
     monkeypatch.setattr(optimize_module, "band_evaluator", lambda *a: None)

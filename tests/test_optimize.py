@@ -132,3 +132,20 @@ def test_boundary_pixels_are_where_both_dilations_meet(shape):
     mask = torch.rand(shape, generator=torch.Generator().manual_seed(0)) > 0.6
     nd = len(shape) - 1
     assert torch.equal(_differs(mask, nd), _shift_or(mask, nd) & _shift_or(~mask, nd))
+
+
+@pytest.mark.parametrize("regions", [2, 3])
+def test_the_inside_border_rule_keeps_a_region_at_the_corner(regions):
+    """A true majority of a zero-padded window can never keep a corner pixel (4 of
+    its 9 are inside the image); counted among the pixels inside, a region filling
+    the corner keeps it, and the interior is decided as before."""
+    from napari_iem.engine.optimize import smooth
+
+    labels = torch.zeros(1, 9, 9, dtype=torch.int64)
+    labels[0, :4, :4] = regions - 1  # a block in the corner
+    labels[0, 6, 6] = regions - 1  # a lone pixel inside: removed by both rules
+    zero = smooth(labels, regions, 5, border="zero")
+    inside = smooth(labels, regions, 5, border="inside")
+    assert zero[0, 0, 0] == 0 and (inside[0, :3, :3] == regions - 1).all()
+    assert torch.equal(zero[0, 1:-1, 1:-1], inside[0, 1:-1, 1:-1])  # 9 inside: the same
+    assert inside[0, 6, 6] == 0

@@ -292,3 +292,16 @@ def test_a_long_thin_image_and_its_transpose_agree():
     b = segment(np.ascontiguousarray(wide.T), 2, maps=False)
     assert np.array_equal(a.labels, b.labels.T)
     assert abs((a.labels > 0).mean() - 26000 / 80000) < 0.01
+
+
+@pytest.mark.parametrize("side", [5, 6, 8])
+def test_the_smallest_images_keep_their_two_halves(side):
+    """An image of a few pixels a side with two halves of different brightness is
+    split in two (zero-padded smoothing eroded both regions away at 8x8), and the
+    same size of noise is still called empty."""
+    rng = np.random.default_rng(0)
+    image = rng.random((side, side))
+    image[:, : side // 2] += 2
+    labels = segment(image, 2, maps=False).labels
+    assert set(np.unique(labels[:, : side // 2])) == {1} and labels[:, side // 2:].max() == 0
+    assert not segment(rng.random((side, side)), 2, maps=False).labels.any()

@@ -225,6 +225,12 @@ KNOBS: tuple[Knob, ...] = (
     Knob("smooth_threshold", int, 4, "A pixel joins a region when at least this many "
          "of its 9 neighbours (3x3, itself included) are in it: 4 is the paper's, 5 a "
          "true majority.", low=1, high=9, label="smoothing threshold"),
+    Knob("smooth_border", str, "zero", "How the smoothing counts at the image border: "
+         "'zero' counts the window's pixels outside the image as background (the "
+         "paper's zero padding: a corner pixel never reaches 5 of 9, so a region "
+         "touching the border is eroded there and an image of 8x8 px loses its regions), "
+         "'inside' takes the threshold's share of the window's pixels inside the image.",
+         choices=("zero", "inside"), widget=False),
     Knob("max_iter", int, 150, "Iterations at most; a run stops earlier when its labels "
          "stop changing (or cycle).", low=1, high=100_000, aliases=("--iterations",),
          label="max iterations"),

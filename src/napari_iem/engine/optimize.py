@@ -11,6 +11,8 @@ The labels are discrete at all times.  Each iteration (method.md, "The optimizat
 3. smoothing: a pixel takes the most frequent non-background label of its 3x3 (3x3x3)
    neighbourhood when that label fills at least ``smooth_threshold`` of it, background
    otherwise; for K = 2 this is the paper's ``M = [box3x3(M) >= 4]`` (zero padded).
+   With ``smooth_border="inside"`` the threshold is a share of the window's pixels
+   inside the image (``box(M) * 9 >= threshold * box(1)``), the same in the interior.
 
 An image whose labels did not change in an iteration is at a fixed point: every later
 iteration would reproduce it, so it leaves the batch there and the result is identical to
@@ -164,28 +166,41 @@ def _flip_general(labels, gains, regions, border, locked):
     return score.masked_fill(~allowed, float("-inf")).argmax(1)
 
 
-def smooth(labels, regions, threshold, locked=None):
-    """Most frequent non-background label of the neighbourhood if frequent enough."""
+def smooth(labels, regions, threshold, locked=None, border="zero"):
+    """Most frequent non-background label of the neighbourhood if frequent enough
+    (``border``: how the window counts at the image border, see the module doc)."""
     if regions == 2:
-        out = _smooth_binary(labels, threshold)
+        out = _smooth_binary(labels, threshold, border)
     else:
-        out = _smooth_general(labels, regions, threshold)
+        out = _smooth_general(labels, regions, threshold, border)
     if locked is not None:
         out = torch.where(locked, labels.to(out.dtype), out)
     return out
 
 
-def _smooth_binary(labels, threshold):
+def _enough(count: torch.Tensor, threshold: int, border: str, nd: int) -> torch.Tensor:
+    """Whether a window count reaches ``threshold``: of the full window (``"zero"``:
+    the pixels outside the image count as none), or its share of the window's pixels
+    inside the image (``"inside"``; 9 everywhere but at the border)."""
+    if border == "zero":
+        return count >= threshold
+    inside = _box_sum(torch.ones(count.shape[-nd:], dtype=torch.int16,
+                                 device=count.device), nd)
+    return count.to(torch.int16) * 3**nd >= threshold * inside
+
+
+def _smooth_binary(labels, threshold, border="zero"):
     """K = 2: ``M = [box3x3(M) >= threshold]``, the paper's rule (boolean)."""
     nd = labels.ndim - 1
-    return _box_sum(labels.to(torch.uint8), nd) >= threshold  # at most 27: a byte
+    return _enough(_box_sum(labels.to(torch.uint8), nd), threshold, border, nd)  # a byte
 
 
-def _smooth_general(labels, regions, threshold):
+def _smooth_general(labels, regions, threshold, border="zero"):
     nd = labels.ndim - 1
     counts = _box_sum(one_hot(labels, regions, torch.int16)[:, 1:], nd)
     best_count, best = counts.max(1)
-    return torch.where(best_count >= threshold, best + 1, torch.zeros_like(best))
+    return torch.where(_enough(best_count, threshold, border, nd), best + 1,
+                       torch.zeros_like(best))
 
 
 def optimize(
@@ -273,7 +288,7 @@ def _iterate(objective, labels, locked, border, active, state, regions, params):
         else:
             j, gains = objective.evaluate(current, index)
         new = flip_step(current, gains, regions, border, lock)
-        new = smooth(new, regions, params.smooth_threshold, lock)
+        new = smooth(new, regions, params.smooth_threshold, lock, params.smooth_border)
         if everyone:  # a plain copy, not an indexed write of every image
             labels.copy_(new)
         else:

@@ -67,8 +67,13 @@ PRESETS: dict[str, IEMParams] = {
     # 11-pixel footprint at the 128-pixel scale; engine/texture.py) lets regions of one
     # colour but different texture differ: development SOD photos, paper protocol,
     # fixed IoU 40.1 -> 44.8 (best polarity 46.5 -> 50.0), horses 63.4 -> 63.0.
-    "photo": IEMParams(smooth_threshold=5, scaling="auto", foreground="centre",
-                       colour="lab", coarse_size=128, check_structure=True, texture=11),
+    # Both presets count their true majority among the window's pixels inside the
+    # image (``smooth_border="inside"``): zero padding erodes a region at the border,
+    # where a corner pixel never reaches 5 of 9, and an 8x8 image of two halves lost
+    # both (development sets: horses 63.0 -> 62.8, SOD 44.8 -> 44.7, nuclei 80.1).
+    "photo": IEMParams(smooth_threshold=5, smooth_border="inside", scaling="auto",
+                       foreground="centre", colour="lab", coarse_size=128,
+                       check_structure=True, texture=11),
     # Micrographs: many small objects anywhere, not one in the middle.  The centred
     # square cannot reach them (the contour only moves on its own boundary), so the
     # start is the two-colour k-means partition and the inpainter is finer (sigma 2: a
@@ -83,8 +88,9 @@ PRESETS: dict[str, IEMParams] = {
     # field loses them (40 development nuclei at full size, fixed IoU: 78.3 at full
     # size, 78.3 from 256, 71.5 from 128).
     "microscopy": IEMParams(sigma=2.0, init="kmeans", smooth_threshold=5,
-                            scaling="percentile", intensity="auto", foreground="area",
-                            colour="lab", coarse_size=256, check_structure=True),
+                            smooth_border="inside", scaling="percentile", intensity="auto",
+                            foreground="area", colour="lab", coarse_size=256,
+                            check_structure=True),
 }
 
 # Both test each partition against noise (engine/structure.py): 100% of 1,100 noise

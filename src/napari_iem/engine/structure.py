@@ -156,6 +156,8 @@ def null_key(params, regions: int, shape) -> str:
     }
     if params.texture:  # the optimiser's extra channel (off: the keys as they were)
         key["texture"] = params.texture
+    if params.smooth_border != "zero":  # the smoothing at the border (likewise)
+        key["smooth_border"] = params.smooth_border
     return json.dumps(key, sort_keys=True)
 
 
@@ -279,14 +281,19 @@ def _robust_sd(v: torch.Tensor) -> torch.Tensor:
 def _background(shape, grid, device) -> torch.Tensor:
     """(N, P) design of a smooth background on the pixels ``grid`` samples: the
     monomials of the coordinates (-1..1 across the image) up to total degree
-    :data:`DEGREE`."""
-    axes = torch.meshgrid(*[torch.linspace(-1, 1, n, dtype=torch.float64, device=device)[g]
-                            for n, g in zip(shape, grid)], indexing="ij")
+    :data:`DEGREE`, and along each axis below the number of its sampled coordinates
+    (an axis sampled at 2 places carries a line, not a quartic: the design stays of
+    full rank, whose normal equations would otherwise have no one solution, and an
+    8-pixel-wide image got a different contrast at each call)."""
+    ticks = [torch.linspace(-1, 1, n, dtype=torch.float64, device=device)[g]
+             for n, g in zip(shape, grid)]
+    axes = torch.meshgrid(*ticks, indexing="ij")
     coords = [a.reshape(-1) for a in axes]
     terms = [math.prod((coords[i] for i in combo), start=torch.ones_like(coords[0]))
              for degree in range(DEGREE + 1)
              for combo in itertools.combinations_with_replacement(range(len(coords)),
-                                                                  degree)]
+                                                                  degree)
+             if all(combo.count(i) < len(t) for i, t in enumerate(ticks))]
     return torch.stack(terms, 1)
 
 
