@@ -88,7 +88,8 @@ def _open_path(path: Path, facts: dict):
     """Level 0 of an OME-Zarr (its axes, spacing and units into ``facts``), or the
     array of a plain zarr (a group: its array ``0``), both read through the bounded
     store of :mod:`napari_iem.files.ome_zarr`, their metadata checked."""
-    from ..files.ome_zarr import is_ome_zarr, is_zarr, open_ome_zarr, open_zarr_array
+    from ..files.ome_zarr import is_ome_zarr, open_ome_zarr
+    from ..files.zarr_array import is_zarr, open_zarr_array
 
     if is_ome_zarr(path):  # its shape has no limit (block mode is for what is too
         image = open_ome_zarr(path, whole=False)  # large), its chunks do
