@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import blockwise as bw
+from .block_output import check_output, finish_output, output_array
 from .guard import BatchError
 
 __all__ = ["BlockRun", "segment_blocks", "DEFAULT_BLOCK"]
@@ -225,53 +226,6 @@ def _working_levels(plan, arr, block: int, runner: _Runner) -> list[np.ndarray]:
     return data
 
 
-def _output(out, shape, dtype, block: int):
-    """The zarr array the labels go to: ``OUT.partial`` (renamed when done), or in
-    memory without ``out``."""
-    import zarr
-
-    if out is None:
-        return zarr.create_array(store=zarr.storage.MemoryStore(), shape=shape,
-                                 chunks=(block,) * len(shape), dtype=dtype), None
-    partial = _check_output(None, out)
-    if partial.exists():
-        shutil.rmtree(partial)  # an interrupted earlier run: never claimed finished
-    return zarr.create_array(store=str(partial), shape=shape, chunks=(block,) * len(shape),
-                             dtype=dtype, attributes={_PARTIAL: True}), partial
-
-
-#: Attribute of an unfinished output (``OUT.partial``), so that only ours is removed.
-_PARTIAL = "napari_iem_partial"
-
-
-def _check_output(source, out) -> Path:
-    """``OUT.partial`` for ``out``, after refusing an ``out`` that exists, that lies in
-    the input ``source`` (a path) or holds it, or whose ``OUT.partial`` is not an
-    unfinished output of napari-iem (a user's folder of that name is never removed)."""
-    from ..files.ome_zarr import ngff_attributes
-    from ..files.read import FileReadError
-
-    out = Path(out)
-    if out.exists() or out.is_symlink():
-        raise BatchError(f"{out} exists: remove it or choose another --out")
-    if isinstance(source, (str, os.PathLike)):
-        src, dst = Path(source).resolve(), out.resolve()
-        if dst == src or src in dst.parents or dst in src.parents:
-            raise BatchError(f"--out {out} is inside the input {source} (or holds it): "
-                             "the labels would be written into it; choose another --out")
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists() or partial.is_symlink():
-        try:
-            ours = (partial.is_dir() and not partial.is_symlink()
-                    and ngff_attributes(partial)[0].get(_PARTIAL) is True)
-        except (FileReadError, OSError):
-            ours = False
-        if not ours:
-            raise BatchError(f"{partial} exists and was not made by napari-iem; it is "
-                             "left alone: move it or choose another --out")
-    return partial
-
-
 def segment_blocks(source, out=None, regions: int = 2, *, block_size: int | None = None,
                    scheduler=None, workers: int | None = None,
                    progress: Callable[[int, int], None] | None = None,
@@ -322,7 +276,7 @@ def _segment(source, out, regions, block_size, scheduler, workers, progress, kno
     import dask
 
     if out is not None:
-        _check_output(source, out)  # before any work; again when it is created
+        check_output(source, out)  # before any work; again when it is created
     arr, facts = _source(source)
     if facts.get("engine_scale") is not None:
         knobs.setdefault("scale", facts["engine_scale"])
@@ -338,7 +292,7 @@ def _segment(source, out, regions, block_size, scheduler, workers, progress, kno
         _check_block(plan, block, arr.dtype.itemsize, runner.workers)
         labels_w, solved = bw.solve_working(plan, _working_levels(plan, arr, block, runner))
         dtype = np.uint8 if regions <= 255 else np.uint16
-        target, partial = _output(out, shape, dtype, block)
+        target, partial = output_array(out, shape, dtype, block)
         if partial is not None:
             seen(partial)
         shared = runner.share(labels_w)
@@ -365,35 +319,10 @@ def _segment(source, out, regions, block_size, scheduler, workers, progress, kno
     provenance = _provenance(plan, facts, block)
     target.attrs["napari_iem"] = provenance
     if partial is not None:  # every block written: only now is it OUT
-        target = _finish_output(target, partial, Path(out), facts, provenance, block)
+        target = finish_output(target, partial, Path(out), facts, provenance, block)
     return BlockRun(target, labels_w, len(tasks), refined, block,
                     bw.block_bytes(plan, block, arr.dtype.itemsize), peaks,
                     time.perf_counter() - start, facts)
-
-
-def _finish_output(target, partial: Path, out: Path, facts, provenance, block: int):
-    """``OUT`` from the finished ``OUT.partial``: an NGFF label image for a name
-    ending in ``.ome.zarr`` (written chunk by chunk by the OME-Zarr writer), else the
-    zarr array itself, renamed."""
-    import zarr
-
-    if not out.name.endswith(".ome.zarr"):
-        os.replace(partial, out)
-        return zarr.open_array(str(out), mode="r")
-    import dask.array as da
-
-    from ..files.ome_zarr import write_ome_zarr_labels
-
-    ndim = len(target.shape)
-    axes = "".join(facts.get("axes") or "zyx"[-ndim:])
-    scale = facts.get("scale") or [1.0] * ndim
-    units = {k: v for k, v in (facts.get("units") or {}).items() if k in axes and v}
-    written = write_ome_zarr_labels(da.from_zarr(target), out, axes=axes, scale=scale,
-                                    provenance=provenance, chunks=(block,) * ndim,
-                                    units=units)
-    shutil.rmtree(partial, ignore_errors=True)
-    node = zarr.open(str(written), mode="r")
-    return node if hasattr(node, "shape") else node["0"]
 
 
 def _provenance(plan, facts: dict, block: int) -> dict:
