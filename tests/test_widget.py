@@ -200,6 +200,15 @@ def test_user_edited_layer_survives_rerun(viewer_widget, qtbot):
     assert second is not first and _layers.is_iem_output(second)
     assert "disc IEM [1] error" in viewer.layers
 
+    second.name = "mine"  # renamed, not painted: kept as the user's too
+    kept = second.data.copy()
+    widget.controls["max_iter"].value = 3  # a different result
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert viewer.layers["mine"] is second
+    np.testing.assert_array_equal(second.data, kept)
+    third = viewer.layers["disc IEM [1]"]  # the name is free again
+    assert third is not second and _layers.is_iem_output(third)
+
 
 def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot, monkeypatch):
     viewer, widget = viewer_widget

@@ -31,6 +31,8 @@ from .pyramid import level_array, level_index
 IEM_KEY = "iem"
 WRITTEN_KEY = "iem_written"
 LOCKED_KEY = "iem_locked"
+#: The name the plugin gave an output layer: one the user renamed is theirs to keep.
+NAME_KEY = "iem_name"
 OUTPUT_SUFFIX = " IEM"
 # Region colours that stand out on photos and stains alike; 0 (background) is clear.
 REGION_COLORS = (
@@ -180,6 +182,12 @@ def is_edited(layer: Labels) -> bool:
     return data.shape != written.shape or not np.array_equal(data, written)
 
 
+def is_renamed(layer: Labels) -> bool:
+    """True when the user renamed an output (to keep it, as a name says): a rerun
+    does not write into it, as into one they painted."""
+    return layer.name != layer.metadata.get(NAME_KEY, layer.name)
+
+
 def outputs_of(layers: Iterable[Layer], source: Layer) -> list[Labels]:
     """The plugin's Labels layers made from ``source``, in layer-list order."""
     return [layer for layer in layers if is_iem_output(layer, source)]
@@ -194,8 +202,10 @@ def refine_target(layers, source: Layer, active: Layer | None = None) -> Labels 
 
 
 def mark_written(layer: Labels, data: np.ndarray, locked: np.ndarray | None) -> None:
-    """Record ``data`` as what the plugin wrote, and the pixels locked so far."""
+    """Record ``data`` as what the plugin wrote, and the pixels locked so far (and, the
+    first time, the name it gave the layer)."""
     layer.metadata[IEM_KEY]["layer_id"] = str(layer.unique_id)
+    layer.metadata.setdefault(NAME_KEY, layer.name)
     # lazy labels (a dask array too large for memory) are their own record: unread
     layer.metadata[WRITTEN_KEY] = (np.array(data, copy=True) if isinstance(data, np.ndarray)
                                    else data)

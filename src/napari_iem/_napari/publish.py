@@ -1,7 +1,7 @@
 """Putting a finished run into napari layers, and the live preview while it runs.
 
 One rule for every mode: a run updates the newest output of its source that the user
-has not edited, of the same mode and shape, and otherwise adds a new, uniquely named
+has neither edited nor renamed, of the same mode and shape, and otherwise adds a new, uniquely named
 Labels layer; a refinement writes back into the layer it started from unless the user
 painted in it meanwhile.  A result on one plane of a stack lands in an n-D layer on
 that plane only (the other planes stay 0, or keep what earlier runs wrote there), so
@@ -28,6 +28,7 @@ from .layers import (
     LOCKED_KEY,
     OUTPUT_SUFFIX,
     is_edited,
+    is_renamed,
     label_colormap,
     mark_written,
     outputs_of,
@@ -76,10 +77,11 @@ def stale_reason(layers, plan) -> str | None:
 
 
 def _reusable(layers, plan) -> Labels | None:
-    """The newest unedited output of ``plan``'s source, mode and shape."""
+    """The newest output of ``plan``'s source, mode and shape that the user has
+    neither edited nor renamed."""
     return next(
         (out for out in reversed(outputs_of(layers, plan.source))
-         if not is_edited(out) and out.data.shape == plan.shape
+         if not is_edited(out) and not is_renamed(out) and out.data.shape == plan.shape
          and out.metadata[IEM_KEY].get("mode") == plan.mode),
         None,
     )
