@@ -219,6 +219,7 @@ def test_the_callers_locks_hold_on_every_level():
         (np.zeros((1, 1)), {}, "constant"),
         (np.arange(4.0).reshape(2, 2), {}, "at least"),
         (np.full((20, 20), 7), {}, "constant"),
+        (np.ones((20, 20), bool), {}, "every pixel is True"),  # the user's values
         (np.where(np.eye(20) > 0, np.nan, 1.0), {}, "NaN"),
         (np.full((20, 20), np.inf), {}, "infinite"),
         (np.random.rand(4, 5, 20, 20), {}, "channel_axis"),

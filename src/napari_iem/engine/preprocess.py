@@ -157,6 +157,8 @@ def check_image(image) -> np.ndarray:
     """Validate dtype, size and values; return ``image`` as a numpy array."""
     image = np.asarray(image)
     if image.dtype == bool:
+        if image.size and (image.all() or not image.any()):  # said in the user's values
+            refuse_values(0, bool(image.flat[0]), bool(image.flat[0]))
         image = image.astype(np.uint8) * 255
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
         raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
