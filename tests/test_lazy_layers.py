@@ -134,10 +134,9 @@ def test_multiscale_runs_on_the_nearest_level_and_lines_up(viewer_widget, qtbot,
     assert out.metadata["iem"]["working_shape"] == [150, 150]
 
 
-def test_labels_too_large_for_memory_come_as_a_lazy_layer(viewer_widget, qtbot, errors,
-                                                           monkeypatch):
+def run_lazy(viewer_widget, qtbot, monkeypatch):
+    """A run on the pyramid whose labels are taken as too large for memory (lazy)."""
     from napari_iem._napari import pyramid as _pyramid
-    from napari_iem.engine.preprocess import resize_labels
 
     viewer, widget = viewer_widget
     levels, _ = pyramid(Counter())
@@ -146,6 +145,14 @@ def test_labels_too_large_for_memory_come_as_a_lazy_layer(viewer_widget, qtbot, 
     widget.controls["preset"].value = "microscopy"
     monkeypatch.setattr(_pyramid, "fits_in_memory", lambda shape, dtype: False)
     run(qtbot, widget)
+    return viewer, widget
+
+
+def test_labels_too_large_for_memory_come_as_a_lazy_layer(viewer_widget, qtbot, errors,
+                                                           monkeypatch):
+    from napari_iem.engine.preprocess import resize_labels
+
+    viewer, widget = run_lazy(viewer_widget, qtbot, monkeypatch)
     assert errors == []
     out = viewer.layers["pyr IEM"]
     assert isinstance(out.data, da.Array) and out.data.shape == (768, 768)
@@ -160,15 +167,7 @@ def test_lazy_labels_flip_lazily_and_are_not_refined(viewer_widget, qtbot, error
     """Labels too large for memory stay lazy: Flip flips them block by block, and
     Refine (which needs them in memory, painted) says so and changes nothing (it read
     them whole, and wrote a new layer)."""
-    from napari_iem._napari import pyramid as _pyramid
-
-    viewer, widget = viewer_widget
-    levels, _ = pyramid(Counter())
-    viewer.add_image(levels, multiscale=True, name="pyr", contrast_limits=(0, 255))
-    widget.controls["max_size"].value = 150
-    widget.controls["preset"].value = "microscopy"
-    monkeypatch.setattr(_pyramid, "fits_in_memory", lambda shape, dtype: False)
-    run(qtbot, widget)
+    viewer, widget = run_lazy(viewer_widget, qtbot, monkeypatch)
     out = viewer.layers["pyr IEM"]
     before = np.asarray(out.data[::8, ::8])
     widget.flip_button.click()
