@@ -1,9 +1,9 @@
 """Putting a finished run into napari layers, and the live preview while it runs.
 
 One rule for every mode: a run updates the newest output of its source that the user
-has neither edited nor renamed, of the same mode and shape, and otherwise adds a new, uniquely named
-Labels layer; a refinement writes back into the layer it started from unless the user
-painted in it meanwhile.  A result on one plane of a stack lands in an n-D layer on
+has neither edited nor renamed, of the same mode and shape, and otherwise adds a new,
+uniquely named Labels layer; a refinement writes back into the layer it started from
+unless the user painted in it meanwhile.  A result on one plane of a stack lands in an n-D layer on
 that plane only (the other planes stay 0, or keep what earlier runs wrote there), so
 scrolling shows it where it belongs.  The inspection maps (each region's inpainting and
 the error) are added only when asked for.  No Qt here.

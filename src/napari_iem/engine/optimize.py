@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 
@@ -47,7 +48,6 @@ class OptimState:
     converged: torch.Tensor  # (B,) bool, reached a fixed point
     period: torch.Tensor | None = None  # (B,) cycle length found (1: fixed point, 0: none)
     history: list[list[float]] = field(default_factory=list)  # J per image, per iteration
-
 
 
 def stopped_at_cap(state: OptimState, b: int) -> bool:
@@ -184,9 +184,15 @@ def _enough(count: torch.Tensor, threshold: int, border: str, nd: int) -> torch.
     inside the image (``"inside"``; 9 everywhere but at the border)."""
     if border == "zero":
         return count >= threshold
-    inside = _box_sum(torch.ones(count.shape[-nd:], dtype=torch.int16,
-                                 device=count.device), nd)
-    return count.to(torch.int16) * 3**nd >= threshold * inside
+    return count.to(torch.int16) * 3**nd >= threshold * _inside(count.shape[-nd:],
+                                                                count.device)
+
+
+@lru_cache(maxsize=16)
+def _inside(shape: tuple[int, ...], device) -> torch.Tensor:
+    """Pixels of each 3x3 (3x3x3) window inside an image of ``shape``, once per shape:
+    the smoothing asks for it every iteration."""
+    return _box_sum(torch.ones(shape, dtype=torch.int16, device=device), len(shape))
 
 
 def _smooth_binary(labels, threshold, border="zero"):
