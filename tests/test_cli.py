@@ -231,6 +231,17 @@ def test_errors_name_the_flags(tmp_path, capsys, extra, said, not_said):
     assert said in err and not_said not in err, err
 
 
+def test_the_report_names_the_flags_too(tmp_path, capsys):
+    """The report file kept the engine's words (``use mode='slices'``) while the
+    summary on the terminal gave the flags."""
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([disc_image()[0]] * 4),
+                     photometric="minisblack")
+    run(["segment", tmp_path / "stack.tif", "--out", tmp_path / "o", "--workers", 0, "-q"],
+        capsys)
+    error = next(csv.DictReader(open(tmp_path / "o" / "iem-report.csv")))["error"]
+    assert "use --mode slices" in error and "mode='" not in error, error
+
+
 def test_a_settings_files_keys_keep_their_names(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     iio.imwrite(tmp_path / "in" / "a.png", disc_image()[0])

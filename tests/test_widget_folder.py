@@ -63,3 +63,29 @@ def test_cancel_a_folder_run(viewer_widget, qtbot, folder, tmp_path, where):
     qtbot.waitUntil(lambda: widget.folder.run is None, timeout=TIMEOUT_MS)
     assert "cancelled" in widget.status.text()
     assert widget.folder_button.text() == "Run on a folder…"
+
+
+def test_a_folder_run_that_cannot_start_says_so_in_the_widgets_words(viewer_widget, qtbot,
+                                                                      folder):
+    """The widget asked for an output folder; its message named the CLI's '(--out)'."""
+    _, widget = viewer_widget
+    widget.folder.start(str(folder), str(folder))
+    qtbot.waitUntil(lambda: widget.folder.run is None, timeout=TIMEOUT_MS)
+    text = widget.status.text()
+    assert "did not start" in text and "pick a different output folder" in text, text
+    assert "--" not in text, text
+
+
+def test_a_folder_run_says_what_was_refused_and_what_to_do(viewer_widget, qtbot, folder,
+                                                             tmp_path):
+    """A rerun with other settings into the same folder refuses every file; the status
+    line said '0 done, 0 skipped, 0 failed' and nothing of why."""
+    _, widget = viewer_widget
+    widget.controls["max_size"].value = 32
+    for sigma in (3.0, 4.0):
+        widget.controls["sigma"].value = sigma
+        widget.folder.start(str(folder), str(tmp_path / "out"))
+        qtbot.waitUntil(lambda: widget.folder.run is None, timeout=TIMEOUT_MS)
+    text = widget.status.text()
+    assert "2 refused" in text and "choose another output folder" in text, text
+    assert "iem-report.csv" in text and "--" not in text, text

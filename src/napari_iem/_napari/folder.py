@@ -19,7 +19,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QPushButton
 
 from ..files.io import existing_labels, find_images, unique_stems
-from .messages import folder_summary, tell
+from .messages import folder_summary, tell, widget_wording
 
 POLL_MS = 300
 
@@ -34,9 +34,11 @@ def batch_kwargs(settings: dict, options: dict) -> dict:
 
 
 def _segment_folder(folder, out_dir, kwargs: dict, state: dict):
-    """The worker's job: run_batch in-process, its thread noted for Cancel.  Errors come
-    back as values (a worker thread has no one to raise to); a run cancelled before
-    run_batch began returns None, one cancelled during it its report."""
+    """The worker's job: run_batch in-process, its thread noted for Cancel.  An error
+    that stops the run before it begins comes back as its message (a worker thread has
+    no one to raise to, and a returned exception the worker raises again, as a
+    traceback); a run cancelled before run_batch began returns None, one cancelled
+    during it its report."""
     from ..batch.run import BatchError, BatchInterrupted, run_batch  # on use: heavy
 
     try:
@@ -49,7 +51,7 @@ def _segment_folder(folder, out_dir, kwargs: dict, state: dict):
     except KeyboardInterrupt:  # Cancel landed just before or after run_batch
         return None
     except (BatchError, ValueError, OSError) as exc:
-        return exc
+        return str(exc)
 
 
 class FolderRun:
@@ -63,7 +65,7 @@ class FolderRun:
         From :func:`batch_kwargs`.
     on_done : callable
         Called in the GUI thread with the :class:`~napari_iem.batch.run.BatchReport`
-        (or the exception that stopped the job before it began).
+        (or the message of the error that stopped the job before it began).
     """
 
     def __init__(self, folder, out_dir, kwargs: dict, on_done):
@@ -156,7 +158,7 @@ class FolderControl:
         try:
             kwargs = batch_kwargs(self.widget.settings(), self.widget.form.options())
         except ValueError as exc:  # a value no settings file may hold
-            tell(show_error, f"IEM: the folder run did not start: {exc}", self.widget.status)
+            self._not_started(str(exc))
             return
         self.open_button.hide()
         self.run = FolderRun(folder, out_dir, kwargs, self._done)
@@ -168,14 +170,20 @@ class FolderControl:
         if report is None:
             self.widget.status.setText("folder run cancelled before it began")
             return
-        if isinstance(report, Exception):
-            tell(show_error, f"IEM: the folder run did not start: {report}", self.widget.status)
+        if isinstance(report, str):
+            self._not_started(report)
             return
         self.widget.status.setText(folder_summary(report, self.run.cancelled))
         self.outputs = [report.out_dir / rec.output for rec in report.records
                         if rec.output and rec.status in ("done", "skipped")]
         self.open_button.setVisible(bool(self.outputs))
         show_info("IEM: folder run " + ("cancelled" if self.run.cancelled else "finished"))
+
+    def _not_started(self, message: str) -> None:
+        """Say why the run did not start, in the widget's words (the batch runner's
+        messages name the command line's flags)."""
+        tell(show_error, f"IEM: the folder run did not start: {widget_wording(message)}",
+             self.widget.status)
 
     def _finished(self) -> None:
         self.run = None

@@ -5,6 +5,8 @@ run go to the widget's status line, which wraps.
 """
 from __future__ import annotations
 
+import re
+
 
 def explain(exc: BaseException, device: str) -> str:
     """A notification text for an engine error that says what to do."""
@@ -47,10 +49,34 @@ def run_summary(plan, target, result, iterations: int) -> str:
 
 
 def folder_summary(report, cancelled: bool) -> str:
-    """The status line after a folder run."""
+    """The status line after a folder run: the counts, and for files refused or failed
+    what to do and where their reasons are (the widget has no overwrite: what a
+    rerun may not replace needs another output folder)."""
     head = "folder run" + (" cancelled (run it again to resume)" if cancelled else "")
-    return (f"{head}: {report.done} done, {report.skipped} skipped, {report.failed} "
-            f"failed; labels in {report.out_dir}")
+    text = (f"{head}: {report.done} done, {report.skipped} skipped, {report.failed} "
+            f"failed")
+    if report.refused:
+        text += (f", {report.refused} refused (labels of other settings or files are in "
+                 "the way: choose another output folder)")
+    text += f"; labels in {report.out_dir}"
+    if (report.refused or report.failed) and report.report_path is not None:
+        text += f"; the reasons are in {report.report_path}"
+    return text
+
+
+def widget_wording(text: str) -> str:
+    """``text`` (a batch runner's message, worded for the command line) as the widget
+    says it: the widget asked for an output folder, its user never typed ``--out``.
+
+    Examples
+    --------
+    >>> widget_wording("pick a different output folder (--out)")
+    'pick a different output folder'
+    >>> widget_wording("wait for it to finish, or choose another --out")
+    'wait for it to finish, or choose another output folder'
+    """
+    text = re.sub(r"\s*\(--out\)", "", text)
+    return re.sub(r"(?<![\w-])--out(?![\w-])", "output folder", text)
 
 
 #: What a napari notification shows on its one folded line (400 px): longer texts are
