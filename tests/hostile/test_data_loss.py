@@ -156,7 +156,7 @@ def test_the_batch_path_checks_memory_before_decoding(tmp_path, monkeypatch):
     report = run_batch([big], tmp_path / "out", workers=0, progress=False, max_iter=ITER)
     (rec,) = report.records
     assert rec.status == "failed" and "needs about" in rec.error and "GB" in rec.error
-    assert "max_size" in rec.error  # what to lower
+    assert "--max-size" in rec.error  # what to lower, as the command line says it
     assert decoded == []
 
 

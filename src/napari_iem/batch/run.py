@@ -44,6 +44,7 @@ from ..files.read import (
     image_info,
     pixel_limit,
 )
+from .flags import cli_wording
 from .guard import BatchError, check_inputs_outside, check_out_dir, no_images, out_dir_lock
 from .plan import choose_mode, task_key, working_pixels
 from .report import (
@@ -175,10 +176,13 @@ class _Job:
         rec.status, rec.output, rec.error = "skipped", output, ""
 
     def absorb(self, results: list[dict]) -> None:
-        """A task's records into the run's, its outputs into the manifest."""
+        """A task's records into the run's (their errors, the engine's, in the command
+        line's flags), its outputs into the manifest."""
         for d in results:
             index = d.pop("index")
             settle(self.manifest, self.claims[index], d.pop("written", {}), None)
+            if d.get("error"):
+                d["error"] = cli_wording(d["error"])
             for k, v in d.items():
                 setattr(self.records[index], k, v)
         if time.monotonic() - self.last_save > MANIFEST_EVERY:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import signal
 import sys
 import threading
 from contextlib import contextmanager
 
 from .. import __version__
+from ..batch.flags import cli_wording
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -79,50 +79,6 @@ def knob_values(args: argparse.Namespace) -> dict:
 
     return {k.name: getattr(args, k.name) for k in KNOBS
             if k.cli and getattr(args, k.name, None) is not None}
-
-
-#: Keywords of the API that are flags here but not knobs (those come from the table).
-_FLAG_KEYWORDS = ("channel_axis", "scale", "block_size", "max_pixels", "task_images")
-
-
-def _flag_patterns() -> list[tuple[re.Pattern, str, bool]]:
-    """``(pattern, flag, is_bool)`` for every keyword with a flag: ``name=value``,
-    a bare ``name=``, and a bare ``name`` when it holds an underscore (no English word
-    does; ``regions`` or ``flip`` alone are words, not keywords)."""
-    from ..engine.knobs import KNOBS
-
-    names = {k.name: k.type is bool for k in KNOBS if k.cli}
-    names.update(dict.fromkeys(_FLAG_KEYWORDS, False))
-    out = []
-    for name in sorted(names, key=len, reverse=True):
-        flag, edge = "--" + name.replace("_", "-"), r"(?<![\w\-/.])"
-        out.append((re.compile(edge + name + r"""=(?:'([^']*)'|"([^"]*)"|([^\s,;)'"]+))?"""),
-                    flag, names[name]))
-        if "_" in name:
-            out.append((re.compile(edge + name + r"(?![\w=./\-])"), flag, False))
-    return out
-
-
-def cli_wording(text: str) -> str:
-    """``text`` (an engine or batch message) with the API's keywords as this command's
-    flags: ``mode='slices'`` as ``--mode slices``, ``channel_axis=`` as
-    ``--channel-axis``, ``max_size`` as ``--max-size``; the engine's messages serve the
-    API and the widget too, so they are worded here, once, not twice over there.
-
-    Examples
-    --------
-    >>> cli_wording("use mode='slices', or pass channel_axis= the axis")
-    'use --mode slices, or pass --channel-axis the axis'
-    """
-    def flag(match: re.Match, name: str, is_bool: bool) -> str:
-        value = next((g for g in match.groups() if g is not None), None)
-        if value is None or (is_bool and value == "True"):
-            return name
-        return f"no {name}" if is_bool and value == "False" else f"{name} {value}"
-
-    for pattern, name, is_bool in _flag_patterns():
-        text = pattern.sub(lambda m, n=name, b=is_bool: flag(m, n, b), text)
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

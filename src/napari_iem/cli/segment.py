@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, cli_wording, knob_values
+from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, knob_values
 
 EPILOG = """\
 examples:
@@ -69,19 +69,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
             progress=not args.quiet, **settings["params"],
         )
     except BatchInterrupted as stop:
-        print(_summary(stop.report), file=sys.stderr)
+        print(stop.report.summary(), file=sys.stderr)
         print("interrupted: finished labels are kept; run the same command again to "
               "resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     if not args.quiet or not report.ok:
-        print(_summary(report, max_failures=20 if not args.quiet else 5),
+        print(report.summary(max_failures=20 if not args.quiet else 5),
               file=sys.stdout if report.ok else sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def _summary(report, max_failures: int = 20) -> str:
-    """The run's summary, its files' errors in this command's flags (the report file
-    keeps the engine's words, as the API gives them)."""
-    for rec in report.records:
-        rec.error = cli_wording(rec.error)
-    return report.summary(max_failures=max_failures)
