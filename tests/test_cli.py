@@ -80,6 +80,14 @@ def test_bad_option_values(capsys, tmp_path):
     assert code == 2 and "regions" in err and "Traceback" not in err
 
 
+def test_a_mistyped_value_is_said_in_two_lines(capsys, tmp_path):
+    """segment's usage line listed every flag: 30 lines above each mistake."""
+    code, _, err = run(["segment", tmp_path, "--out", tmp_path / "o", "--mode", "slice"],
+                       capsys)
+    assert code == 2 and "--mode must be one of '2d', 'slices', 'volume'" in err
+    assert len(err.strip().splitlines()) == 2, err
+
+
 # ---------------------------------------------------------------- segment
 
 def test_segment_folder(image_dir, tmp_path, capsys):

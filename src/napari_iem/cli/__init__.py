@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     seg = sub.add_parser(
         "segment", help="segment image files (PNG, JPEG, TIFF) into label images",
+        # its 40 flags in the usage line would be 30 lines above every mistyped value
+        usage="%(prog)s INPUT [INPUT ...] -o DIR [OPTION ...]",
         description="Segment image files (PNG, JPEG, TIFF incl. 16-bit) and write label "
                     "images, resumably, with a progress bar and a report.",
         epilog=segment.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
