@@ -20,7 +20,6 @@ def test_every_widget_knob_has_a_control_with_the_knobs_range(viewer_widget):
     assert set(widget.controls) == shown
     for knob in KNOBS:
         if not knob.widget:
-            assert knob.name in widget.advanced.toolTip()  # set by preset or file
             continue
         control = widget.controls[knob.name]
         assert control.label == knob.display
@@ -35,6 +34,15 @@ def test_every_widget_knob_has_a_control_with_the_knobs_range(viewer_widget):
             if knob.high > high:
                 assert str(_form.QT_INT_MAX) in control.tooltip  # says why it is less
     assert "0 = full size" in widget.controls["max_size"].tooltip
+
+
+def test_the_advanced_tooltip_lists_the_knobs_a_settings_file_sets(viewer_widget):
+    """It listed mode, sigma_units, flip and maps too, as 'set by the preset or by a
+    loaded settings file': the widget has controls for them (mode, sigma in layer
+    units, Flip, show why) and a settings file holds none of them."""
+    _, widget = viewer_widget
+    listed = widget.advanced.toolTip().split("(", 1)[1].split(")", 1)[0].split(", ")
+    assert listed == [k.name for k in KNOBS if not k.widget and k.kind == "param"]
 
 
 def test_options_are_keyed_by_knob_name(viewer_widget):

@@ -55,7 +55,10 @@ NOTES = {
 PRESET_SET = tuple(k.name for k in KNOBS
                    if k.widget and k.kind == "param" and k.name != "max_size")
 MAIN = ("regions", "preset", "device", "max_size", "instances")
-HIDDEN_KNOBS = ", ".join(k.name for k in KNOBS if not k.widget)
+#: The parameters without a control: a settings file sets them, or the preset.  (The
+#: run knobs without a knob control have the widget's own: mode, sigma in layer units,
+#: Flip, show why; a settings file holds none of them.)
+HIDDEN_KNOBS = ", ".join(k.name for k in KNOBS if not k.widget and k.kind == "param")
 ADVANCED_TIP = (f"The knobs not shown here ({HIDDEN_KNOBS}) are set by the preset or by "
                 "a loaded settings file.")
 
