@@ -6,7 +6,7 @@ One small, validated mapping describes how a segmentation was (or will be) made:
 
 ``params`` holds only the :class:`~napari_iem.engine.presets.IEMParams` fields that differ from
 the preset.  The same mapping is what the CLI reads with ``--config``, what the widget
-saves and loads, and what goes into a Labels layer's ``metadata["napari_iem"]``.
+saves and loads, and what goes into a Labels layer's ``metadata["iem"]["settings"]``.
 
 Files are TOML (read with :mod:`tomllib`) or JSON, chosen by suffix; they are parsed as
 data only (nothing is evaluated) and unknown keys are rejected with a clear message.
