@@ -35,6 +35,19 @@ def test_refusal_is_a_memory_and_value_error_that_says_what_to_do(monkeypatch):
     check_memory(estimate_bytes((16, 16), 1, 2), "cpu")  # tiny fits
 
 
+def test_the_advice_is_in_the_apis_words_and_only_what_helps(monkeypatch):
+    """It said "or lower 'max size' in the widget" to every face, and "pass maps=False"
+    where the maps were not computed (a batch run's files get labels only)."""
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 2**20)
+    need = estimate_bytes((2048, 2048), 1, 2)
+    with pytest.raises(NotEnoughMemoryError) as info:
+        check_memory(need, "cpu")
+    assert "in the widget" not in str(info.value) and "maps=False" in str(info.value)
+    with pytest.raises(NotEnoughMemoryError) as info:
+        check_memory(estimate_bytes((2048, 2048), 1, 2, maps=False), "cpu", maps=False)
+    assert "maps" not in str(info.value) and "max_size=512" in str(info.value)
+
+
 def test_segment_refuses_before_any_work(monkeypatch):
     im, _ = textured_disc(48)
     monkeypatch.setattr(memory, "available_bytes", lambda device: 2**16)

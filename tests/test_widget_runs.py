@@ -242,3 +242,21 @@ def test_cancel_from_the_activity_dock(viewer_widget, qtbot, monkeypatch):
     wait(qtbot, widget)
     assert [la.name for la in viewer.layers] == ["disc"]
     assert widget.status.text() == "cancelled: nothing was changed"
+
+
+def test_a_memory_refusal_names_the_widgets_controls(viewer_widget, qtbot, monkeypatch,
+                                                      errors):
+    """The engine's advice reached the widget in the API's words (max_size=512,
+    refine=True, mode='slices', maps=False)."""
+    from napari_iem.engine import memory
+
+    viewer, widget = viewer_widget
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 2**16)
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.form.show_why.value = True
+    widget.run_button.click()
+    wait(qtbot, widget)
+    text = widget.status.text()
+    assert text.startswith("IEM on an input of shape 48x48 needs about"), text
+    assert "'max size (px)' 512" in text and "'refine edges at full size' on" in text, text
+    assert "'show why' off" in text and "=" not in text, text

@@ -157,6 +157,7 @@ def test_the_batch_path_checks_memory_before_decoding(tmp_path, monkeypatch):
     (rec,) = report.records
     assert rec.status == "failed" and "needs about" in rec.error and "GB" in rec.error
     assert "--max-size" in rec.error  # what to lower, as the command line says it
+    assert "maps" not in rec.error and "widget" not in rec.error  # files have no maps
     assert decoded == []
 
 

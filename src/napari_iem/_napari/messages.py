@@ -12,12 +12,12 @@ def explain(exc: BaseException, device: str) -> str:
     """A notification text for an engine error that says what to do."""
     from ..engine.memory import NotEnoughMemoryError
 
-    if isinstance(exc, NotEnoughMemoryError):
-        return f"IEM: {exc}"
+    if isinstance(exc, NotEnoughMemoryError):  # "IEM on ... needs about ..."
+        return widget_wording(str(exc))
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return f"IEM ran out of memory on {device}: lower max size or choose another device."
     if isinstance(exc, ValueError):
-        return f"IEM could not run: {exc}"
+        return f"IEM could not run: {widget_wording(str(exc))}"
     return f"IEM failed ({type(exc).__name__}: {exc}); see the console for details."
 
 
@@ -64,9 +64,24 @@ def folder_summary(report, cancelled: bool) -> str:
     return text
 
 
+def _controls() -> dict[str, tuple[str, dict]]:
+    """API keyword -> (the widget's control for it, its values in the control's words):
+    the knobs' controls from the knob table, and the widget's own for mode and maps."""
+    from ..engine.knobs import KNOBS
+    from .layers_nd import MODES
+
+    on_off = {"True": "on", "False": "off"}
+    controls = {k.name: (k.display, on_off if k.type is bool else {})
+                for k in KNOBS if k.widget}
+    controls["mode"] = ("mode", {v: k for k, v in MODES.items()})
+    controls["maps"] = ("show why", on_off)
+    return controls
+
+
 def widget_wording(text: str) -> str:
-    """``text`` (a batch runner's message, worded for the command line) as the widget
-    says it: the widget asked for an output folder, its user never typed ``--out``.
+    """``text`` (an engine message in the API's keywords, or a batch runner's in the
+    command line's flags) as the widget says it: its controls by their labels, and the
+    output folder it asked for, where its user never typed ``--out``.
 
     Examples
     --------
@@ -74,9 +89,19 @@ def widget_wording(text: str) -> str:
     'pick a different output folder'
     >>> widget_wording("wait for it to finish, or choose another --out")
     'wait for it to finish, or choose another output folder'
+    >>> widget_wording("use max_size=512 and refine=True, or mode='slices'")
+    "use 'max size (px)' 512 and 'refine edges at full size' on, or 'mode' every slice"
     """
+    def say(match: re.Match, label: str, values: dict) -> str:
+        value = next(g for g in match.groups() if g is not None)
+        return f"'{label}' {values.get(value, value)}"
+
     text = re.sub(r"\s*\(--out\)", "", text)
-    return re.sub(r"(?<![\w-])--out(?![\w-])", "output folder", text)
+    text = re.sub(r"(?<![\w-])--out(?![\w-])", "output folder", text)
+    for name, (label, values) in _controls().items():
+        pattern = r"(?<![\w\-/.])" + name + r"""=(?:'([^']*)'|"([^"]*)"|([^\s,;)'"]+))"""
+        text = re.sub(pattern, lambda m, lab=label, v=values: say(m, lab, v), text)
+    return text
 
 
 #: What a napari notification shows on its one folded line (400 px): longer texts are

@@ -73,11 +73,11 @@ def check_fits(info, cfg: dict, device, held: int) -> int:
     work = working_shape(layout.spatial, max_size)
     itemsize = np.dtype(info.dtype).itemsize
     need = estimate_bytes(layout.spatial, layout.channels, cfg["regions"], work,
-                          maps=not nd, input_itemsize=itemsize,
+                          maps=False, input_itemsize=itemsize,
                           problems=layout.problems)
     decoded = math.prod(info.shape) * itemsize
     need["host"] += decoded + held
-    check_memory(need, device, what=f"{info.path} ({_shape_str(info.shape)})")
+    check_memory(need, device, what=f"{info.path} ({_shape_str(info.shape)})", maps=False)
     return decoded
 
 
@@ -135,7 +135,7 @@ def _segment_all(images: list, hows: list, cfg: dict, records: dict, ok: list) -
         if nd or any(o != options[0] for o in options):  # one image at a time
             return [segment(img, cfg["regions"], **kwargs, **one, **o)
                     for img, o in zip(images, options)]
-        return segment_batch(images, cfg["regions"], **kwargs, **options[0])
+        return segment_batch(images, cfg["regions"], **kwargs, maps=False, **options[0])
     except Exception:  # noqa: BLE001, S110 - whatever it was, the loop below finds it
         pass
     # Find the culprit: run the images one by one, recording each error.

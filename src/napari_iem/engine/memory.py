@@ -94,27 +94,45 @@ def _gb(n: int) -> str:
     return f"{n / 2**30:.1f} GB"
 
 
-def check_memory(need: dict[str, int], device, *, what: str = "this image") -> None:
+def input_words(layout) -> str:
+    """The input a refusal is about: its shape, and its mode when it is not one 2-D
+    image (there the mode says nothing, and the widget has no mode control)."""
+    shape = "x".join(map(str, layout.shape))
+    mode = "" if layout.mode == "2d" else f" (mode={layout.mode!r})"
+    return f"an input of shape {shape}{mode}"
+
+
+def _advice(maps: bool, gpu: bool) -> str:
+    """What lowers a run's memory, in the API's words (the command line and the widget
+    word them as theirs), and only what applies: the maps when they are computed, the
+    CPU when the run is on a GPU."""
+    steps = ["lower the working resolution (max_size=512) and recover full-resolution "
+             "edges with refine=True",
+             "segment a stack with mode='slices' instead of mode='volume'"]
+    if maps:
+        steps.append("skip the inpainting maps (maps=False)")
+    steps.append("crop the image")
+    if gpu:
+        steps.append("run on the CPU (device='cpu')")
+    return ", ".join(steps[:-1]) + ", or " + steps[-1]
+
+
+def check_memory(need: dict[str, int], device, *, what: str = "this image",
+                 maps: bool = True) -> None:
     """Raise :class:`NotEnoughMemoryError` when ``need`` cannot fit on ``device``.
 
-    ``need`` is :func:`estimate_bytes`'s answer.  On a CUDA device the engine part is
-    compared with the GPU's free memory and the host part with RAM; elsewhere their
-    sum is compared with RAM.
+    ``need`` is :func:`estimate_bytes`'s answer, ``maps`` whether it counts the maps.
+    On a CUDA device the engine part is compared with the GPU's free memory and the
+    host part with RAM; elsewhere their sum is compared with RAM.
     """
     device = torch.device(device)
     ram = available_bytes("cpu")
-    advice = (
-        "set a working resolution (max_size=512, or lower 'max size' in the widget) "
-        "and refine=True to recover full-resolution edges, segment a stack with "
-        "mode='slices' instead of mode='volume', pass maps=False to skip the "
-        "inpainting maps, or crop the image"
-    )
     if device.type == "cuda" and torch.cuda.is_available():
         gpu = available_bytes(device)
         if need["engine"] > USABLE_FRACTION * gpu:
             raise NotEnoughMemoryError(
                 f"IEM on {what} needs about {_gb(need['engine'])} of GPU memory but "
-                f"{device} has {_gb(gpu)} free: {advice}, or use device='cpu'"
+                f"{device} has {_gb(gpu)} free: {_advice(maps, gpu=True)}"
             )
         host = need["host"]
     else:
@@ -122,7 +140,7 @@ def check_memory(need: dict[str, int], device, *, what: str = "this image") -> N
     if host > USABLE_FRACTION * ram:
         raise NotEnoughMemoryError(
             f"IEM on {what} needs about {_gb(host)} of memory but only {_gb(ram)} is "
-            f"available: {advice}"
+            f"available: {_advice(maps, gpu=False)}"
         )
 
 

@@ -31,7 +31,7 @@ import torch
 from .coarse_to_fine import levels, solve_levels
 from .finish import JobOutput, assemble, assemble_steps, finish_problem, finish_steps
 from .layout import axis_sigmas, channels_last, smooth_threshold_for
-from .memory import available_bytes, check_memory, estimate_bytes, with_cpu_fallback
+from .memory import available_bytes, check_memory, estimate_bytes, input_words, with_cpu_fallback
 from .preprocess import intensity_range, prepare_image, resize_labels, working_shape
 from .resample import downsample
 from .request import SegmentRequest
@@ -75,8 +75,7 @@ def _plan(request: SegmentRequest) -> Job:
     need = estimate_bytes(layout.spatial, layout.channels, request.regions, work,
                           batch=min(batch, len(problems)), maps=request.maps,
                           problems=len(problems))
-    shape = "x".join(map(str, layout.shape))
-    check_memory(need, request.device, what=f"an input of shape {shape} (mode={layout.mode!r})")
+    check_memory(need, request.device, what=input_words(layout), maps=request.maps)
     data = channels_last(request.image, layout)
     # one problem: the preset's own rule; a stack: every slice alike, from the whole
     value_range = None if len(problems) == 1 else intensity_range(data, params)

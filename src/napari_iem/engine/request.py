@@ -18,7 +18,7 @@ from .autopreset import resolve_preset
 from .devices import resolve_device
 from .knobs import RUN_KNOBS, check_knobs
 from .layout import Layout, plan_layout, spatial_scale
-from .memory import check_memory, estimate_bytes
+from .memory import check_memory, estimate_bytes, input_words
 from .preprocess import check_image, settle_intensity, working_shape
 from .presets import IEMParams, get_preset
 
@@ -107,8 +107,7 @@ def _check_memory_early(layout, run: dict, given: dict, device) -> None:
     problems = math.prod(layout.lead) if layout.lead else 1
     need = estimate_bytes(layout.spatial, layout.channels, run["regions"], work,
                           maps=run["maps"], problems=problems)
-    shape = "x".join(map(str, layout.shape))
-    check_memory(need, device, what=f"an input of shape {shape} (mode={layout.mode!r})")
+    check_memory(need, device, what=input_words(layout), maps=run["maps"])
 
 
 def check_init(init, locked, shape, regions: int):
