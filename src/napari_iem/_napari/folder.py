@@ -66,9 +66,13 @@ class FolderRun:
     on_done : callable
         Called in the GUI thread with the :class:`~napari_iem.batch.run.BatchReport`
         (or the message of the error that stopped the job before it began).
+    on_finished : callable
+        Called in the GUI thread after ``on_done`` (or after a crash).  Connected
+        before the worker starts: a job that fails at once finishes before a later
+        connection, which then never fires.
     """
 
-    def __init__(self, folder, out_dir, kwargs: dict, on_done):
+    def __init__(self, folder, out_dir, kwargs: dict, on_done, on_finished):
         self.folder, self.out_dir = Path(folder), Path(out_dir)
         try:
             self.stems = unique_stems(find_images([self.folder]))
@@ -81,6 +85,7 @@ class FolderRun:
                                     self._state, _start_thread=False)
         self.worker.returned.connect(on_done)
         self.worker.finished.connect(self._finished)
+        self.worker.finished.connect(on_finished)
         self.timer = QTimer()
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -161,8 +166,7 @@ class FolderControl:
             self._not_started(str(exc))
             return
         self.open_button.hide()
-        self.run = FolderRun(folder, out_dir, kwargs, self._done)
-        self.run.worker.finished.connect(self._finished)
+        self.run = FolderRun(folder, out_dir, kwargs, self._done, self._finished)
         self.button.setText("Cancel folder run")
         self.widget.status.setText(f"segmenting the images of {folder}...")
 
