@@ -63,6 +63,7 @@ def test_help(capsys):
     assert code == 0 and "segment" in out and "evaluate" in out
     code, out, _ = run(["segment", "--help"], capsys)
     assert code == 0 and "--protocol" in out and "exit status" in out
+    assert "$NAPARI_IEM_MAX_PIXELS" in out  # the default batch.md names
     code, out, _ = run(["evaluate", "--help"], capsys)
     assert code == 0 and "fixed IoU" in out
     code, _, err = run([], capsys)

@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--report", choices=["csv", "json"], default="csv",
                      help="format of OUT/iem-report.* (default: csv)")
     seg.add_argument("--max-pixels", type=_positive_int, metavar="N",
-                     help="refuse images with more than N pixels (default 2**28)")
+                     help="refuse images with more than N pixels (default "
+                          "$NAPARI_IEM_MAX_PIXELS, else 2**28)")
     seg.add_argument("--task-images", type=_positive_int, default=32, metavar="N",
                      help="at most N images of one size per Dask task (default 32)")
     seg.add_argument("-q", "--quiet", action="store_true",
