@@ -67,7 +67,7 @@ def test_the_cli_has_a_flag_per_knob_with_the_same_range(k):
     for value in inside:
         assert action.type(str(value)) == value
     for value in outside:
-        with pytest.raises(argparse.ArgumentTypeError, match=k.flag):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be"):
             action.type(str(value))
 
 

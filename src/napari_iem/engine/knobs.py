@@ -148,7 +148,8 @@ class Knob:
         return value
 
     def parse(self, text: str) -> Any:
-        """A command-line string as this knob's value (argparse's ``type=``)."""
+        """A command-line string as this knob's value (argparse's ``type=``).  Its error
+        does not name the flag: argparse puts ``argument --flag:`` before it."""
         import argparse
 
         try:
@@ -164,7 +165,7 @@ class Knob:
             return self.check(value)
         except (KnobError, KeyError, ValueError):
             raise argparse.ArgumentTypeError(
-                f"{self.flag} must be {self.allowed()}, got {text!r}") from None
+                f"must be {self.allowed()}, got {text!r}") from None
 
 
 def _num(x: float) -> str:
