@@ -116,6 +116,15 @@ def test_scale_from_a_layer_and_physical_sigma_recorded():
         segment(stack, mode="slices", scale=(1.0,), **FAST)
 
 
+def test_a_colour_image_in_volume_mode_is_said_to_be_2d():
+    """It was refused as 'image is 48x48x3 pixels; IEM needs at least 5 pixels on each
+    side', its colour axis taken for X without a word."""
+    im, _ = textured_disc(48, rgb=True)
+    with pytest.raises(ValueError, match="a colour image is one 2-D image; segment it "
+                                         "without mode='volume'"):
+        segment(im, mode="volume", **FAST)
+
+
 def test_16_bit_low_contrast_input():
     im, truth = textured_disc(48)
     dim = (1000 + im.astype(np.uint16) * 2).astype(np.uint16)  # 1000..1510 of 65535

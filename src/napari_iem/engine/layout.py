@@ -85,6 +85,12 @@ def plan_layout(shape, mode: str = "2d", channel_axis: int | None = None) -> Lay
         channels = shape[channel_axis]
     elif len(shape) > nsp and shape[-1] in (3, 4):
         rgb, rest, channels = True, shape[:-1], 3
+    elif len(shape) == nsp == 3 and shape[-1] in (3, 4):  # too thin a volume anyway
+        raise ValueError(
+            f"mode='volume' reads shape {shape} as Z, Y, X, X of {shape[-1]} pixels: a "
+            "colour image is one 2-D image; segment it without mode='volume' (or name "
+            "its colour axis with channel_axis=)"
+        )
     else:
         rest, channels = shape, 1
     if len(rest) < nsp:
