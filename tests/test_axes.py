@@ -112,8 +112,11 @@ def test_scale_from_a_layer_and_physical_sigma_recorded():
     assert res.metadata["scale"] == [0.5, 0.5]
     assert res.metadata["sigma_working_pixels"] == [5.0, 5.0]
     assert iou(res.labels[0], truth) > 0.95
-    with pytest.raises(ValueError, match="scale has"):
+    with pytest.raises(ValueError, match=r"give scale= one value per spatial axis \(2\) "
+                                         r"or one per non-channel axis \(3\), got 1"):
         segment(stack, mode="slices", scale=(1.0,), **FAST)
+    with pytest.raises(ValueError, match=r"axis \(2\), got 3$"):  # one count, said once
+        segment(im, scale=(1.0, 1.0, 1.0), **FAST)
 
 
 def test_a_colour_image_in_volume_mode_is_said_to_be_2d():

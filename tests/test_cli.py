@@ -228,6 +228,8 @@ def write_pair(pred_dir, gt_dir, stem, pred, gt):
         (["--mode", "volume", "--channel-axis", "0"], "--mode volume needs 3 spatial "
                                                       "axes; shape (4, 40, 40)", "mode="),
         (["--regions", "3", "--flip"], "needs --regions 2, got --regions 3", "regions="),
+        (["--mode", "slices", "--scale", "1,1,1,1"], "give --scale one value per spatial "
+                                                     "axis (2)", "scale has"),
     ],
 )
 def test_errors_name_the_flags(tmp_path, capsys, extra, said, not_said):

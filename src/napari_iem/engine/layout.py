@@ -159,7 +159,7 @@ def spatial_scale(scale, layout: Layout):
         return scale[-nsp:]
     if len(scale) == nsp:
         return scale
-    raise ValueError(
-        f"scale has {len(scale)} values; give one per spatial axis ({nsp}) or one per "
-        f"non-channel axis ({no_channel})"
+    every = f" or one per non-channel axis ({no_channel})" if no_channel != nsp else ""
+    raise ValueError(  # "scale=": the command line says --scale, as its user typed
+        f"give scale= one value per spatial axis ({nsp}){every}, got {len(scale)}"
     )
