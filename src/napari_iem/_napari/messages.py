@@ -9,7 +9,8 @@ import re
 
 
 def explain(exc: BaseException, device: str) -> str:
-    """A notification text for an engine error that says what to do."""
+    """A notification text for an engine error that says what to do, in the widget's
+    words (the engine's are the API's: ``max_size=512`` is *'max size (px)' 512*)."""
     from ..engine.memory import NotEnoughMemoryError
 
     if isinstance(exc, NotEnoughMemoryError):  # "IEM on ... needs about ..."
