@@ -12,6 +12,7 @@ import pytest
 
 from napari_iem.files.read import read_labels
 from hostile_files import (
+    ITER,
     cli,
     disc,
     one_clear_line,
@@ -306,6 +307,33 @@ def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, 
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     if sig == signal.SIGINT:  # a kill -9 may leave a hidden *.iem-part, never an output
         assert not list(out.glob(".*iem-part"))
+
+
+@pytest.mark.parametrize("age", [0.0, -3600.0])  # just written; a time in the future
+def test_an_interrupted_redo_never_takes_the_old_labels_for_its_own(src, tmp_path,
+                                                                    monkeypatch, age):
+    """A Ctrl-C during a redo with other settings (``--overwrite``) recorded the labels
+    of the earlier settings as finished with the new ones when they were less than a
+    second old or dated in the future (a clock ahead, a copy): the next run skipped
+    them."""
+    from napari_iem.batch import BatchInterrupted, run_batch, where
+
+    out = tmp_path / "out"
+    assert run_batch(src, out, workers=0, progress=False, max_iter=ITER).ok
+    for p in out.glob("*.png"):
+        os.utime(p, (time.time() - age,) * 2)
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, "segment_task", stopped)
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(src, out, regions=3, overwrite=True, workers=0, progress=False,
+                  max_iter=ITER)
+    assert info.value.report.done == 0
+    monkeypatch.undo()
+    again = run_batch(src, out, regions=3, workers=0, progress=False, max_iter=ITER)
+    assert again.ok and again.done == 3 and again.skipped == 0
 
 
 def test_distill_leaves_a_users_file_alone_and_replaces_its_own(tmp_path, capsys):

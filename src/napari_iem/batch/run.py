@@ -54,7 +54,7 @@ from .report import (
     read_rows,
     record_from_row,
 )
-from .resume import decide, output_names, settle
+from .resume import claim, decide, output_names, settle
 from .where import connect, quietly, run_tasks
 
 __all__ = ["BatchError", "BatchInterrupted", "run_batch"]
@@ -118,7 +118,7 @@ class _Job:
             self.old = {r["file"]: r for r in read_rows(report_path)}
         except (ManifestError, ReportError) as exc:
             raise BatchError(str(exc)) from None
-        self.claims: dict[int, list[str]] = {}
+        self.claims: dict[int, dict[str, tuple | None]] = {}
         self.pending: list[tuple] = []
         self.keys: list = []
         self.pixels: list[float] = []
@@ -148,9 +148,7 @@ class _Job:
                 continue
             names = [n for n in output_names(stem, overlay) if n in may_replace
                      or not (self.out_dir / n).exists()]
-            for name in names:
-                self.manifest.claim(name, source, self.hash)
-            self.claims[i] = names
+            self.claims[i] = claim(self.manifest, names, source, self.hash)
             self.pending.append((i, str(f.resolve()), stem, may_replace))
             self.keys.append(task_key(info.shape, self.cfg["channel_axis"],
                                       self.cfg["protocol"]))
@@ -188,10 +186,10 @@ class _Job:
     def close(self, since_ns: int) -> None:
         """After the run (finished or not): inputs whose outputs a worker wrote after the
         last answer count as done; the rest of the pending ones as cancelled."""
-        for index, names in self.claims.items():
+        for index, claimed in self.claims.items():
             rec = self.records[index]
             if rec.status == "pending":
-                made = settle(self.manifest, names, {}, since_ns)
+                made = settle(self.manifest, claimed, {}, since_ns)
                 rec.status, rec.output = ("done", made[0]) if made else ("cancelled", "")
         self.manifest.save()
 
