@@ -286,7 +286,9 @@ def test_channel_axis_first(tmp_path):
 
 def test_outputs_inside_input_folder_are_not_inputs(folder):
     out = folder / "labels"
-    first = run_batch(folder, out, workers=0, progress=False, recursive=True, max_iter=5)
+    first = run_batch(folder, out, workers=0, progress=False, recursive=True, max_iter=5,
+                      overlay=True)
+    assert len(list((out / "overlays").glob("*.png"))) == 8
     again = run_batch(folder, out, workers=0, progress=False, recursive=True, max_iter=5,
                       overlay=True)
     assert len(first.records) == len(again.records) == 8

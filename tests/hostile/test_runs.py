@@ -309,6 +309,33 @@ def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, 
         assert not list(out.glob(".*iem-part"))
 
 
+def test_overlays_asked_for_on_a_rerun_are_written(src, tmp_path, capsys):
+    """``--overlay`` on a rerun skipped the finished labels and wrote no overlay (exit
+    0); an overlay deleted since was not written again either.  Labels no overlay is
+    drawn for (a stack's) stay skipped."""
+    import tifffile
+
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    rerun = [a for a in segment_args(src, out=out, extra=["--overlay"]) if a != "-q"]
+    code, stdout, _ = cli(rerun, capsys)
+    assert code == 0 and "3 segmented" in stdout
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == [
+        "p0.png", "p1.png", "p2.png"]
+    (out / "overlays" / "p1.png").unlink()
+    code, stdout, _ = cli(rerun, capsys)
+    assert code == 0 and "1 segmented, 2 skipped" in stdout
+    assert (out / "overlays" / "p1.png").is_file()
+    stack, stacks = tmp_path / "stack" / "s.tif", tmp_path / "stacks"
+    stack.parent.mkdir()
+    tifffile.imwrite(stack, np.stack([disc(seed=i) for i in range(3)]),
+                     photometric="minisblack")
+    args = segment_args(stack, out=stacks, extra=["--overlay", "--mode", "slices"])
+    assert cli(args, capsys)[0] == 0 and not (stacks / "overlays" / "s.png").exists()
+    code, stdout, _ = cli([a for a in args if a != "-q"], capsys)
+    assert code == 0 and "1 skipped" in stdout
+
+
 @pytest.mark.parametrize("age", [0.0, -3600.0])  # just written; a time in the future
 def test_an_interrupted_redo_never_takes_the_old_labels_for_its_own(src, tmp_path,
                                                                     monkeypatch, age):

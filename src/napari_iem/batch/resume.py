@@ -11,6 +11,9 @@ An input's outputs are judged by the folder's manifest
 * a file this tool did not write (or that changed since) at one of the names, or an
   input at one of them (by path or inode): refused, with or without ``overwrite``;
 * nothing there, or left by an interrupted run: done.
+
+Finished labels whose overlay is asked for but missing are done again (an overlay is
+drawn from the image and the labels).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import os
 from pathlib import Path
 
 from ..files.manifest import Inputs, Manifest, Source
+from ..files.read import FileReadError, image_info
 from ..files.write import label_paths
 from .guard import OVERLAY_DIR
 
@@ -28,6 +32,21 @@ def output_names(stem: str, overlay: bool) -> list[str]:
     """Every name, relative to the output folder, that the outputs of ``stem`` may take."""
     names = [p.name for p in label_paths(".", stem)]
     return names + ([f"{OVERLAY_DIR}/{stem}.png"] if overlay else [])
+
+
+def _overlay_missing(manifest: Manifest, stem: str, labels: str, source: Source,
+                     settings: str) -> bool:
+    """Whether finished labels lack the overlay this run asks for: it is not finished,
+    nor a file this tool may not replace, and the labels have the two axes an overlay
+    is drawn for (a stack's never gets one: it would be redone on every run)."""
+    state, _ = manifest.verdict(f"{OVERLAY_DIR}/{stem}.png", source, settings)
+    if state in ("finished", "foreign"):
+        return False
+    try:
+        info = image_info(manifest.out_dir / labels)  # a palette PNG reads as colour
+    except FileReadError:  # not readable as it was written: make it again
+        return True
+    return info.format == "png" or len(info.shape) == 2
 
 
 def decide(manifest: Manifest, stem: str, source: Source, settings: str,
@@ -53,7 +72,8 @@ def decide(manifest: Manifest, stem: str, source: Source, settings: str,
         if state == "foreign":
             return "refuse", why + "; move it or choose another output folder", []
     finished = [n for n, (state, _) in verdicts.items() if state == "finished"]
-    if finished and not overwrite:
+    if finished and not overwrite and not (
+            overlay and _overlay_missing(manifest, stem, finished[0], source, settings)):
         return "skip", finished[0], []
     stale = [why for state, why in verdicts.values() if state == "stale"]
     if stale and not overwrite:
