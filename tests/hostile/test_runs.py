@@ -1,5 +1,6 @@
 """Hostile situations around a run: a second run, links, tampered records, a full disk,
 formulas in names, kill -9 and Ctrl-C half way.  No user file ever changes."""
+import json
 import os
 import signal
 import subprocess
@@ -116,6 +117,28 @@ def test_records_that_are_not_ours_stop_the_run_untouched(src, tmp_path, capsys,
     code, _, err = cli(segment_args(src, out=out), capsys)
     assert code == 2 and "move it away" in err and one_clear_line(err)
     assert snapshot(out) == {record: content.encode()}
+
+
+@pytest.mark.parametrize("edit", [{"output_size": None}, {"output_size": "876"},
+                                  {"output_sha256": 5}])
+def test_a_hand_edited_manifest_entry_leaves_the_labels_alone(src, tmp_path, capsys,
+                                                              edit):
+    """An entry whose output's size was deleted from the manifest was a KeyError
+    traceback; an entry that cannot be checked is not this tool's to replace."""
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    path = out / "iem-manifest.json"
+    data = json.loads(path.read_text())
+    entry = data["outputs"]["p0.png"]
+    entry.update(edit)
+    for key in [k for k, v in edit.items() if v is None]:
+        del entry[key]
+    path.write_text(json.dumps(data))
+    before = (out / "p0.png").read_bytes()
+    code, _, err = cli(segment_args(src, out=out, extra=["--overwrite"]), capsys)
+    assert code == 1 and "Traceback" not in err, err
+    assert "p0.png exists and was not written by napari-iem" in err
+    assert (out / "p0.png").read_bytes() == before
 
 
 @pytest.mark.timeout(60)

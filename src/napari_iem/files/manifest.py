@@ -268,7 +268,9 @@ class Manifest:
             return False
         if "output_sha256" not in entry:
             return True
-        return output_fingerprint(path) == (entry["output_size"], entry["output_sha256"])
+        # .get: a hand-edited entry that cannot be checked is not ours
+        return output_fingerprint(path) == (entry.get("output_size"),
+                                            entry["output_sha256"])
 
     def verdict(self, output: str | os.PathLike, source: Source,
                 settings: str) -> tuple[str, str]:
