@@ -11,6 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from napari_iem.batch.report import REPORT_FIELDS
 from napari_iem.files.read import read_labels
 from hostile_files import (
     ITER,
@@ -108,6 +109,7 @@ def test_a_changed_source_is_refused_then_redone_with_overwrite(src, tmp_path, c
     ("iem-manifest.json", "{not json"),
     ("iem-manifest.json", '{"format": "something else", "outputs": {}}'),
     ("iem-report.csv", "name,score\nmine,1\n"),
+    ("iem-report.csv", ",".join(REPORT_FIELDS) + "\nmine," + "x" * 2**18 + "\n"),
 ])
 def test_records_that_are_not_ours_stop_the_run_untouched(src, tmp_path, capsys, record,
                                                          content):
@@ -139,6 +141,22 @@ def test_a_hand_edited_manifest_entry_leaves_the_labels_alone(src, tmp_path, cap
     assert code == 1 and "Traceback" not in err, err
     assert "p0.png exists and was not written by napari-iem" in err
     assert (out / "p0.png").read_bytes() == before
+
+
+def test_numbers_too_large_in_an_old_json_report_are_dropped(src, tmp_path, capsys):
+    """A JSON report row with ``"regions": 1e999`` (infinity to Python) was an
+    OverflowError traceback; like any value of the wrong type it is dropped."""
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out, extra=["--report", "json"]), capsys)[0] == 0
+    path = out / "iem-report.json"
+    data = json.loads(path.read_text())
+    data["files"].append({"file": "gone.png", "status": "done", "regions": 7,
+                          "iterations": 8})
+    path.write_text(json.dumps(data).replace(": 7,", ": 1e999,").replace(": 8}", ": -1e999}"))
+    code, _, err = cli(segment_args(src, out=out, extra=["--report", "json"]), capsys)
+    assert code == 0, err
+    (gone,) = [r for r in json.loads(path.read_text())["files"] if r["file"] == "gone.png"]
+    assert gone["status"] == "done" and gone["regions"] is None is gone["iterations"]
 
 
 @pytest.mark.timeout(60)

@@ -129,14 +129,16 @@ def read_rows(path: Path) -> list[dict]:
             rows = [{k: _unescape(v or "") for k, v in r.items()} for r in reader]
         if not all(isinstance(r, dict) and isinstance(r.get("file"), str) for r in rows):
             raise ValueError("rows without a file")
-    except (FileReadError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (FileReadError, ValueError, KeyError, TypeError, RecursionError,
+            csv.Error) as exc:  # csv.Error: a cell over the csv module's field limit
         raise ReportError(f"{path} exists and is not a napari-iem report that can be "
                           f"merged into ({exc}); move it away") from None
     return rows
 
 
 def record_from_row(row: dict) -> FileRecord:
-    """A report row as a :class:`FileRecord` (values of the wrong type are dropped)."""
+    """A report row as a :class:`FileRecord` (values of the wrong type or out of range
+    are dropped: the old report is untrusted input)."""
     rec = FileRecord(file=row["file"])
     for key in REPORT_FIELDS[1:]:
         value = row.get(key)
@@ -144,7 +146,7 @@ def record_from_row(row: dict) -> FileRecord:
             continue
         try:
             setattr(rec, key, _CONVERT[key](value) if key in _CONVERT else str(value))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e999
             pass
     return rec
 
