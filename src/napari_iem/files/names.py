@@ -30,7 +30,10 @@ def safe_stem(name: str | os.PathLike, max_length: int = 150) -> str:
 
     Folders are dropped (only the last path component counts), the image suffix is
     removed, characters other than letters, digits, ``_``, ``-`` and ``.`` become ``_``,
-    leading dots are removed (no hidden files, no ``..``), and the length is capped.
+    leading dots are removed (no hidden files, no ``..``), and the length is capped at
+    ``max_length`` bytes of UTF-8, which file systems count (255 at most): 80 CJK
+    characters are 240 bytes, too many once a suffix and the temporary name of an
+    atomic write (:func:`~napari_iem.files.write.atomic_output`) are added.
 
     Examples
     --------
@@ -44,7 +47,8 @@ def safe_stem(name: str | os.PathLike, max_length: int = 150) -> str:
         base = base[: -len(".ome.zarr")]
     elif Path(base).suffix.lower() in (*IMAGE_SUFFIXES, ".zarr"):
         base = base[: -len(Path(base).suffix)]
-    stem = _UNSAFE.sub("_", base).lstrip(".").strip()[:max_length].rstrip(".")
+    stem = _UNSAFE.sub("_", base).lstrip(".").strip()
+    stem = stem.encode()[:max_length].decode(errors="ignore").rstrip(".")
     if not stem:
         stem = "image"
     if stem.split(".")[0].upper() in _RESERVED:
