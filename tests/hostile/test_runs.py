@@ -271,6 +271,36 @@ def test_a_full_disk_fails_the_files_and_leaves_nothing_half_written(src, tmp_pa
     assert cli(segment_args(src, out=out), capsys)[0] == 0  # space freed: all done
 
 
+@pytest.mark.parametrize("nth", [1, 2])  # the claims before any work; one after
+def test_a_full_disk_for_the_manifest_says_which_file_and_what_to_do(src, tmp_path,
+                                                                     capsys, monkeypatch,
+                                                                     nth):
+    """A manifest that could not be written was '[Errno 28] No space left on device',
+    naming no file."""
+    import errno
+
+    from napari_iem.files import manifest
+
+    out = tmp_path / "out"
+    real, saves = manifest.atomic_output, []
+
+    def full_after(path):
+        saves.append(path)
+        if len(saves) >= nth:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path)
+
+    monkeypatch.setattr(manifest, "atomic_output", full_after)
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert f"{out / 'iem-manifest.json'}: No space left on device" in err
+    assert "run the same command again" in err
+    assert not list(out.glob(".*iem-part"))
+    monkeypatch.undo()
+    code, stdout, err = cli([a for a in segment_args(src, out=out) if a != "-q"], capsys)
+    assert code == 0 and "3 segmented" in stdout, err  # space freed: all made again
+
+
 def test_a_read_only_output_folder_is_one_clear_error(src, tmp_path, capsys, monkeypatch):
     from napari_iem.batch import guard
 

@@ -307,6 +307,9 @@ def run_batch(
     BatchInterrupted
         On Ctrl-C, after cancelling the work and writing the manifest and the report;
         finished outputs are kept and a rerun resumes.
+    ManifestError
+        When the manifest cannot be written (a full disk): the outputs it does not
+        list as finished are made again by a rerun.
     """
     from tqdm.auto import tqdm
 
