@@ -328,6 +328,17 @@ def test_an_out_that_is_a_file_says_so(src, tmp_path, capsys, command, under):
     assert afile.read_text() == "mine"
 
 
+def test_an_out_that_is_a_broken_link_says_so(src, tmp_path, capsys):
+    """``--out`` a link to nowhere said 'cannot create output folder out: File
+    exists'."""
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "gone")
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert f"{out} is a link to {tmp_path / 'gone'}, which does not exist" in err
+    assert out.is_symlink() and not (tmp_path / "gone").exists()
+
+
 @pytest.mark.parametrize(("command", "out"), [("segment", "in"), ("segment", "above"),
                                               ("distill", "above")])
 def test_an_out_that_holds_the_input_folder_says_to_pick_another(src, tmp_path, capsys,

@@ -27,7 +27,8 @@ def check_out_dir(out_dir: Path, overlay: bool) -> None:
 
     ``overlays/`` must be a real folder (or absent): one that is a symlink would send
     the overlays wherever it points.  A file at the path, or at one of the folders
-    above it, is named as a file: "File exists" would not say what to do.
+    above it, is named as a file, and a link to nowhere as a link: "File exists"
+    would not say what to do.
     """
     file = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()),
                 None)
@@ -35,6 +36,10 @@ def check_out_dir(out_dir: Path, overlay: bool) -> None:
         what = "is a file" if file == out_dir else f"cannot be made: {file} is a file"
         raise BatchError(f"the output folder {out_dir} {what}; choose a folder (one that "
                          "does not exist yet is created)")
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise BatchError(f"the output folder {out_dir} is a link to "
+                         f"{os.readlink(out_dir)}, which does not exist; create that "
+                         "folder, or choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
