@@ -469,6 +469,25 @@ def _distill_args(photos, labels, out):
             "--device", "cpu", "-q"]
 
 
+def test_distill_waits_for_no_one_writing_into_its_folder(tmp_path, capsys):
+    """distill took no lock: while a segment run wrote into the folder, a distill
+    there could replace the labels segment had just written (both checked an empty
+    folder); it is refused before training, as a second segment run is."""
+    from napari_iem.batch.guard import LOCK_NAME, out_dir_lock
+
+    photos, labels, out = tmp_path / "photos", tmp_path / "iem", tmp_path / "student"
+    write_disc(photos / "cat.png")
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    out.mkdir()
+    with out_dir_lock(out):
+        code, _, err = cli(_distill_args(photos, labels, out), capsys)
+        assert code == 2 and "another napari-iem run" in err and one_clear_line(err), err
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    assert cli(_distill_args(photos, labels, out), capsys)[0] == 0
+    assert not (out / LOCK_NAME).exists()
+
+
 def test_distill_never_replaces_the_labels_segment_wrote(tmp_path, capsys):
     """``distill PHOTOS OTHER_LABELS --out SEGMENT_OUT`` replaced segment's labels: the
     manifest said napari-iem wrote them, not which command."""
