@@ -185,6 +185,25 @@ def test_formulas_in_file_names_are_escaped_in_the_csv(tmp_path, capsys, monkeyp
     assert len(report_rows(tmp_path / "out")) == 2  # read back and merged, not doubled
 
 
+def test_a_name_that_starts_with_a_quote_reads_back_as_it_is(tmp_path, capsys,
+                                                             monkeypatch):
+    """A file named ``'=x.png`` read back from the CSV as ``=x.png`` (the quote taken
+    for the formula escape): the next run kept its row as another input's, and the
+    row was never merged again."""
+    from napari_iem.batch.report import read_rows
+
+    monkeypatch.chdir(tmp_path)
+    write_disc(tmp_path / "'=x.png")
+    for _ in range(2):
+        assert cli(segment_args("'=x.png", out="out"), capsys)[0] == 0
+    assert [r["file"] for r in read_rows(tmp_path / "out" / "iem-report.csv")] == [
+        "'=x.png"]
+    with open(tmp_path / "out" / "iem-report.csv", "a") as fh:
+        fh.write("'=y.png" + "," * len(REPORT_FIELDS) + "extra\n")  # a cell too many
+    assert [r["file"] for r in read_rows(tmp_path / "out" / "iem-report.csv")] == [
+        "'=x.png", "=y.png"]
+
+
 def test_no_cluster_is_started_when_nothing_is_left(src, tmp_path, capsys, monkeypatch):
     import distributed
 
