@@ -105,6 +105,25 @@ def test_a_changed_source_is_refused_then_redone_with_overwrite(src, tmp_path, c
     assert code == 0, err
 
 
+def test_a_source_changed_in_place_with_its_size_and_time_put_back_is_not_finished(
+        tmp_path, capsys):
+    """The labels are trusted by the source's content, not by its name, size and time:
+    one pixel changed in place, the time put back, is a changed source."""
+    import tifffile
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    tif = write_disc(src / "t.tif")  # uncompressed: one byte changes one pixel
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    st = tif.stat()
+    data = tifffile.imread(tif)
+    data[0, 0] ^= 1
+    tifffile.imwrite(tif, data)
+    os.utime(tif, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert tif.stat().st_size == st.st_size and tif.stat().st_mtime_ns == st.st_mtime_ns
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 1 and "t.tif changed since" in err
+
+
 @pytest.mark.parametrize("record, content", [
     ("iem-manifest.json", "{not json"),
     ("iem-manifest.json", '{"format": "something else", "outputs": {}}'),
