@@ -366,6 +366,29 @@ def test_an_out_that_is_a_file_says_so(src, tmp_path, capsys, command, under):
     assert afile.read_text() == "mine"
 
 
+@pytest.mark.parametrize("command", ["segment out", "segment in", "distill out",
+                                     "distill model"])
+def test_an_empty_path_is_refused_not_taken_for_this_folder(src, tmp_path, capsys,
+                                                            monkeypatch, command):
+    """``--out "$OUT"`` with OUT unset wrote the labels, the report and the manifest
+    into the folder the command ran in (an empty path is "."), and an empty INPUT
+    segmented the images found there."""
+    here = tmp_path / "here"
+    here.mkdir()
+    write_disc(here / "mine.png")
+    monkeypatch.chdir(here)
+    before = snapshot(tmp_path)
+    args = {"segment out": segment_args(src, out=""),
+            "segment in": segment_args("", out=tmp_path / "o"),
+            "distill out": _distill_args(src, src, ""),
+            "distill model": _distill_args(src, tmp_path, tmp_path / "s")
+            + ["--save-model", ""]}[command]
+    code, _, err = cli(args, capsys)
+    assert code == 2 and "an empty path" in err and "Traceback" not in err, err
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()
+                                                   ) == ["here", "in"]
+
+
 def test_an_out_that_is_a_broken_link_says_so(src, tmp_path, capsys):
     """``--out`` a link to nowhere said 'cannot create output folder out: File
     exists'."""
