@@ -366,13 +366,13 @@ def test_an_out_that_is_a_file_says_so(src, tmp_path, capsys, command, under):
     assert afile.read_text() == "mine"
 
 
-@pytest.mark.parametrize("command", ["segment out", "segment in", "distill out",
-                                     "distill model"])
+@pytest.mark.parametrize("command", ["segment out", "segment in", "segment config",
+                                     "distill out", "distill model"])
 def test_an_empty_path_is_refused_not_taken_for_this_folder(src, tmp_path, capsys,
                                                             monkeypatch, command):
     """``--out "$OUT"`` with OUT unset wrote the labels, the report and the manifest
-    into the folder the command ran in (an empty path is "."), and an empty INPUT
-    segmented the images found there."""
+    into the folder the command ran in (an empty path is "."), an empty INPUT
+    segmented the images found there, and an empty --config ran with the defaults."""
     here = tmp_path / "here"
     here.mkdir()
     write_disc(here / "mine.png")
@@ -380,6 +380,7 @@ def test_an_empty_path_is_refused_not_taken_for_this_folder(src, tmp_path, capsy
     before = snapshot(tmp_path)
     args = {"segment out": segment_args(src, out=""),
             "segment in": segment_args("", out=tmp_path / "o"),
+            "segment config": segment_args(src, out=tmp_path / "o", extra=["--config", ""]),
             "distill out": _distill_args(src, src, ""),
             "distill model": _distill_args(src, tmp_path, tmp_path / "s")
             + ["--save-model", ""]}[command]

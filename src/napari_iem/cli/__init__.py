@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-o", "--out", required=True, type=_path, metavar="DIR",
                      help="output folder for labels, overlays and the report (created)")
     _add_knob_flags(seg)
-    seg.add_argument("--config", metavar="FILE",
+    seg.add_argument("--config", type=_path, metavar="FILE",
                      help="settings file (.toml or .json: preset, regions, [params]); "
                           "options given here override it")
     seg.add_argument("--protocol", choices=["full", "paper"], default="full",
