@@ -82,6 +82,21 @@ def test_an_output_name_that_links_to_a_file_changes_nothing(src, tmp_path, caps
     assert ("is an input" if how == "hardlink" else "not written by") in row["error"]
 
 
+def test_a_stem_that_ends_in_an_image_suffix_gets_its_own_output(tmp_path, capsys):
+    """``a.png`` and ``a.png.tif`` both wrote ``a.png``: the report said both were
+    done into it, one's labels were lost, and the next run refused the file."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_disc(src / "a.png", seed=1, cx=6)
+    write_disc(src / "a.png.tif", seed=2, cx=17)
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    rows = {r["file"]: r["output"] for r in report_rows(out)}
+    assert rows == {str(src / "a.png"): "a.png", str(src / "a.png.tif"): "a.png.png"}
+    first, second = (read_labels(out / name) for name in rows.values())
+    assert not np.array_equal(first, second)
+    code, stdout, err = cli([a for a in segment_args(src, out=out) if a != "-q"], capsys)
+    assert code == 0 and "2 skipped" in stdout, err
+
+
 def test_an_output_the_user_edited_is_kept(src, tmp_path, capsys):
     out = tmp_path / "out"
     assert cli(segment_args(src, out=out), capsys)[0] == 0
