@@ -546,6 +546,19 @@ def _distill_args(photos, labels, out):
             "--device", "cpu", "-q"]
 
 
+def test_distill_writes_the_name_it_checked(tmp_path, capsys):
+    """distill checked ``a.png.png`` for the image ``a.png.tif`` and wrote ``a.png``,
+    over a user's file of that name."""
+    photos, labels, out = tmp_path / "photos", tmp_path / "iem", tmp_path / "student"
+    write_disc(photos / "a.png.tif")
+    labels.mkdir()
+    iio.imwrite(labels / "a.png.png", (disc() > 120).astype(np.uint8))
+    theirs = write_disc(out / "a.png", seed=4)
+    before = theirs.read_bytes()
+    assert cli(_distill_args(photos, labels, out), capsys)[0] == 0
+    assert theirs.read_bytes() == before and (out / "a.png.png").is_file()
+
+
 def test_distill_waits_for_no_one_writing_into_its_folder(tmp_path, capsys):
     """distill took no lock: while a segment run wrote into the folder, a distill
     there could replace the labels segment had just written (both checked an empty
