@@ -177,6 +177,26 @@ def test_segmentation_error_isolated(folder, tmp_path, monkeypatch):
     assert all("cannot do this one" in r.error for r in rep.records if r.status == "failed")
 
 
+@pytest.mark.parametrize("where", ["read_image", "write_labels"])
+def test_a_library_bug_fails_its_file_alone(folder, tmp_path, monkeypatch, where):
+    """A reader or writer raising other than the read and write errors (a decoder's
+    RuntimeError, a struct.error in a broken header) stopped the whole in-process run
+    with a traceback, every other file cancelled."""
+    real = getattr(task, where)
+
+    def buggy(*a, **k):
+        if "s1" in map(str, a) or str(a[0]).endswith("s1.png"):
+            raise RuntimeError("a bug in a library")
+        return real(*a, **k)
+
+    monkeypatch.setattr(task, where, buggy)
+    rep = run_batch(folder, tmp_path / "out", workers=0, progress=False, max_iter=ITER)
+    assert rep.done == 7 and rep.failed == 1, rep.summary()
+    (bad,) = [r for r in rep.records if r.status == "failed"]
+    assert bad.file.endswith("s1.png") and "a bug in a library" in bad.error
+    assert not (tmp_path / "out" / "s1.png").exists()
+
+
 def test_unwritable_output_folder(folder, tmp_path, monkeypatch):
     """Tests run as root, where chmod does not stop writes: a read-only folder is
     simulated by making the write probe fail (and, separately, by a path under a file)."""
@@ -286,7 +306,9 @@ def test_channel_axis_first(tmp_path):
 
 def test_outputs_inside_input_folder_are_not_inputs(folder):
     out = folder / "labels"
-    first = run_batch(folder, out, workers=0, progress=False, recursive=True, max_iter=5)
+    first = run_batch(folder, out, workers=0, progress=False, recursive=True, max_iter=5,
+                      overlay=True)
+    assert len(list((out / "overlays").glob("*.png"))) == 8
     again = run_batch(folder, out, workers=0, progress=False, recursive=True, max_iter=5,
                       overlay=True)
     assert len(first.records) == len(again.records) == 8

@@ -241,3 +241,21 @@ def test_a_small_image_in_block_mode_is_told_to_go_without_blocks(tmp_path, caps
     assert "no larger than the working size --max-size 1024" in err
     assert "without --blocks" in err and "e.g. 1024" not in err
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_second_block_run_into_the_same_out_is_refused(tmp_path):
+    """Two block runs into one OUT at once: the second removed the first's
+    ``OUT.partial`` as an interrupted run's, and the first could then finish an OUT
+    holding blocks of both (of other settings, say); it is refused before any work."""
+    from napari_iem.batch.guard import BatchError, output_lock
+
+    out = tmp_path / "labels.zarr"
+    with output_lock(out):
+        with pytest.raises(BatchError, match="another napari-iem run is writing"):
+            segment_blocks(blobs((256, 256)), out, block_size=256, max_size=128,
+                           preset="microscopy")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".labels.zarr.iem-lock"]
+    run = segment_blocks(blobs((256, 256)), out, block_size=256, max_size=128,
+                         preset="microscopy", max_iter=5)
+    assert run.labels.shape == (256, 256) and sorted(
+        p.name for p in tmp_path.iterdir()) == ["labels.zarr"]

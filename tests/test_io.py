@@ -255,6 +255,22 @@ def test_unique_stems():
     assert len({n.lower() for n in names}) == 3 and names[1] == "a_tif"
 
 
+@pytest.mark.parametrize("names", [
+    ["d/a.png", "d/a.png.tif"],  # a stem that ends in an image suffix
+    ["d/" + "x" * 160 + ".png", "d/" + "X" * 160 + ".png"],  # tagged beyond the cap
+    ["d/CON.png", "d/con.png"],
+])
+def test_the_output_names_are_the_stems_unique_stems_gave(tmp_path, names):
+    """output_path made the stem safe again: ``a.png``'s and ``a.png.tif``'s stems,
+    ``a`` and ``a.png``, both became ``a.png`` (the second lost its suffix), and names
+    tagged beyond the length cap lost their tags; two inputs then wrote one file."""
+    stems = unique_stems(names)
+    paths = [output_path(tmp_path, stem, ".png") for stem in stems]
+    assert [p.name for p in paths] == [stem + ".png" for stem in stems]
+    assert len({p.name.lower() for p in paths}) == len(names)
+    assert all(len(p.name.encode()) + 19 <= 255 for p in paths)  # + a temporary name's
+
+
 def test_unique_stems_do_not_depend_on_the_order():
     import itertools
 

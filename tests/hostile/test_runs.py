@@ -1,5 +1,6 @@
 """Hostile situations around a run: a second run, links, tampered records, a full disk,
 formulas in names, kill -9 and Ctrl-C half way.  No user file ever changes."""
+import json
 import os
 import signal
 import subprocess
@@ -10,8 +11,10 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from napari_iem.batch.report import REPORT_FIELDS
 from napari_iem.files.read import read_labels
 from hostile_files import (
+    ITER,
     cli,
     disc,
     one_clear_line,
@@ -79,6 +82,21 @@ def test_an_output_name_that_links_to_a_file_changes_nothing(src, tmp_path, caps
     assert ("is an input" if how == "hardlink" else "not written by") in row["error"]
 
 
+def test_a_stem_that_ends_in_an_image_suffix_gets_its_own_output(tmp_path, capsys):
+    """``a.png`` and ``a.png.tif`` both wrote ``a.png``: the report said both were
+    done into it, one's labels were lost, and the next run refused the file."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_disc(src / "a.png", seed=1, cx=6)
+    write_disc(src / "a.png.tif", seed=2, cx=17)
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    rows = {r["file"]: r["output"] for r in report_rows(out)}
+    assert rows == {str(src / "a.png"): "a.png", str(src / "a.png.tif"): "a.png.png"}
+    first, second = (read_labels(out / name) for name in rows.values())
+    assert not np.array_equal(first, second)
+    code, stdout, err = cli([a for a in segment_args(src, out=out) if a != "-q"], capsys)
+    assert code == 0 and "2 skipped" in stdout, err
+
+
 def test_an_output_the_user_edited_is_kept(src, tmp_path, capsys):
     out = tmp_path / "out"
     assert cli(segment_args(src, out=out), capsys)[0] == 0
@@ -102,10 +120,30 @@ def test_a_changed_source_is_refused_then_redone_with_overwrite(src, tmp_path, c
     assert code == 0, err
 
 
+def test_a_source_changed_in_place_with_its_size_and_time_put_back_is_not_finished(
+        tmp_path, capsys):
+    """The labels are trusted by the source's content, not by its name, size and time:
+    one pixel changed in place, the time put back, is a changed source."""
+    import tifffile
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    tif = write_disc(src / "t.tif")  # uncompressed: one byte changes one pixel
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    st = tif.stat()
+    data = tifffile.imread(tif)
+    data[0, 0] ^= 1
+    tifffile.imwrite(tif, data)
+    os.utime(tif, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert tif.stat().st_size == st.st_size and tif.stat().st_mtime_ns == st.st_mtime_ns
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 1 and "t.tif changed since" in err
+
+
 @pytest.mark.parametrize("record, content", [
     ("iem-manifest.json", "{not json"),
     ("iem-manifest.json", '{"format": "something else", "outputs": {}}'),
     ("iem-report.csv", "name,score\nmine,1\n"),
+    ("iem-report.csv", ",".join(REPORT_FIELDS) + "\nmine," + "x" * 2**18 + "\n"),
 ])
 def test_records_that_are_not_ours_stop_the_run_untouched(src, tmp_path, capsys, record,
                                                          content):
@@ -115,6 +153,44 @@ def test_records_that_are_not_ours_stop_the_run_untouched(src, tmp_path, capsys,
     code, _, err = cli(segment_args(src, out=out), capsys)
     assert code == 2 and "move it away" in err and one_clear_line(err)
     assert snapshot(out) == {record: content.encode()}
+
+
+@pytest.mark.parametrize("edit", [{"output_size": None}, {"output_size": "876"},
+                                  {"output_sha256": 5}])
+def test_a_hand_edited_manifest_entry_leaves_the_labels_alone(src, tmp_path, capsys,
+                                                              edit):
+    """An entry whose output's size was deleted from the manifest was a KeyError
+    traceback; an entry that cannot be checked is not this tool's to replace."""
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    path = out / "iem-manifest.json"
+    data = json.loads(path.read_text())
+    entry = data["outputs"]["p0.png"]
+    entry.update(edit)
+    for key in [k for k, v in edit.items() if v is None]:
+        del entry[key]
+    path.write_text(json.dumps(data))
+    before = (out / "p0.png").read_bytes()
+    code, _, err = cli(segment_args(src, out=out, extra=["--overwrite"]), capsys)
+    assert code == 1 and "Traceback" not in err, err
+    assert "p0.png exists and was not written by napari-iem" in err
+    assert (out / "p0.png").read_bytes() == before
+
+
+def test_numbers_too_large_in_an_old_json_report_are_dropped(src, tmp_path, capsys):
+    """A JSON report row with ``"regions": 1e999`` (infinity to Python) was an
+    OverflowError traceback; like any value of the wrong type it is dropped."""
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out, extra=["--report", "json"]), capsys)[0] == 0
+    path = out / "iem-report.json"
+    data = json.loads(path.read_text())
+    data["files"].append({"file": "gone.png", "status": "done", "regions": 7,
+                          "iterations": 8})
+    path.write_text(json.dumps(data).replace(": 7,", ": 1e999,").replace(": 8}", ": -1e999}"))
+    code, _, err = cli(segment_args(src, out=out, extra=["--report", "json"]), capsys)
+    assert code == 0, err
+    (gone,) = [r for r in json.loads(path.read_text())["files"] if r["file"] == "gone.png"]
+    assert gone["status"] == "done" and gone["regions"] is None is gone["iterations"]
 
 
 @pytest.mark.timeout(60)
@@ -141,6 +217,25 @@ def test_formulas_in_file_names_are_escaped_in_the_csv(tmp_path, capsys, monkeyp
         {name, "+1.png"}
     assert cli(segment_args(name, "+1.png", out="out"), capsys)[0] == 0
     assert len(report_rows(tmp_path / "out")) == 2  # read back and merged, not doubled
+
+
+def test_a_name_that_starts_with_a_quote_reads_back_as_it_is(tmp_path, capsys,
+                                                             monkeypatch):
+    """A file named ``'=x.png`` read back from the CSV as ``=x.png`` (the quote taken
+    for the formula escape): the next run kept its row as another input's, and the
+    row was never merged again."""
+    from napari_iem.batch.report import read_rows
+
+    monkeypatch.chdir(tmp_path)
+    write_disc(tmp_path / "'=x.png")
+    for _ in range(2):
+        assert cli(segment_args("'=x.png", out="out"), capsys)[0] == 0
+    assert [r["file"] for r in read_rows(tmp_path / "out" / "iem-report.csv")] == [
+        "'=x.png"]
+    with open(tmp_path / "out" / "iem-report.csv", "a") as fh:
+        fh.write("'=y.png" + "," * len(REPORT_FIELDS) + "extra\n")  # a cell too many
+    assert [r["file"] for r in read_rows(tmp_path / "out" / "iem-report.csv")] == [
+        "'=x.png", "=y.png"]
 
 
 def test_no_cluster_is_started_when_nothing_is_left(src, tmp_path, capsys, monkeypatch):
@@ -229,6 +324,36 @@ def test_a_full_disk_fails_the_files_and_leaves_nothing_half_written(src, tmp_pa
     assert cli(segment_args(src, out=out), capsys)[0] == 0  # space freed: all done
 
 
+@pytest.mark.parametrize("nth", [1, 2])  # the claims before any work; one after
+def test_a_full_disk_for_the_manifest_says_which_file_and_what_to_do(src, tmp_path,
+                                                                     capsys, monkeypatch,
+                                                                     nth):
+    """A manifest that could not be written was '[Errno 28] No space left on device',
+    naming no file."""
+    import errno
+
+    from napari_iem.files import manifest
+
+    out = tmp_path / "out"
+    real, saves = manifest.atomic_output, []
+
+    def full_after(path):
+        saves.append(path)
+        if len(saves) >= nth:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path)
+
+    monkeypatch.setattr(manifest, "atomic_output", full_after)
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert f"{out / 'iem-manifest.json'}: No space left on device" in err
+    assert "run the same command again" in err
+    assert not list(out.glob(".*iem-part"))
+    monkeypatch.undo()
+    code, stdout, err = cli([a for a in segment_args(src, out=out) if a != "-q"], capsys)
+    assert code == 0 and "3 segmented" in stdout, err  # space freed: all made again
+
+
 def test_a_read_only_output_folder_is_one_clear_error(src, tmp_path, capsys, monkeypatch):
     from napari_iem.batch import guard
 
@@ -254,6 +379,41 @@ def test_an_out_that_is_a_file_says_so(src, tmp_path, capsys, command, under):
     assert code == 2 and one_clear_line(err), err
     assert f"{afile} is a file" in err and "choose a folder" in err
     assert afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", ["segment out", "segment in", "segment config",
+                                     "distill out", "distill model"])
+def test_an_empty_path_is_refused_not_taken_for_this_folder(src, tmp_path, capsys,
+                                                            monkeypatch, command):
+    """``--out "$OUT"`` with OUT unset wrote the labels, the report and the manifest
+    into the folder the command ran in (an empty path is "."), an empty INPUT
+    segmented the images found there, and an empty --config ran with the defaults."""
+    here = tmp_path / "here"
+    here.mkdir()
+    write_disc(here / "mine.png")
+    monkeypatch.chdir(here)
+    before = snapshot(tmp_path)
+    args = {"segment out": segment_args(src, out=""),
+            "segment in": segment_args("", out=tmp_path / "o"),
+            "segment config": segment_args(src, out=tmp_path / "o", extra=["--config", ""]),
+            "distill out": _distill_args(src, src, ""),
+            "distill model": _distill_args(src, tmp_path, tmp_path / "s")
+            + ["--save-model", ""]}[command]
+    code, _, err = cli(args, capsys)
+    assert code == 2 and "an empty path" in err and "Traceback" not in err, err
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()
+                                                   ) == ["here", "in"]
+
+
+def test_an_out_that_is_a_broken_link_says_so(src, tmp_path, capsys):
+    """``--out`` a link to nowhere said 'cannot create output folder out: File
+    exists'."""
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "gone")
+    code, _, err = cli(segment_args(src, out=out), capsys)
+    assert code == 2 and one_clear_line(err), err
+    assert f"{out} is a link to {tmp_path / 'gone'}, which does not exist" in err
+    assert out.is_symlink() and not (tmp_path / "gone").exists()
 
 
 @pytest.mark.parametrize(("command", "out"), [("segment", "in"), ("segment", "above"),
@@ -308,6 +468,60 @@ def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, 
         assert not list(out.glob(".*iem-part"))
 
 
+def test_overlays_asked_for_on_a_rerun_are_written(src, tmp_path, capsys):
+    """``--overlay`` on a rerun skipped the finished labels and wrote no overlay (exit
+    0); an overlay deleted since was not written again either.  Labels no overlay is
+    drawn for (a stack's) stay skipped."""
+    import tifffile
+
+    out = tmp_path / "out"
+    assert cli(segment_args(src, out=out), capsys)[0] == 0
+    rerun = [a for a in segment_args(src, out=out, extra=["--overlay"]) if a != "-q"]
+    code, stdout, _ = cli(rerun, capsys)
+    assert code == 0 and "3 segmented" in stdout
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == [
+        "p0.png", "p1.png", "p2.png"]
+    (out / "overlays" / "p1.png").unlink()
+    code, stdout, _ = cli(rerun, capsys)
+    assert code == 0 and "1 segmented, 2 skipped" in stdout
+    assert (out / "overlays" / "p1.png").is_file()
+    stack, stacks = tmp_path / "stack" / "s.tif", tmp_path / "stacks"
+    stack.parent.mkdir()
+    tifffile.imwrite(stack, np.stack([disc(seed=i) for i in range(3)]),
+                     photometric="minisblack")
+    args = segment_args(stack, out=stacks, extra=["--overlay", "--mode", "slices"])
+    assert cli(args, capsys)[0] == 0 and not (stacks / "overlays" / "s.png").exists()
+    code, stdout, _ = cli([a for a in args if a != "-q"], capsys)
+    assert code == 0 and "1 skipped" in stdout
+
+
+@pytest.mark.parametrize("age", [0.0, -3600.0])  # just written; a time in the future
+def test_an_interrupted_redo_never_takes_the_old_labels_for_its_own(src, tmp_path,
+                                                                    monkeypatch, age):
+    """A Ctrl-C during a redo with other settings (``--overwrite``) recorded the labels
+    of the earlier settings as finished with the new ones when they were less than a
+    second old or dated in the future (a clock ahead, a copy): the next run skipped
+    them."""
+    from napari_iem.batch import BatchInterrupted, run_batch, where
+
+    out = tmp_path / "out"
+    assert run_batch(src, out, workers=0, progress=False, max_iter=ITER).ok
+    for p in out.glob("*.png"):
+        os.utime(p, (time.time() - age,) * 2)
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, "segment_task", stopped)
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(src, out, regions=3, overwrite=True, workers=0, progress=False,
+                  max_iter=ITER)
+    assert info.value.report.done == 0
+    monkeypatch.undo()
+    again = run_batch(src, out, regions=3, workers=0, progress=False, max_iter=ITER)
+    assert again.ok and again.done == 3 and again.skipped == 0
+
+
 def test_distill_leaves_a_users_file_alone_and_replaces_its_own(tmp_path, capsys):
     """Refused before training when a prediction's name holds a file napari-iem did not
     write; a second distill replaces what the first wrote."""
@@ -330,6 +544,38 @@ def test_distill_leaves_a_users_file_alone_and_replaces_its_own(tmp_path, capsys
 def _distill_args(photos, labels, out):
     return ["distill", photos, labels, "--out", out, "--epochs", 1, "--size", 16,
             "--device", "cpu", "-q"]
+
+
+def test_distill_writes_the_name_it_checked(tmp_path, capsys):
+    """distill checked ``a.png.png`` for the image ``a.png.tif`` and wrote ``a.png``,
+    over a user's file of that name."""
+    photos, labels, out = tmp_path / "photos", tmp_path / "iem", tmp_path / "student"
+    write_disc(photos / "a.png.tif")
+    labels.mkdir()
+    iio.imwrite(labels / "a.png.png", (disc() > 120).astype(np.uint8))
+    theirs = write_disc(out / "a.png", seed=4)
+    before = theirs.read_bytes()
+    assert cli(_distill_args(photos, labels, out), capsys)[0] == 0
+    assert theirs.read_bytes() == before and (out / "a.png.png").is_file()
+
+
+def test_distill_waits_for_no_one_writing_into_its_folder(tmp_path, capsys):
+    """distill took no lock: while a segment run wrote into the folder, a distill
+    there could replace the labels segment had just written (both checked an empty
+    folder); it is refused before training, as a second segment run is."""
+    from napari_iem.batch.guard import LOCK_NAME, out_dir_lock
+
+    photos, labels, out = tmp_path / "photos", tmp_path / "iem", tmp_path / "student"
+    write_disc(photos / "cat.png")
+    labels.mkdir()
+    iio.imwrite(labels / "cat.png", (iio.imread(photos / "cat.png") > 120).astype(np.uint8))
+    out.mkdir()
+    with out_dir_lock(out):
+        code, _, err = cli(_distill_args(photos, labels, out), capsys)
+        assert code == 2 and "another napari-iem run" in err and one_clear_line(err), err
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    assert cli(_distill_args(photos, labels, out), capsys)[0] == 0
+    assert not (out / LOCK_NAME).exists()
 
 
 def test_distill_never_replaces_the_labels_segment_wrote(tmp_path, capsys):

@@ -173,7 +173,8 @@ def test_broken_images_fail_one_by_one_with_their_reason(src, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["ä ö.png", "..png", " lead.png", "CON.png",
-                                  "a\nb.png", "-dash.png", "x" * 200 + ".png"])
+                                  "a\nb.png", "-dash.png", "x" * 200 + ".png",
+                                  "漢" * 80 + ".png"])
 def test_odd_names_stay_inside_the_output_folder(tmp_path, capsys, name):
     from napari_iem.batch.report import read_rows
 

@@ -9,7 +9,9 @@ prediction may land on an input (an image, a label file, compared by resolved pa
 by inode, so a link or another spelling of the path is caught too), and a file already
 at a prediction's name is replaced only when the folder's manifest
 (:mod:`napari_iem.files.manifest`) says an earlier distill wrote it; a folder holding
-``segment``'s outputs is refused as a whole (its labels have the same names).
+``segment``'s outputs is refused as a whole (its labels have the same names).  Like
+``segment``, a distill holds the folder's lock (:func:`napari_iem.batch.guard.out_dir_lock`)
+from its last checks to its last write, so no other run writes there meanwhile.
 """
 from __future__ import annotations
 
@@ -194,7 +196,7 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
         Before any training: missing folders, nothing to pair, an output that would
         land on an input or on a file this tool did not write.
     """
-    from ..batch.guard import check_out_dir, no_images
+    from ..batch.guard import check_out_dir, no_images, out_dir_lock
     from ..files.manifest import Inputs
     from ..files.names import files_by_stem, unique_stems
     from ..files.read import find_images
@@ -233,14 +235,17 @@ def distill_folder(images: str | os.PathLike, labels: str | os.PathLike,
     check_out_dir(out_dir, overlay=False)  # made before training, not after
     epochs = epochs or DEFAULT_EPOCHS
     size = size or DEFAULT_SIZE
-    start = time.perf_counter()
-    model = train_student(train_x, train_y, epochs=epochs, device=device, seed=seed,
-                          size=size, vflip=vflip, progress=progress)
-    seconds = time.perf_counter() - start
-    if save_model:
-        save_student(model, save_model)
-    preds = predict_student(model, imgs, device)
-    _write(out_dir, files, stems, names, preds,
-           {"epochs": epochs, "seed": seed, "size": size, "protocol": protocol,
-            "vflip": vflip, "labels": str(labels_dir.resolve())})
+    with out_dir_lock(out_dir):  # one run at a time in a folder, segment's included
+        # checked again under the lock: a run that held it may have written there
+        _check_targets(out_dir, stems, Inputs([*files, *every_label]), save_model)
+        start = time.perf_counter()
+        model = train_student(train_x, train_y, epochs=epochs, device=device, seed=seed,
+                              size=size, vflip=vflip, progress=progress)
+        seconds = time.perf_counter() - start
+        if save_model:
+            save_student(model, save_model)
+        preds = predict_student(model, imgs, device)
+        _write(out_dir, files, stems, names, preds,
+               {"epochs": epochs, "seed": seed, "size": size, "protocol": protocol,
+                "vflip": vflip, "labels": str(labels_dir.resolve())})
     return DistillOutcome(len(train_x), len(preds), problems, seconds)

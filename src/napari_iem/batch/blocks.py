@@ -27,14 +27,14 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from ..engine import blockwise as bw
 from .block_output import check_output, finish_output, output_array
-from .guard import BatchError
+from .guard import BatchError, output_lock
 
 __all__ = ["BlockRun", "segment_blocks", "DEFAULT_BLOCK"]
 
@@ -261,8 +261,9 @@ def segment_blocks(source, out=None, regions: int = 2, *, block_size: int | None
     start = time.perf_counter()
     partial_seen: list = []
     try:
-        run = _segment(source, out, regions, block_size, scheduler, workers, progress,
-                       knobs, start, partial_seen.append)
+        with nullcontext() if out is None else output_lock(out):  # one run at a time
+            run = _segment(source, out, regions, block_size, scheduler, workers,
+                           progress, knobs, start, partial_seen.append)
     except BaseException:  # Ctrl-C or a failure: nothing half written stays
         for partial in partial_seen:
             shutil.rmtree(partial, ignore_errors=True)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["LOCK_NAME", "OVERLAY_DIR", "BatchError", "check_inputs_outside",
-           "check_out_dir", "no_images", "out_dir_lock"]
+           "check_out_dir", "no_images", "out_dir_lock", "output_lock"]
 
 #: Lock file of a running job in its output folder (removed when it ends).
 LOCK_NAME = ".iem-lock"
@@ -27,7 +27,8 @@ def check_out_dir(out_dir: Path, overlay: bool) -> None:
 
     ``overlays/`` must be a real folder (or absent): one that is a symlink would send
     the overlays wherever it points.  A file at the path, or at one of the folders
-    above it, is named as a file: "File exists" would not say what to do.
+    above it, is named as a file, and a link to nowhere as a link: "File exists"
+    would not say what to do.
     """
     file = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()),
                 None)
@@ -35,6 +36,10 @@ def check_out_dir(out_dir: Path, overlay: bool) -> None:
         what = "is a file" if file == out_dir else f"cannot be made: {file} is a file"
         raise BatchError(f"the output folder {out_dir} {what}; choose a folder (one that "
                          "does not exist yet is created)")
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise BatchError(f"the output folder {out_dir} is a link to "
+                         f"{os.readlink(out_dir)}, which does not exist; create that "
+                         "folder, or choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -105,15 +110,15 @@ def _lock(fd: int) -> bool:
 
 
 @contextmanager
-def out_dir_lock(out_dir: Path) -> Iterator[None]:
-    """Hold the output folder for one run: a second run into it is refused at once.
+def _hold(path: Path, what: str) -> Iterator[None]:
+    """Hold the lock file ``path`` while this run writes ``what``: a second run that
+    would write it is refused at once.
 
     The lock file is removed at the end; a run that finds the file but can take the
     lock (the previous holder was killed) goes ahead.  After locking, the file is
     checked to be the one at the path still, so two runs that race with a third's
     clean-up cannot both hold it.
     """
-    path = out_dir / LOCK_NAME
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -123,7 +128,7 @@ def out_dir_lock(out_dir: Path) -> Iterator[None]:
         if not _lock(fd):
             os.close(fd)
             raise BatchError(
-                f"another napari-iem run is writing into {out_dir} (it holds {path}); "
+                f"another napari-iem run is writing {what} (it holds {path}); "
                 "wait for it to finish, or choose another --out")
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
@@ -135,7 +140,6 @@ def out_dir_lock(out_dir: Path) -> Iterator[None]:
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        _remove_stale_parts(out_dir)
         yield
     finally:
         try:
@@ -143,6 +147,26 @@ def out_dir_lock(out_dir: Path) -> Iterator[None]:
         except OSError:
             pass
         os.close(fd)
+
+
+@contextmanager
+def out_dir_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the output folder for one run (its :data:`LOCK_NAME`): a second run into
+    it is refused at once.  The unfinished writes a killed run left are removed."""
+    with _hold(out_dir / LOCK_NAME, f"into {out_dir}"):
+        _remove_stale_parts(out_dir)
+        yield
+
+
+@contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold one output that is not a folder of outputs (block mode's ``OUT``, whose
+    ``OUT.partial`` a second run would take for an interrupted run's and remove) by
+    the lock file ``.<name>.iem-lock`` beside it; its folder is made if need be."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _hold(out.with_name(f".{out.name}.iem-lock"), str(out)):
+        yield
 
 
 def _remove_stale_parts(out_dir: Path) -> None:

@@ -92,10 +92,19 @@ _CONVERT = {"regions": int, "iterations": int, "objective": float, "seconds": fl
             "converged": _flag, "stopped_at_cap": _flag}
 
 
+def _escaped(text: str) -> bool:
+    """Whether ``text`` reads as an escaped cell: quotes, then a formula's start."""
+    rest = text.lstrip("'")
+    return rest != text and rest[:1] in _FORMULA_START
+
+
 def _escape(value) -> str:
-    """A CSV cell that no spreadsheet reads as a formula."""
+    """A CSV cell that no spreadsheet reads as a formula, and that :func:`_unescape`
+    gives back as it was (text that reads as escaped already gets a quote too)."""
     if value is None:
         return ""
+    if isinstance(value, str) and _escaped(value):
+        return "'" + value
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         try:
             float(value)
@@ -105,7 +114,7 @@ def _escape(value) -> str:
 
 
 def _unescape(value: str) -> str:
-    return value[1:] if value[:1] == "'" and value[1:2] in _FORMULA_START else value
+    return value[1:] if _escaped(value) else value
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -126,17 +135,20 @@ def read_rows(path: Path) -> list[dict]:
             reader = csv.DictReader(io.StringIO(text))
             if reader.fieldnames not in (REPORT_FIELDS, *_EARLIER_FIELDS):
                 raise ValueError("other columns")
-            rows = [{k: _unescape(v or "") for k, v in r.items()} for r in reader]
+            rows = [{k: _unescape(v or "") for k, v in r.items() if k is not None}
+                    for r in reader]  # None: the cells beyond the header's
         if not all(isinstance(r, dict) and isinstance(r.get("file"), str) for r in rows):
             raise ValueError("rows without a file")
-    except (FileReadError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (FileReadError, ValueError, KeyError, TypeError, RecursionError,
+            csv.Error) as exc:  # csv.Error: a cell over the csv module's field limit
         raise ReportError(f"{path} exists and is not a napari-iem report that can be "
                           f"merged into ({exc}); move it away") from None
     return rows
 
 
 def record_from_row(row: dict) -> FileRecord:
-    """A report row as a :class:`FileRecord` (values of the wrong type are dropped)."""
+    """A report row as a :class:`FileRecord` (values of the wrong type or out of range
+    are dropped: the old report is untrusted input)."""
     rec = FileRecord(file=row["file"])
     for key in REPORT_FIELDS[1:]:
         value = row.get(key)
@@ -144,7 +156,7 @@ def record_from_row(row: dict) -> FileRecord:
             continue
         try:
             setattr(rec, key, _CONVERT[key](value) if key in _CONVERT else str(value))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e999
             pass
     return rec
 

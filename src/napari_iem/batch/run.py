@@ -55,7 +55,7 @@ from .report import (
     read_rows,
     record_from_row,
 )
-from .resume import decide, output_names, settle
+from .resume import claim, decide, output_names, settle
 from .where import connect, quietly, run_tasks
 
 __all__ = ["BatchError", "BatchInterrupted", "run_batch"]
@@ -119,7 +119,7 @@ class _Job:
             self.old = {r["file"]: r for r in read_rows(report_path)}
         except (ManifestError, ReportError) as exc:
             raise BatchError(str(exc)) from None
-        self.claims: dict[int, list[str]] = {}
+        self.claims: dict[int, dict[str, tuple | None]] = {}
         self.pending: list[tuple] = []
         self.keys: list = []
         self.pixels: list[float] = []
@@ -149,9 +149,7 @@ class _Job:
                 continue
             names = [n for n in output_names(stem, overlay) if n in may_replace
                      or not (self.out_dir / n).exists()]
-            for name in names:
-                self.manifest.claim(name, source, self.hash)
-            self.claims[i] = names
+            self.claims[i] = claim(self.manifest, names, source, self.hash)
             self.pending.append((i, str(f.resolve()), stem, may_replace))
             self.keys.append(task_key(info.shape, self.cfg["channel_axis"],
                                       self.cfg["protocol"]))
@@ -192,10 +190,10 @@ class _Job:
     def close(self, since_ns: int) -> None:
         """After the run (finished or not): inputs whose outputs a worker wrote after the
         last answer count as done; the rest of the pending ones as cancelled."""
-        for index, names in self.claims.items():
+        for index, claimed in self.claims.items():
             rec = self.records[index]
             if rec.status == "pending":
-                made = settle(self.manifest, names, {}, since_ns)
+                made = settle(self.manifest, claimed, {}, since_ns)
                 rec.status, rec.output = ("done", made[0]) if made else ("cancelled", "")
         self.manifest.save()
 
@@ -313,6 +311,9 @@ def run_batch(
     BatchInterrupted
         On Ctrl-C, after cancelling the work and writing the manifest and the report;
         finished outputs are kept and a rerun resumes.
+    ManifestError
+        When the manifest cannot be written (a full disk): the outputs it does not
+        list as finished are made again by a rerun.
     """
     from tqdm.auto import tqdm
 

@@ -29,7 +29,7 @@ from ..files.manifest import output_fingerprint
 from ..files.ome import label_metadata, provenance
 from ..files.names import output_path
 from ..files.overlay import write_overlay
-from ..files.read import ImageReadError, image_info, read_image
+from ..files.read import image_info, read_image
 from ..files.write import label_paths, labels_suffix, write_labels, write_ome_labels
 from .guard import OVERLAY_DIR
 
@@ -248,9 +248,10 @@ def segment_task(items: list[tuple[int, str, str, list[str]]], cfg: dict) -> lis
         rec = records[index] = {"index": index, "status": "failed"}
         try:
             img, how, rec["shape"], size = _read(path, cfg, device, held)
-        except (ImageReadError, ValueError, OSError, MemoryError) as exc:
-            # NotEnoughMemoryError too: it names the file and what to lower
-            rec["error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one file's failure, whatever raised
+            # the read errors and NotEnoughMemoryError name the file (and what to
+            # lower); a library's own error is said as it is, the others go on
+            rec["error"] = str(exc) or type(exc).__name__
             continue
         held += size
         images.append(img)
@@ -266,8 +267,8 @@ def segment_task(items: list[tuple[int, str, str, list[str]]], cfg: dict) -> lis
         try:
             rec.update(_write(out_dir, stem, res.instances if instances else res.labels,
                               img, res, how, cfg, may_replace))
-        except (OSError, ValueError) as exc:  # FileExistsError: not ours to replace
-            rec["error"] = f"cannot write output: {exc}"
+        except Exception as exc:  # noqa: BLE001 - FileExistsError (not ours), a full
+            rec["error"] = f"cannot write output: {exc}"  # disk, a writer's own error
             continue
         if rec["status"] == "done":
             rec.update(

@@ -55,6 +55,15 @@ def _spacing(text: str) -> tuple[float, ...]:
     return values
 
 
+def _path(text: str) -> str:
+    """An argparse type for paths: not an empty one, which would mean this folder
+    (``--out "$OUT"`` with ``OUT`` unset would write the labels among its files)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder (. for "
+                                         "this folder)")
+    return text
+
+
 def _add_knob_flags(parser: argparse.ArgumentParser) -> None:
     """A flag for every knob of the table (:mod:`napari_iem.engine.knobs`): the name
     with dashes, the older spellings as aliases, the knob's own check as the type."""
@@ -102,12 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "images, resumably, with a progress bar and a report.",
         epilog=segment.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    seg.add_argument("inputs", nargs="+", metavar="INPUT",
+    seg.add_argument("inputs", nargs="+", type=_path, metavar="INPUT",
                      help="image files and/or folders of images")
-    seg.add_argument("-o", "--out", required=True, metavar="DIR",
+    seg.add_argument("-o", "--out", required=True, type=_path, metavar="DIR",
                      help="output folder for labels, overlays and the report (created)")
     _add_knob_flags(seg)
-    seg.add_argument("--config", metavar="FILE",
+    seg.add_argument("--config", type=_path, metavar="FILE",
                      help="settings file (.toml or .json: preset, regions, [params]); "
                           "options given here override it")
     seg.add_argument("--protocol", choices=["full", "paper"], default="full",
@@ -166,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "paper's metrics.",
         epilog=evaluate.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ev.add_argument("pred_dir", metavar="PRED_DIR", help="folder of predicted labels")
-    ev.add_argument("gt_dir", metavar="GT_DIR", help="folder of ground-truth masks")
+    ev.add_argument("pred_dir", type=_path, metavar="PRED_DIR", help="folder of predicted labels")
+    ev.add_argument("gt_dir", type=_path, metavar="GT_DIR", help="folder of ground-truth masks")
     ev.add_argument("--protocol", choices=["full", "paper"], default="full",
                     help="'paper': bring the ground truth to the paper's 128x128 "
                          "protocol first (use with 'segment --protocol paper')")
@@ -183,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "a folder of images and write its predictions.",
         epilog=distill.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    di.add_argument("images", metavar="IMAGES", help="folder (or file) of images")
-    di.add_argument("labels", metavar="LABELS",
+    di.add_argument("images", type=_path, metavar="IMAGES", help="folder (or file) of images")
+    di.add_argument("labels", type=_path, metavar="LABELS",
                     help="folder of IEM label images, as written by 'napari-iem segment'")
-    di.add_argument("-o", "--out", required=True, metavar="DIR",
+    di.add_argument("-o", "--out", required=True, type=_path, metavar="DIR",
                     help="output folder for the student's labels (created)")
     di.add_argument("--epochs", type=_positive_int, metavar="N",
                     help="passes over all images (default 30; a few images need more)")
@@ -194,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch device: auto (default), cpu, cuda, cuda:1, mps")
     di.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
                     help="seed of the weights, order and flips (default 0)")
-    di.add_argument("--save-model", metavar="PATH",
+    di.add_argument("--save-model", type=_path, metavar="PATH",
                     help="also write the trained network to PATH (napari_iem.analysis.distill."
                          "load_student reads it); a file there that is not a napari-iem "
                          "model is never replaced")

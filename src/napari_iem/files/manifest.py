@@ -60,7 +60,8 @@ _LEGACY_COMMAND = "segment"
 
 
 class ManifestError(ValueError):
-    """The manifest cannot be read, or a file is not this tool's to replace."""
+    """The manifest cannot be read or written, or a file is not this tool's to
+    replace."""
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -228,11 +229,25 @@ class Manifest:
             f"--out, such as {fresh}")
 
     def save(self) -> Path:
-        """Write the manifest atomically."""
+        """Write the manifest atomically.
+
+        Raises
+        ------
+        ManifestError
+            When it cannot be written (a full disk, a folder made read-only), naming
+            it and what to do; the file keeps what it held, and what it does not list
+            as finished is made again by the next run.
+        """
         text = json.dumps({"format": _FORMAT, "outputs": self.entries}, indent=1,
                           sort_keys=True)
-        with atomic_output(self.path) as tmp:
-            tmp.write_text(text + "\n", encoding="utf-8")
+        try:
+            with atomic_output(self.path) as tmp:
+                tmp.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ManifestError(
+                f"cannot write the manifest {self.path}: {exc.strerror or exc}; make "
+                "room (or make the folder writable) and run the same command again: "
+                "what it does not list as finished is made again") from None
         return self.path
 
     def _key(self, output: str | os.PathLike) -> str:
@@ -268,7 +283,9 @@ class Manifest:
             return False
         if "output_sha256" not in entry:
             return True
-        return output_fingerprint(path) == (entry["output_size"], entry["output_sha256"])
+        # .get: a hand-edited entry that cannot be checked is not ours
+        return output_fingerprint(path) == (entry.get("output_size"),
+                                            entry["output_sha256"])
 
     def verdict(self, output: str | os.PathLike, source: Source,
                 settings: str) -> tuple[str, str]:

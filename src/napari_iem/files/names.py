@@ -23,14 +23,15 @@ __all__ = ["files_by_stem", "output_path", "safe_stem", "unique_stems"]
 _UNSAFE = re.compile(r"[^\w.\-]+")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
              *(f"LPT{i}" for i in range(1, 10))}
+#: Longest stem, in bytes of UTF-8 (see :func:`_clean`).
+_MAX_BYTES = 150
 
 
-def safe_stem(name: str | os.PathLike, max_length: int = 150) -> str:
+def safe_stem(name: str | os.PathLike, max_length: int = _MAX_BYTES) -> str:
     """A file-name stem that stays inside any folder it is joined to.
 
     Folders are dropped (only the last path component counts), the image suffix is
-    removed, characters other than letters, digits, ``_``, ``-`` and ``.`` become ``_``,
-    leading dots are removed (no hidden files, no ``..``), and the length is capped.
+    removed, and the rest is made safe by :func:`_clean`.
 
     Examples
     --------
@@ -44,12 +45,33 @@ def safe_stem(name: str | os.PathLike, max_length: int = 150) -> str:
         base = base[: -len(".ome.zarr")]
     elif Path(base).suffix.lower() in (*IMAGE_SUFFIXES, ".zarr"):
         base = base[: -len(Path(base).suffix)]
-    stem = _UNSAFE.sub("_", base).lstrip(".").strip()[:max_length].rstrip(".")
-    if not stem:
-        stem = "image"
+    return _clean(base, max_length)
+
+
+def _clean(text: str, max_length: int = _MAX_BYTES) -> str:
+    """``text`` as a safe stem: characters other than letters, digits, ``_``, ``-``
+    and ``.`` become ``_``, leading dots are removed (no hidden files, no ``..``), a
+    device name of Windows gets a ``_``, and the length is capped at ``max_length``
+    bytes of UTF-8, which file systems count (255 at most): 80 CJK characters are 240
+    bytes, too many once a suffix and the temporary name of an atomic write
+    (:func:`~napari_iem.files.write.atomic_output`) are added.
+
+    A clean stem is its own clean stem, and keeps its dots (``a.png``, the stem of
+    ``a.png.tif``, stays ``a.png``): :func:`output_path` cleans the stems
+    :func:`unique_stems` made without changing one, so that two of them never become
+    one name.
+    """
+    stem = _UNSAFE.sub("_", text).lstrip(".").strip()
     if stem.split(".")[0].upper() in _RESERVED:
         stem = "_" + stem
-    return stem
+    stem = stem.encode()[:max_length].decode(errors="ignore").rstrip(".")
+    return stem or "image"
+
+
+def _tagged(stem: str, path: Path) -> str:
+    """``stem`` with the tag of ``path``, within the length cap (cut, the tag kept)."""
+    tag = _tag(path)
+    return f"{_clean(stem, _MAX_BYTES - len(tag) - 1)}_{tag}"
 
 
 def _tag(path: Path) -> str:
@@ -68,11 +90,11 @@ def _disambiguate(group: list[Path]) -> list[str]:
         if len(set(keys)) == len(keys):
             break
     else:  # one folder, one suffix: names that differ only in case
-        return [f"{safe_stem(p.name)}_{_tag(p)}" for p in group]
+        return [_tagged(safe_stem(p.name), p) for p in group]
     names = []
     for p, s, x in zip(group, suffixes, parents):
         parts = [safe_stem(p.name), *(safe_stem(d) for d in reversed(x[:k]))]
-        names.append(safe_stem("_".join(parts + ([s] if use_suffix else []))))
+        names.append(_clean("_".join(parts + ([s] if use_suffix else []))))
     return names
 
 
@@ -104,14 +126,16 @@ def unique_stems(paths: Iterable[str | os.PathLike]) -> list[str]:
     for members in taken.values():
         if len(members) > 1:
             for i in members:
-                out[i] = f"{out[i]}_{_tag(paths[i])}"
+                out[i] = _tagged(out[i], paths[i])
     return out
 
 
 def output_path(out_dir: str | os.PathLike, stem: str, suffix: str) -> Path:
-    """``out_dir / (safe_stem(stem) + suffix)``, checked to lie directly in ``out_dir``."""
+    """``out_dir / (stem + suffix)``, the stem made safe (:func:`_clean`: a stem from
+    :func:`unique_stems` or :func:`safe_stem` stays as it is), checked to lie directly
+    in ``out_dir``."""
     out_dir = Path(out_dir)
-    path = out_dir / (safe_stem(stem) + suffix)
+    path = out_dir / (_clean(str(stem)) + suffix)
     if path.resolve().parent != out_dir.resolve():
         raise ValueError(f"output name {stem!r} would leave the output folder {out_dir}")
     return path
