@@ -149,7 +149,9 @@ def _range_per_channel(image: np.ndarray, rule: str,
         raise ValueError(
             f"scaling must be 'auto', 'paper', 'percentile' or 'minmax', got {rule!r}"
         )
-    high = np.where(high > low, high, low + 1.0)  # a constant channel maps to -1
+    # a constant channel maps to -1: a step float64 resolves at its level (1e17 + 1
+    # is 1e17, and a zero span would make the whole channel NaN)
+    high = np.where(high > low, high, low + np.maximum(1.0, np.spacing(np.abs(low))))
     return low, high
 
 
@@ -171,8 +173,10 @@ def check_image(image) -> np.ndarray:
 
 def refuse_values(nonfinite: int, lo, hi) -> None:
     """The ValueError for an image with NaN or infinite pixels or a single value
-    (IEM's filters would spread a NaN everywhere; one value has nothing to split);
-    one message whether the image was scanned whole or block by block."""
+    (IEM's filters would spread a NaN everywhere; one value has nothing to split),
+    or a range float64 cannot hold (integers near 2**64 that differ in their last
+    digits, a span beyond 1.8e308: scaled, they would all be one value); one message
+    whether the image was scanned whole or block by block."""
     if nonfinite:
         raise ValueError(
             f"image has {nonfinite} NaN or infinite pixel(s); replace them first, e.g. "
@@ -180,6 +184,13 @@ def refuse_values(nonfinite: int, lo, hi) -> None:
         )
     if lo == hi:
         raise ValueError(f"image is constant (every pixel is {lo}): nothing to segment")
+    span = float(hi) - float(lo)  # what the intensity rule divides by, in float64
+    if span == 0:
+        raise ValueError(f"image values {lo}..{hi} are one value in float64, which IEM "
+                         "computes in: subtract image.min() first")
+    if not np.isfinite(span):
+        raise ValueError(f"image values {lo}..{hi} span more than float64 holds: scale "
+                         "them down first, e.g. image / numpy.abs(image).max()")
 
 
 def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,

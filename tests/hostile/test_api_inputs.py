@@ -1,0 +1,31 @@
+"""Hostile inputs to the Python API: values, types and keywords that are refused up
+front with a message that says what to do, or segmented right; never silently wrong."""
+import numpy as np
+import pytest
+
+from napari_iem import segment
+
+from synthetic import textured_disc
+
+FAST = {"max_iter": 10, "device": "cpu"}
+
+
+@pytest.mark.parametrize("image", [
+    # 0..255 on top of 2**64 - 256: float64 cannot tell the values apart
+    np.uint64(2**64 - 1) - textured_disc(24)[0].astype(np.uint64),
+    # a span beyond float64's range: every difference overflows
+    np.where(textured_disc(24)[1], 1.7e308, -1.7e308),
+], ids=["uint64-near-max", "span-beyond-float64"])
+def test_values_float64_cannot_hold_are_refused(image):
+    kept = image.copy()
+    with pytest.raises(ValueError, match="first"):
+        segment(image, **FAST)
+    assert np.array_equal(image, kept)
+
+
+def test_a_constant_channel_far_from_zero_does_not_spoil_the_others():
+    image, _ = textured_disc(24)
+    near, far = (np.stack([image.astype(np.float64), np.full(image.shape, level)], -1)
+                 for level in (0.0, 1e17))  # 1e17 + 1 == 1e17 in float64
+    assert np.array_equal(segment(far, channel_axis=-1, **FAST).labels,
+                          segment(near, channel_axis=-1, **FAST).labels)
