@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_iem import segment
+from napari_iem import segment, segment_batch
 from napari_iem.engine import memory, pipeline, request
 from napari_iem.engine.memory import NotEnoughMemoryError, check_memory, estimate_bytes
 
@@ -46,6 +46,20 @@ def test_segment_refuses_before_any_work(monkeypatch):
         segment(im, **FAST)
     with pytest.raises(MemoryError):
         segment(np.stack([im, im]), mode="slices", **FAST)
+    assert not started
+
+
+def test_a_batch_whose_outputs_together_do_not_fit_is_refused_before_any_work(monkeypatch):
+    images = [textured_disc(256, seed=s)[0] for s in range(10)]
+    one = estimate_bytes((256, 256), 1, 2, (16, 16))  # one image fits, ten do not
+    free = 1.5 * (one["engine"] + one["host"]) / memory.USABLE_FRACTION
+    monkeypatch.setattr(memory, "available_bytes", lambda device: int(free))
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device: int(free))
+    segment(images[0], max_size=16, **FAST)
+    started = []
+    monkeypatch.setattr(pipeline, "solve_levels", lambda *a, **k: started.append(1))
+    with pytest.raises(NotEnoughMemoryError, match="images before it"):
+        segment_batch(images, max_size=16, **FAST)
     assert not started
 
 

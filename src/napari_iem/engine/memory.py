@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator
 import torch
 
 __all__ = [
-    "NotEnoughMemoryError", "estimate_bytes", "available_bytes", "check_memory",
+    "NotEnoughMemoryError", "estimate_bytes", "output_bytes", "available_bytes", "check_memory",
     "is_out_of_memory", "with_cpu_fallback",
 ]
 
@@ -74,9 +74,16 @@ def estimate_bytes(full_shape, channels: int, regions: int, work_shape=None, *,
     prep = n_full * channels * 4 * 2 + batch * n_work * channels * 4
     if tuple(work_shape) != tuple(full_shape):
         prep += n_full * channels * 8 * 2  # skimage's float64 anti-aliasing
-    per_output = 1 + regions + (4 * regions * channels + 4 if maps else 0)
-    outputs = problems * n_full * per_output
+    outputs = output_bytes(full_shape, channels, regions, maps=maps, problems=problems)
     return {"engine": int(engine), "host": int(prep + outputs)}
+
+
+def output_bytes(full_shape, channels: int, regions: int, *, maps: bool = True,
+                 problems: int = 1) -> int:
+    """Bytes of a run's outputs (labels, masks, and the maps when asked for): what a
+    result keeps once its run is over, so what the runs of one batch hold together."""
+    per_output = 1 + regions + (4 * regions * channels + 4 if maps else 0)
+    return problems * math.prod(full_shape) * per_output
 
 
 def available_bytes(device) -> int:
