@@ -29,3 +29,22 @@ def test_a_constant_channel_far_from_zero_does_not_spoil_the_others():
                  for level in (0.0, 1e17))  # 1e17 + 1 == 1e17 in float64
     assert np.array_equal(segment(far, channel_axis=-1, **FAST).labels,
                           segment(near, channel_axis=-1, **FAST).labels)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"bogus": 1}, "bogus"),
+    ({"method": "voronoi"}, "method"),
+    ({"min_distance": 0}, "min_distance"),
+    ({"spacing": (1.0, 2.0, 3.0)}, "spacing"),
+], ids=["unknown", "method", "min-distance", "spacing"])
+def test_instance_options_are_checked_before_any_work(options, message, monkeypatch):
+    from napari_iem.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "solve_levels", None)  # any work would fail otherwise
+    with pytest.raises(ValueError, match=message):
+        segment(textured_disc(24)[0], instances=True, instance_options=options, **FAST)
+
+
+def test_instance_options_without_instances_are_refused():
+    with pytest.raises(ValueError, match="instances=True"):
+        segment(textured_disc(24)[0], instance_options={"min_size": 3}, **FAST)

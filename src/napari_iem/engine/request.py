@@ -22,7 +22,7 @@ from .memory import check_memory, estimate_bytes
 from .preprocess import check_image, settle_intensity, working_shape
 from .presets import IEMParams, get_preset
 
-__all__ = ["SegmentRequest", "build_request", "check_init"]
+__all__ = ["SegmentRequest", "build_request", "check_init", "check_instance_options"]
 
 #: Keywords besides the knobs: the data a run is about, and how to read its axes.
 DATA_KEYWORDS = ("channel_axis", "init", "locked", "scale", "instance_options")
@@ -77,9 +77,8 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     scale = spatial_scale(scale, layout)
     if run["sigma_units"] == "physical" and scale is None:
         raise ValueError("sigma_units='physical' needs the pixel spacing: pass scale=")
-    if instance_options is not None and not isinstance(instance_options, dict):
-        raise ValueError(f"instance_options must be a dict of split_instances keywords, "
-                         f"got {type(instance_options).__name__}")
+    instance_options = check_instance_options(instance_options, run["instances"],
+                                              len(layout.spatial), scale)
     preset = resolve_preset(run["preset"], image, channel_axis)
     # intensity "auto" settled once for the whole input (a stack's slices alike)
     params = settle_intensity(get_preset(preset).replace(**given), image)
@@ -89,7 +88,7 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
         image=image, layout=layout, regions=run["regions"], preset=preset, params=params,
         device=device, scale=scale, sigma_units=run["sigma_units"], init=init,
         locked=locked, flip=run["flip"], refine=run["refine"],
-        instances=run["instances"], instance_options=dict(instance_options or {}),
+        instances=run["instances"], instance_options=instance_options,
         maps=run["maps"],
     )
 
@@ -109,6 +108,30 @@ def _check_memory_early(layout, run: dict, given: dict, device) -> None:
                           maps=run["maps"], problems=problems)
     shape = "x".join(map(str, layout.shape))
     check_memory(need, device, what=f"an input of shape {shape} (mode={layout.mode!r})")
+
+
+def check_instance_options(options, instances: bool, nsp: int, scale) -> dict:
+    """``options`` for :func:`~napari_iem.analysis.instances.split_instances`, tried
+    on a small mask of the run's ``nsp`` axes now: a wrong keyword or value is
+    refused before the run, not after it, when the split would fail."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f"instance_options must be a dict of split_instances keywords, "
+                         f"got {type(options).__name__}")
+    if options and not instances:
+        raise ValueError("instance_options set how objects are split: they need "
+                         "instances=True")
+    if options:
+        from ..analysis.instances import split_instances
+
+        mask = np.zeros((9,) * nsp, bool)
+        mask[(slice(2, 7),) * nsp] = True
+        try:  # with the spacing the run gives it (finish._split_all)
+            split_instances(mask, **{"spacing": scale, **options})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"instance_options: {exc}") from None
+    return dict(options)
 
 
 def check_init(init, locked, shape, regions: int):
