@@ -48,3 +48,19 @@ def test_instance_options_are_checked_before_any_work(options, message, monkeypa
 def test_instance_options_without_instances_are_refused():
     with pytest.raises(ValueError, match="instances=True"):
         segment(textured_disc(24)[0], instance_options={"min_size": 3}, **FAST)
+
+
+@pytest.mark.parametrize("scale, message", [
+    ("11", "numbers"),  # was read as (1.0, 1.0)
+    (2.0, "numbers"),
+    ((0, 1), "positive"),
+    ((-1.0, 1.0), "positive"),
+    ((float("nan"), 1.0), "positive"),
+    (("a", 1), "numbers"),
+], ids=["text", "scalar", "zero", "negative", "nan", "not-a-number"])
+def test_a_scale_that_is_not_a_spacing_is_refused_up_front(scale, message, monkeypatch):
+    from napari_iem.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "_plan", None)  # refused by build_request, not later
+    with pytest.raises(ValueError, match=message):
+        segment(textured_disc(24)[0], scale=scale, **FAST)

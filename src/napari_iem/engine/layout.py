@@ -143,17 +143,26 @@ def smooth_threshold_for(threshold: int, nd: int) -> int:
 
 def spatial_scale(scale, layout: Layout):
     """The spacing of the spatial axes from a scale of every axis or of the spatial
-    ones (None stays None)."""
+    ones (None stays None), checked: positive finite numbers, one per axis (a text
+    ``"11"`` would otherwise read as two spacings of 1)."""
     if scale is None:
         return None
-    scale = tuple(float(s) for s in scale)
+    try:
+        values = np.asarray(scale)
+    except ValueError:  # ragged
+        values = np.asarray(None)
+    if values.ndim != 1 or values.dtype.kind not in "biuf":
+        raise ValueError(f"scale must be a sequence of numbers, the pixel spacing of "
+                         f"each axis, e.g. scale=(2.0, 0.5, 0.5); got {scale!r}")
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError(f"scale must be positive numbers (a spacing), got {scale!r}")
+    scale = tuple(float(s) for s in values)
     nsp = len(layout.spatial)
     no_channel = len(layout.shape) - (1 if layout.has_channels else 0)
     if len(scale) == no_channel:  # a layer's scale: every non-channel axis
         return scale[-nsp:]
     if len(scale) == nsp:
         return scale
-    raise ValueError(
-        f"scale has {len(scale)} values; give one per spatial axis ({nsp}) or one per "
-        f"non-channel axis ({no_channel})"
-    )
+    counts = f"{nsp}" if nsp == no_channel else f"{nsp}, one per spatial axis, or " \
+        f"{no_channel}, one per non-channel axis"
+    raise ValueError(f"scale has {len(scale)} values; give {counts}")
