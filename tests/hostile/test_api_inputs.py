@@ -64,3 +64,23 @@ def test_a_scale_that_is_not_a_spacing_is_refused_up_front(scale, message, monke
     monkeypatch.setattr(pipeline, "_plan", None)  # refused by build_request, not later
     with pytest.raises(ValueError, match=message):
         segment(textured_disc(24)[0], scale=scale, **FAST)
+
+
+@pytest.mark.parametrize("keywords, close", [
+    ({"regoins": 3}, "regions"),  # a run knob
+    ({"max_iters": 3}, "max_iter"),  # a parameter
+    ({"channel_axes": -1}, "channel_axis"),  # a keyword of the data
+], ids=["run-knob", "param-knob", "data-keyword"])
+def test_a_misspelt_keyword_is_answered_with_the_close_name(keywords, close):
+    with pytest.raises(TypeError, match=f"did you mean '{close}'"):
+        segment(textured_disc(24)[0], **keywords, **FAST)
+
+
+@pytest.mark.parametrize("keywords, close", [
+    ({"preset": "micrscopy"}, "microscopy"),
+    ({"preset": "Paper"}, "paper"),
+    ({"mode": "slice"}, "slices"),
+], ids=["typo", "case", "singular"])
+def test_a_misspelt_choice_is_answered_with_the_close_one(keywords, close):
+    with pytest.raises(ValueError, match=f"did you mean '{close}'"):
+        segment(textured_disc(24)[0], **keywords, **FAST)

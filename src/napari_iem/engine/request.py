@@ -64,7 +64,7 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     """
     if isinstance(init, str):  # a named start, not labels
         knobs["init"], init = init, None
-    given = check_knobs({"regions": regions, **knobs})
+    given = check_knobs({"regions": regions, **knobs}, also=DATA_KEYWORDS)
     run = {k.name: given.pop(k.name, k.default) for k in RUN_KNOBS}
     image = np.asarray(image)
     layout = plan_layout(image.shape, run["mode"], channel_axis)
