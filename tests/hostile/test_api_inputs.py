@@ -84,3 +84,10 @@ def test_a_misspelt_keyword_is_answered_with_the_close_name(keywords, close):
 def test_a_misspelt_choice_is_answered_with_the_close_one(keywords, close):
     with pytest.raises(ValueError, match=f"did you mean '{close}'"):
         segment(textured_disc(24)[0], **keywords, **FAST)
+
+
+@pytest.mark.parametrize("axis", [2.0, "2", (2,)], ids=["float", "text", "tuple"])
+def test_a_channel_axis_that_is_not_a_whole_number_is_named(axis):
+    image = np.stack([textured_disc(24)[0]] * 2, axis=-1)
+    with pytest.raises(ValueError, match="channel_axis"):
+        segment(image, channel_axis=axis, **FAST)

@@ -32,6 +32,7 @@ units on every axis.  Either way it is measured on the working grid (after
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,11 +77,7 @@ def plan_layout(shape, mode: str = "2d", channel_axis: int | None = None) -> Lay
     nsp = 3 if mode == "volume" else 2
     rgb = False
     if channel_axis is not None:
-        if isinstance(channel_axis, bool) or not -len(shape) <= channel_axis < len(shape):
-            raise ValueError(
-                f"channel_axis={channel_axis!r} is not an axis of an array of shape {shape}"
-            )
-        channel_axis = channel_axis % len(shape)
+        channel_axis = _axis(channel_axis, shape)
         rest = shape[:channel_axis] + shape[channel_axis + 1:]
         channels = shape[channel_axis]
     elif len(shape) > nsp and shape[-1] in (3, 4):
@@ -100,6 +97,21 @@ def plan_layout(shape, mode: str = "2d", channel_axis: int | None = None) -> Lay
             "axis holding channels"
         )
     return Layout(shape, mode, channel_axis, rgb, lead, spatial, channels)
+
+
+def _axis(channel_axis, shape: tuple[int, ...]) -> int:
+    """``channel_axis`` as a non-negative axis of ``shape``; a ValueError naming it
+    for anything else (a bool, a float, a text: numpy's own errors would not)."""
+    try:
+        axis = None if isinstance(channel_axis, bool) else operator.index(channel_axis)
+    except TypeError:
+        axis = None
+    if axis is None or not -len(shape) <= axis < len(shape):
+        raise ValueError(
+            f"channel_axis={channel_axis!r} is not an axis of an array of shape {shape}: "
+            f"give a whole number from {-len(shape)} to {len(shape) - 1}"
+        )
+    return axis % len(shape)
 
 
 def channels_last(image: np.ndarray, layout: Layout) -> np.ndarray:
