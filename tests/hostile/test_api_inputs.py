@@ -91,3 +91,46 @@ def test_a_channel_axis_that_is_not_a_whole_number_is_named(axis):
     image = np.stack([textured_disc(24)[0]] * 2, axis=-1)
     with pytest.raises(ValueError, match="channel_axis"):
         segment(image, channel_axis=axis, **FAST)
+
+
+@pytest.mark.parametrize("what", ["image", "init", "locked"])
+def test_a_masked_array_with_masked_values_is_refused(what):
+    image, truth = textured_disc(24)
+    given = {"image": image, "init": truth.astype(int), "locked": truth.copy()}
+    given[what] = np.ma.masked_array(given[what], mask=~truth)  # hidden, not gone
+    image = given.pop("image")
+    with pytest.raises(ValueError, match="masked"):
+        segment(image, **given, **FAST)
+
+
+def test_a_masked_array_with_nothing_masked_is_an_array():
+    image, _ = textured_disc(24)
+    masked = np.ma.masked_array(image, mask=False)
+    assert np.array_equal(segment(masked, **FAST).labels, segment(image, **FAST).labels)
+
+
+def test_a_tensor_numpy_cannot_read_is_a_value_error_that_says_what_to_do():
+    torch = pytest.importorskip("torch")
+    tensor = torch.from_numpy(textured_disc(24)[0].astype(np.float32)).requires_grad_()
+    with pytest.raises(ValueError, match="detach"):
+        segment(tensor, **FAST)
+
+
+class Lazy:
+    """An array that is read only when asked to be (dask, zarr): a shape, a dtype."""
+
+    def __init__(self, shape):
+        self.shape, self.dtype, self.read = shape, np.dtype(np.float32), False
+
+    def __array__(self, dtype=None, copy=None):
+        self.read = True
+        raise AssertionError("read before the memory check")
+
+
+def test_a_lazy_array_too_large_to_read_is_refused_before_it_is_read():
+    from napari_iem.engine.memory import NotEnoughMemoryError
+
+    lazy = Lazy((400_000, 400_000))  # 640 GB as float32
+    with pytest.raises(NotEnoughMemoryError):
+        segment(lazy, max_size=64, maps=False, **FAST)
+    assert not lazy.read

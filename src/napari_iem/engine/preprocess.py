@@ -155,6 +155,22 @@ def _range_per_channel(image: np.ndarray, rule: str,
     return low, high
 
 
+def plain_array(value, what: str = "image") -> np.ndarray:
+    """``value`` as a numpy array, or a ValueError where the conversion would lose
+    what the caller meant: a masked array's mask (numpy reads the hidden values as
+    they are stored), a tensor numpy cannot read (one that needs grad, one on a GPU:
+    torch's message says what to do)."""
+    if np.ma.is_masked(value):
+        raise ValueError(
+            f"{what} is a masked array with {np.ma.count_masked(value)} masked value(s), "
+            f"which IEM would read as stored: fill them first, e.g. {what}.filled(value)"
+        )
+    try:
+        return np.asarray(value)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{what} cannot be read as a numpy array: {exc}") from None
+
+
 def check_image(image) -> np.ndarray:
     """Validate dtype, size and values; return ``image`` as a numpy array."""
     image = np.asarray(image)

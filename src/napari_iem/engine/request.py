@@ -19,7 +19,7 @@ from .devices import resolve_device
 from .knobs import RUN_KNOBS, check_knobs
 from .layout import Layout, plan_layout, spatial_scale
 from .memory import check_memory, estimate_bytes
-from .preprocess import check_image, settle_intensity, working_shape
+from .preprocess import check_image, plain_array, settle_intensity, working_shape
 from .presets import IEMParams, get_preset
 
 __all__ = ["SegmentRequest", "build_request", "check_init", "check_instance_options"]
@@ -66,11 +66,11 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
         knobs["init"], init = init, None
     given = check_knobs({"regions": regions, **knobs}, also=DATA_KEYWORDS)
     run = {k.name: given.pop(k.name, k.default) for k in RUN_KNOBS}
-    image = np.asarray(image)
-    layout = plan_layout(image.shape, run["mode"], channel_axis)
+    # the shape alone first: a lazy array (dask, zarr) is read only once it fits
+    layout = plan_layout(np.shape(image), run["mode"], channel_axis)
     device = resolve_device(run["device"])
     _check_memory_early(layout, run, given, device)
-    image = check_image(image)
+    image = check_image(plain_array(image))
     init, locked = check_init(init, locked, layout.output_shape, run["regions"])
     if locked is not None and run["flip"]:
         raise ValueError("flip would change locked pixels; flip the init labels instead")
@@ -146,7 +146,7 @@ def check_init(init, locked, shape, regions: int):
         if locked is not None:
             raise ValueError("locked pixels need an init labelling to lock")
         return None, None
-    init = np.asarray(init)
+    init = plain_array(init, "init")
     if init.shape != tuple(shape):
         raise ValueError(
             f"init labels have shape {init.shape}, the image (without channels) "
@@ -165,7 +165,7 @@ def check_init(init, locked, shape, regions: int):
         )
     init = init.astype(np.int64)
     if locked is not None:
-        locked = np.asarray(locked)
+        locked = plain_array(locked, "locked")
         if locked.shape != init.shape:
             raise ValueError(f"locked mask has shape {locked.shape}, init {init.shape}")
         if locked.dtype != bool and not np.isin(locked, (0, 1)).all():
