@@ -134,3 +134,25 @@ def test_a_lazy_array_too_large_to_read_is_refused_before_it_is_read():
     with pytest.raises(NotEnoughMemoryError):
         segment(lazy, max_size=64, maps=False, **FAST)
     assert not lazy.read
+
+
+@pytest.mark.parametrize("mode", ["P", "CMYK", "HSV"])
+def test_a_pil_image_whose_numbers_are_not_intensities_is_refused(mode):
+    Image = pytest.importorskip("PIL.Image")
+    image, _ = textured_disc(24, rgb=True)
+    with pytest.raises(ValueError, match="convert"):
+        segment(Image.fromarray(image).convert(mode), **FAST)
+
+
+def test_a_pil_image_of_intensities_is_its_pixels():
+    Image = pytest.importorskip("PIL.Image")
+    image, _ = textured_disc(24, rgb=True)
+    assert np.array_equal(segment(Image.fromarray(image), **FAST).labels,
+                          segment(image, **FAST).labels)
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).maxexp <= 1024, reason="long double is float64")
+def test_values_beyond_float64_are_said_as_they_are():
+    image = textured_disc(24)[0].astype(np.longdouble) * np.longdouble(10) ** 400
+    with pytest.raises(ValueError, match=r"e\+4"):  # 1e+400, not inf
+        segment(image, **FAST)

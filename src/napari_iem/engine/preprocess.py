@@ -54,6 +54,10 @@ CHUNK_PIXELS = 2**22
 DARK_SHARE = 0.2
 
 
+#: PIL modes whose numbers are not grey or RGB intensities: palette indices, CMYK
+#: (its K would be dropped as an alpha), other colour spaces (hue is an angle)
+PIL_NOT_INTENSITIES = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
 _FLOAT32_SAFE = float(np.finfo(np.float32).max) / 4  # a map's range beyond it saturates
 
 
@@ -159,7 +163,12 @@ def plain_array(value, what: str = "image") -> np.ndarray:
     """``value`` as a numpy array, or a ValueError where the conversion would lose
     what the caller meant: a masked array's mask (numpy reads the hidden values as
     they are stored), a tensor numpy cannot read (one that needs grad, one on a GPU:
-    torch's message says what to do)."""
+    torch's message says what to do), a PIL image whose numbers are not grey or RGB
+    intensities (palette indices, CMYK, hue)."""
+    mode = getattr(value, "mode", None) if hasattr(value, "getbands") else None
+    if mode in PIL_NOT_INTENSITIES:
+        raise ValueError(f"{what} is a PIL image in mode {mode!r}, whose numbers are not "
+                         f"intensities: convert it first, e.g. {what}.convert('RGB')")
     if np.ma.is_masked(value):
         raise ValueError(
             f"{what} is a masked array with {np.ma.count_masked(value)} masked value(s), "
@@ -202,10 +211,10 @@ def refuse_values(nonfinite: int, lo, hi) -> None:
         raise ValueError(f"image is constant (every pixel is {lo}): nothing to segment")
     span = float(hi) - float(lo)  # what the intensity rule divides by, in float64
     if span == 0:
-        raise ValueError(f"image values {lo}..{hi} are one value in float64, which IEM "
+        raise ValueError(f"image values {lo!s}..{hi!s} are one value in float64, which IEM "
                          "computes in: subtract image.min() first")
     if not np.isfinite(span):
-        raise ValueError(f"image values {lo}..{hi} span more than float64 holds: scale "
+        raise ValueError(f"image values {lo!s}..{hi!s} span more than float64 holds: scale "
                          "them down first, e.g. image / numpy.abs(image).max()")
 
 
