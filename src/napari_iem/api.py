@@ -10,7 +10,7 @@ describe the data itself.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 
 import numpy as np
 
@@ -189,7 +189,7 @@ def segment_batch(images: Sequence[np.ndarray], regions=2, **options) -> list[IE
     {references}
     """
     requests = []
-    for i, image in enumerate(images):
+    for i, image in enumerate(_each_image(images)):
         try:
             requests.append(build_request(image, regions, **options))
         except ValueError as exc:
@@ -202,6 +202,19 @@ def segment_batch(images: Sequence[np.ndarray], regions=2, **options) -> list[IE
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def _each_image(images) -> Iterable:
+    """``images`` when it is a sequence of images; a ValueError saying so when it is
+    one image (a 2-D array would be read as rows, each a 1-D image) or no sequence."""
+    ndim = getattr(images, "ndim", None)
+    if (isinstance(images, (str, bytes)) or not isinstance(images, Iterable)
+            or (ndim is not None and ndim < 3)):
+        what = type(images).__name__ + ("" if ndim is None else f" of {ndim} axes")
+        raise ValueError(f"images must be a sequence of images (a list, or an array "
+                         f"with one image per first index), got a {what}; for one "
+                         "image, call segment(image)")
+    return images
 
 
 _derive(iter_segment)

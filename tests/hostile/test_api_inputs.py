@@ -156,3 +156,12 @@ def test_values_beyond_float64_are_said_as_they_are():
     image = textured_disc(24)[0].astype(np.longdouble) * np.longdouble(10) ** 400
     with pytest.raises(ValueError, match=r"e\+4"):  # 1e+400, not inf
         segment(image, **FAST)
+
+
+@pytest.mark.parametrize("images", [textured_disc(24)[0], None, "photo.png"],
+                         ids=["one-image", "none", "a-name"])
+def test_segment_batch_given_no_sequence_of_images_says_so(images):
+    from napari_iem import segment_batch
+
+    with pytest.raises(ValueError, match=r"segment\(image\)"):
+        segment_batch(images, **FAST)
