@@ -122,3 +122,14 @@ def test_cpu_out_of_memory_is_not_retried(monkeypatch):
     with pytest.raises(RuntimeError, match="out of memory"):
         segment(im, device="cpu", **FAST)
     assert len(calls) == 1
+
+
+def test_the_start_labels_are_counted_before_they_are_copied(monkeypatch):
+    im, truth = textured_disc(256)
+    one = estimate_bytes((256, 256), 1, 2, (16, 16), maps=False)
+    free = (one["engine"] + one["host"] + 4 * im.size) / memory.USABLE_FRACTION
+    monkeypatch.setattr(memory, "available_bytes", lambda device: int(free))
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device: int(free))
+    segment(im, max_size=16, maps=False, **FAST)  # fits; its int64 labels would not
+    with pytest.raises(NotEnoughMemoryError):
+        segment(im, max_size=16, maps=False, init=truth.astype(np.uint8), **FAST)

@@ -69,7 +69,7 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     # the shape alone first: a lazy array (dask, zarr) is read only once it fits
     layout = plan_layout(np.shape(image), run["mode"], channel_axis)
     device = resolve_device(run["device"])
-    _check_memory_early(layout, run, given, device)
+    _check_memory_early(layout, run, given, device, start=init is not None)
     image = check_image(plain_array(image))
     init, locked = check_init(init, locked, layout.output_shape, run["regions"])
     if locked is not None and run["flip"]:
@@ -93,12 +93,13 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     )
 
 
-def _check_memory_early(layout, run: dict, given: dict, device) -> None:
+def _check_memory_early(layout, run: dict, given: dict, device, start: bool) -> None:
     """Refuse from the shape alone, before the image is scanned or copied.
 
     The preset is not picked yet (``default`` looks at the pixels), so the working
     size is the caller's ``max_size`` or the named preset's; the pipeline checks again,
-    exactly, once the preset is known.
+    exactly, once the preset is known.  ``start``: the caller gave start labels, which
+    are copied as int64 (and their locks as bool) next to the image.
     """
     name = run["preset"] if run["preset"] not in ("default", "auto") else "photo"
     max_size = given.get("max_size", get_preset(name).max_size)
@@ -106,6 +107,8 @@ def _check_memory_early(layout, run: dict, given: dict, device) -> None:
     problems = math.prod(layout.lead) if layout.lead else 1
     need = estimate_bytes(layout.spatial, layout.channels, run["regions"], work,
                           maps=run["maps"], problems=problems)
+    if start:
+        need["host"] += 9 * math.prod(layout.output_shape)
     shape = "x".join(map(str, layout.shape))
     check_memory(need, device, what=f"an input of shape {shape} (mode={layout.mode!r})")
 
