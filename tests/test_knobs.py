@@ -95,3 +95,19 @@ def test_old_flags_still_work():
     assert (args.max_size, args.max_iter, args.min_piece_size) == (256, 40, 9)
     args = _segment_parser().parse_args(["x", "--out", "o", "--max-size", "none"])
     assert args.max_size is None
+
+
+@pytest.mark.parametrize("k", [k for k in KNOBS if k.type in (int, float)],
+                         ids=lambda k: k.name)
+def test_a_number_too_large_for_a_float_is_refused_naming_the_knob(k):
+    with pytest.raises(KnobError, match=k.name):  # not float()'s OverflowError
+        k.check(10**400)
+
+
+def test_any_real_number_is_a_number():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    assert knob("sigma").check(Fraction(1, 2)) == 0.5
+    assert knob("sigma").check(Decimal("2.5")) == 2.5  # json's parse_float=Decimal
+    assert knob("max_iter").check(Fraction(4, 2)) == 2

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["Knob", "KNOBS", "PARAM_KNOBS", "RUN_KNOBS", "KnobError", "UnknownKnobError",
@@ -113,8 +115,9 @@ class Knob:
         """``value`` as this knob's type, or a :class:`KnobError` naming the knob.
 
         Whole-number floats are accepted for ``int`` knobs (TOML and JSON write 2.0),
-        text ``"none"`` for optional knobs (TOML has no null); nothing else is coerced:
-        ``2.5`` iterations, ``nan`` or a bool for a number are refused.
+        any real number for a number (numpy's, a Fraction, a Decimal), text ``"none"``
+        for optional knobs (TOML has no null); nothing else is coerced: ``2.5``
+        iterations, ``nan``, a bool or a text for a number are refused.
         """
         where = f"{source}: " if source else ""
         if value is None or (self.optional and isinstance(value, str)
@@ -133,10 +136,12 @@ class Knob:
             if self.choices and value not in self.choices:
                 raise KnobError(f"{bad}{_did_you_mean(value, self.choices)}")
             return value
-        if isinstance(value, bool) or not (isinstance(value, (int, float))
-                                           or _is_np_number(value)):
-            raise bad
-        number = float(value)
+        if not isinstance(value, (numbers.Real, Decimal)) or isinstance(value, bool):
+            raise bad  # numpy's numbers are Real, its bool is not
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float's range: out of any range
+            raise bad from None
         if not math.isfinite(number):
             raise bad
         if self.type is int:
@@ -190,12 +195,6 @@ def _refuse_unknown(names, known, where: str = "") -> None:
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-def _is_np_number(value) -> bool:
-    import numpy as np
-
-    return isinstance(value, (np.integer, np.floating)) and not isinstance(value, np.bool_)
 
 
 #: Regions are one-hot maps of the whole image: 64 is already 64 full-size copies.
