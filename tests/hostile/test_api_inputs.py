@@ -165,3 +165,14 @@ def test_segment_batch_given_no_sequence_of_images_says_so(images):
 
     with pytest.raises(ValueError, match=r"segment\(image\)"):
         segment_batch(images, **FAST)
+
+
+def test_a_gpu_index_the_machine_does_not_have_is_refused_like_a_missing_gpu(monkeypatch):
+    import torch
+
+    from napari_iem.engine import devices
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU: cuda
+    assert devices.available_devices()[0] == "cuda"
+    with pytest.raises(ValueError, match="not available here"):
+        devices.resolve_device("cuda:1")
