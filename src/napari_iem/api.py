@@ -16,7 +16,7 @@ import numpy as np
 
 from .engine import pipeline
 from .engine.knobs import BY_NAME, KNOBS
-from .engine.request import DATA_KEYWORDS, build_request
+from .engine.request import DATA_KEYWORDS, build_request, check_keywords
 from .engine.result import IEMProgress, IEMResult
 
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
@@ -190,8 +190,11 @@ def segment_batch(images: Sequence[np.ndarray], regions=2, **options) -> list[IE
 
     {references}
     """
+    images = _each_image(images)
+    knobs = {k: v for k, v in options.items() if k not in DATA_KEYWORDS}
+    check_keywords(regions, options.get("init"), knobs)  # once: they are every image's
     requests = []
-    for i, image in enumerate(_each_image(images)):
+    for i, image in enumerate(images):
         try:
             requests.append(build_request(image, regions, **options))
         except ValueError as exc:

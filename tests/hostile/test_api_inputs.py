@@ -176,3 +176,13 @@ def test_a_gpu_index_the_machine_does_not_have_is_refused_like_a_missing_gpu(mon
     assert devices.available_devices()[0] == "cuda"
     with pytest.raises(ValueError, match="not available here"):
         devices.resolve_device("cuda:1")
+
+
+@pytest.mark.parametrize("images", [[], [textured_disc(24)[0]]], ids=["empty", "one"])
+def test_segment_batch_checks_its_keywords_once_for_every_image(images):
+    from napari_iem import segment_batch
+    from napari_iem.engine.knobs import KnobError
+
+    with pytest.raises(KnobError, match="^sigma must be"):  # not 'image 0: ...'
+        segment_batch(images, sigma=-1, **FAST)
+    assert segment_batch([], init="kmeans", **FAST) == []

@@ -22,7 +22,8 @@ from .memory import check_memory, estimate_bytes
 from .preprocess import check_image, plain_array, settle_intensity, working_shape
 from .presets import IEMParams, get_preset
 
-__all__ = ["SegmentRequest", "build_request", "check_init", "check_instance_options"]
+__all__ = ["SegmentRequest", "build_request", "check_init", "check_instance_options",
+           "check_keywords"]
 
 #: Keywords besides the knobs: the data a run is about, and how to read its axes.
 DATA_KEYWORDS = ("channel_axis", "init", "locked", "scale", "instance_options")
@@ -62,9 +63,7 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     :class:`~napari_iem.engine.knobs.KnobError` for a knob) that says what is wrong and
     what is allowed, before any copy of the image is made.
     """
-    if isinstance(init, str):  # a named start, not labels
-        knobs["init"], init = init, None
-    given = check_knobs({"regions": regions, **knobs}, also=DATA_KEYWORDS)
+    given, init = check_keywords(regions, init, knobs)
     run = {k.name: given.pop(k.name, k.default) for k in RUN_KNOBS}
     # the shape alone first: a lazy array (dask, zarr) is read only once it fits
     layout = plan_layout(np.shape(image), run["mode"], channel_axis)
@@ -91,6 +90,15 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
         instances=run["instances"], instance_options=instance_options,
         maps=run["maps"],
     )
+
+
+def check_keywords(regions, init, knobs: dict) -> tuple[dict, object]:
+    """The knobs checked, and ``init`` as labels: a text ``init`` names a start (the
+    ``init`` knob) instead; returns ``(knobs, labels or None)``.  Depends on no
+    image, so that :func:`napari_iem.segment_batch` checks its keywords once."""
+    if isinstance(init, str):
+        knobs, init = {**knobs, "init": init}, None
+    return check_knobs({"regions": regions, **knobs}, also=DATA_KEYWORDS), init
 
 
 def _check_memory_early(layout, run: dict, given: dict, device, start: bool) -> None:
