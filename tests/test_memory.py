@@ -133,3 +133,15 @@ def test_the_start_labels_are_counted_before_they_are_copied(monkeypatch):
     segment(im, max_size=16, maps=False, **FAST)  # fits; its int64 labels would not
     with pytest.raises(NotEnoughMemoryError):
         segment(im, max_size=16, maps=False, init=truth.astype(np.uint8), **FAST)
+
+
+def test_the_advice_is_what_the_run_can_still_change():
+    huge = np.broadcast_to(np.float32(1), (200_000, 200_000))  # 160 GB, not allocated
+    with pytest.raises(NotEnoughMemoryError) as info:
+        segment(huge, max_size=256, maps=False, **FAST)
+    message = str(info.value)
+    assert "crop" in message and "segment_blocks" in message
+    for done in ("max_size=512", "maps=False", "mode='slices'"):  # set, or no stack
+        assert done not in message
+    with pytest.raises(NotEnoughMemoryError, match="mode='slices'.*maps=False"):
+        segment(np.broadcast_to(np.float32(1), (4000, 4000, 4000)), mode="volume", **FAST)

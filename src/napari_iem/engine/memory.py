@@ -101,27 +101,42 @@ def _gb(n: int) -> str:
     return f"{n / 2**30:.1f} GB"
 
 
-def check_memory(need: dict[str, int], device, *, what: str = "this image") -> None:
+def _advice(asked: dict | None = None) -> str:
+    """What to change when a run does not fit: of a working resolution, slices
+    instead of a volume and no maps, those the run ``asked`` for (its ``max_size``,
+    ``mode`` and ``maps``; None: all of them) has not done yet, then cropping."""
+    asked = asked or {}
+    tips = []
+    if (asked.get("max_size") or 513) > 512:
+        tips.append("set a working resolution (max_size=512, or lower 'max size' in the "
+                    "widget) and refine=True to recover full-resolution edges")
+    if asked.get("mode", "volume") == "volume":
+        tips.append("segment a stack with mode='slices' instead of mode='volume'")
+    if asked.get("maps", True):
+        tips.append("pass maps=False to skip the inpainting maps")
+    last = ("crop the image (or, grey, segment it block by block with "
+            "napari_iem.segment_blocks)")
+    return ", ".join([*tips, f"or {last}"]) if tips else last
+
+
+def check_memory(need: dict[str, int], device, *, what: str = "this image",
+                 asked: dict | None = None) -> None:
     """Raise :class:`NotEnoughMemoryError` when ``need`` cannot fit on ``device``.
 
     ``need`` is :func:`estimate_bytes`'s answer.  On a CUDA device the engine part is
     compared with the GPU's free memory and the host part with RAM; elsewhere their
-    sum is compared with RAM.
+    sum is compared with RAM.  ``asked``: the run's ``max_size``, ``mode`` and ``maps``,
+    so that the message advises only what is left to change (:func:`_advice`).
     """
     device = torch.device(device)
     ram = available_bytes("cpu")
-    advice = (
-        "set a working resolution (max_size=512, or lower 'max size' in the widget) "
-        "and refine=True to recover full-resolution edges, segment a stack with "
-        "mode='slices' instead of mode='volume', pass maps=False to skip the "
-        "inpainting maps, or crop the image"
-    )
+    advice = _advice(asked)
     if device.type == "cuda" and torch.cuda.is_available():
         gpu = available_bytes(device)
         if need["engine"] > USABLE_FRACTION * gpu:
             raise NotEnoughMemoryError(
                 f"IEM on {what} needs about {_gb(need['engine'])} of GPU memory but "
-                f"{device} has {_gb(gpu)} free: {advice}, or use device='cpu'"
+                f"{device} has {_gb(gpu)} free: {advice}; or use device='cpu'"
             )
         host = need["host"]
     else:

@@ -82,7 +82,9 @@ def _plan(request: SegmentRequest, held: int = 0) -> Job:
     what = f"an input of shape {shape} (mode={layout.mode!r})"
     if held:
         what += f" after the outputs of the images before it ({held / 2**30:.1f} GB)"
-    check_memory({**need, "host": need["host"] + held}, request.device, what=what)
+    check_memory({**need, "host": need["host"] + held}, request.device, what=what,
+                 asked={"max_size": params.max_size, "mode": layout.mode,
+                        "maps": request.maps})
     data = channels_last(request.image, layout)
     # one problem: the preset's own rule; a stack: every slice alike, from the whole
     value_range = None if len(problems) == 1 else intensity_range(data, params)

@@ -118,7 +118,8 @@ def _check_memory_early(layout, run: dict, given: dict, device, start: bool) -> 
     if start:
         need["host"] += 9 * math.prod(layout.output_shape)
     shape = "x".join(map(str, layout.shape))
-    check_memory(need, device, what=f"an input of shape {shape} (mode={layout.mode!r})")
+    check_memory(need, device, what=f"an input of shape {shape} (mode={layout.mode!r})",
+                 asked={"max_size": max_size, "mode": layout.mode, "maps": run["maps"]})
 
 
 def check_instance_options(options, instances: bool, nsp: int, scale) -> dict:
