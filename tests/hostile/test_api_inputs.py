@@ -186,3 +186,8 @@ def test_segment_batch_checks_its_keywords_once_for_every_image(images):
     with pytest.raises(KnobError, match="^sigma must be"):  # not 'image 0: ...'
         segment_batch(images, sigma=-1, **FAST)
     assert segment_batch([], init="kmeans", **FAST) == []
+
+
+def test_a_ragged_list_is_said_to_be_no_array():
+    with pytest.raises(ValueError, match="image cannot be read as a numpy array"):
+        segment([[1, 2, 3]] * 5 + [[1, 2]], **FAST)

@@ -176,7 +176,7 @@ def plain_array(value, what: str = "image") -> np.ndarray:
         )
     try:
         return np.asarray(value)
-    except (RuntimeError, TypeError) as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:  # ValueError: ragged lists
         raise ValueError(f"{what} cannot be read as a numpy array: {exc}") from None
 
 

@@ -65,8 +65,10 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     """
     given, init = check_keywords(regions, init, knobs)
     run = {k.name: given.pop(k.name, k.default) for k in RUN_KNOBS}
+    if not hasattr(image, "shape"):  # a list, a PIL image: nothing lazy to wait for
+        image = plain_array(image)
     # the shape alone first: a lazy array (dask, zarr) is read only once it fits
-    layout = plan_layout(np.shape(image), run["mode"], channel_axis)
+    layout = plan_layout(image.shape, run["mode"], channel_axis)
     device = resolve_device(run["device"])
     _check_memory_early(layout, run, given, device, start=init is not None)
     image = check_image(plain_array(image))
