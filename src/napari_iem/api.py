@@ -32,7 +32,8 @@ IMAGE_DOCS = """
     image : ndarray
         Any real dtype: (H, W), (H, W, 3|4) RGB(A), or with a ``channel_axis``; for
         ``mode="slices"`` or ``"volume"`` leading axes (Z, T, ...) too.  RGBA loses
-        its alpha channel.  NaN and constant images are refused."""
+        its alpha channel (with a warning when it varies: ``channel_axis=-1`` keeps
+        four channels).  NaN and constant images are refused."""
 
 DATA_DOCS = """
     channel_axis : int, optional

@@ -1,5 +1,7 @@
 """Hostile inputs to the Python API: values, types and keywords that are refused up
 front with a message that says what to do, or segmented right; never silently wrong."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -191,3 +193,14 @@ def test_segment_batch_checks_its_keywords_once_for_every_image(images):
 def test_a_ragged_list_is_said_to_be_no_array():
     with pytest.raises(ValueError, match="image cannot be read as a numpy array"):
         segment([[1, 2, 3]] * 5 + [[1, 2]], **FAST)
+
+
+def test_a_fourth_channel_that_varies_is_not_dropped_without_a_word():
+    image, truth = textured_disc(24, rgb=True)
+    stain = np.concatenate([image, (truth * 200)[..., None].astype(np.uint8)], -1)
+    with pytest.warns(UserWarning, match="channel_axis=-1"):
+        segment(stain, **FAST)
+    opaque = np.concatenate([image, np.full(truth.shape + (1,), 255, np.uint8)], -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a photo's opaque alpha goes quietly
+        segment(opaque, **FAST)

@@ -9,6 +9,7 @@ the pipeline can then trust its input.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +73,7 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     device = resolve_device(run["device"])
     _check_memory_early(layout, run, given, device, start=init is not None)
     image = check_image(plain_array(image))
+    _warn_if_alpha_varies(image, layout)
     init, locked = check_init(init, locked, layout.output_shape, run["regions"])
     if locked is not None and run["flip"]:
         raise ValueError("flip would change locked pixels; flip the init labels instead")
@@ -122,6 +124,19 @@ def _check_memory_early(layout, run: dict, given: dict, device, start: bool) -> 
     shape = "x".join(map(str, layout.shape))
     check_memory(need, device, what=f"an input of shape {shape} (mode={layout.mode!r})",
                  asked={"max_size": max_size, "mode": layout.mode, "maps": run["maps"]})
+
+
+def _warn_if_alpha_varies(image: np.ndarray, layout: Layout) -> None:
+    """Say so when a trailing axis of 4, read as RGBA, has a 4th channel that is not
+    one value: it is dropped as alpha, but it may be transparency that matters or a
+    fourth stain (a micrograph's four channels), which ``channel_axis=-1`` keeps."""
+    if layout.rgb and layout.shape[-1] == 4:
+        alpha = image[..., 3]
+        if alpha.min() != alpha.max():
+            warnings.warn("the image's last axis of 4 is read as RGBA and its 4th "
+                          "channel, which varies, is dropped as alpha; pass "
+                          "channel_axis=-1 to segment all four channels",
+                          UserWarning, stacklevel=4)
 
 
 def check_instance_options(options, instances: bool, nsp: int, scale) -> dict:
