@@ -175,6 +175,6 @@ def spatial_scale(scale, layout: Layout):
         return scale[-nsp:]
     if len(scale) == nsp:
         return scale
-    counts = f"{nsp}" if nsp == no_channel else f"{nsp}, one per spatial axis, or " \
-        f"{no_channel}, one per non-channel axis"
+    counts = (f"{nsp}" if nsp == no_channel else
+              f"{nsp}, one per spatial axis, or {no_channel}, one per non-channel axis")
     raise ValueError(f"scale has {len(scale)} values; give {counts}")

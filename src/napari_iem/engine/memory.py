@@ -107,7 +107,7 @@ def _advice(asked: dict | None = None) -> str:
     ``mode`` and ``maps``; None: all of them) has not done yet, then cropping."""
     asked = asked or {}
     tips = []
-    if (asked.get("max_size") or 513) > 512:
+    if asked.get("max_size") is None or asked["max_size"] > 512:
         tips.append("set a working resolution (max_size=512, or lower 'max size' in the "
                     "widget) and refine=True to recover full-resolution edges")
     if asked.get("mode", "volume") == "volume":
