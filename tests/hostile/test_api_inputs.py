@@ -204,3 +204,9 @@ def test_a_fourth_channel_that_varies_is_not_dropped_without_a_word():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a photo's opaque alpha goes quietly
         segment(opaque, **FAST)
+
+
+@pytest.mark.parametrize("dtype", ["timedelta64[s]", "datetime64[s]", "S3", "V4"])
+def test_an_image_of_no_real_numbers_is_refused_by_its_dtype(dtype):
+    with pytest.raises(ValueError, match="real numbers"):  # numpy calls timedelta64 an
+        segment(textured_disc(24)[0].astype(dtype), **FAST)  # integer; float() does not
