@@ -210,3 +210,29 @@ def test_a_fourth_channel_that_varies_is_not_dropped_without_a_word():
 def test_an_image_of_no_real_numbers_is_refused_by_its_dtype(dtype):
     with pytest.raises(ValueError, match="real numbers"):  # numpy calls timedelta64 an
         segment(textured_disc(24)[0].astype(dtype), **FAST)  # integer; float() does not
+
+
+def _frozen(array):
+    """A read-only, non-contiguous view of a copy of ``array`` (a writer would fail)."""
+    out = np.repeat(np.asarray(array), 2, axis=1)[:, ::2]
+    out.flags.writeable = False
+    return out
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"preset": "paper"}, {"max_size": 16, "refine": True}, {"intensity": "sqrt"},
+    {"instances": True, "min_piece_size": 5},
+], ids=["default", "paper", "refine", "sqrt", "instances"])
+def test_the_callers_arrays_are_never_written(options):
+    image, truth = textured_disc(32, rgb=True)
+    image, init, locked = _frozen(image), _frozen(truth.astype(int)), _frozen(truth)
+    kept = [a.copy() for a in (image, init, locked)]
+    segment(image, init=init, locked=locked, **options, **FAST)
+    assert all(np.array_equal(a, b) for a, b in zip((image, init, locked), kept))
+
+
+def test_the_paper_preset_commutes_with_a_transpose():
+    image, _ = textured_disc(40, rgb=True, centre=(15, 22))
+    a = segment(image, preset="paper", **FAST).labels
+    b = segment(np.ascontiguousarray(image.transpose(1, 0, 2)), preset="paper", **FAST).labels
+    assert np.array_equal(a.T, b)
