@@ -129,6 +129,20 @@ class Lazy:
         raise AssertionError("read before the memory check")
 
 
+def test_a_lazy_arrays_copy_is_counted_before_it_is_read(monkeypatch):
+    from napari_iem.engine import memory, pipeline
+    from napari_iem.engine.memory import NotEnoughMemoryError, estimate_bytes
+
+    lazy = Lazy((256, 256))  # fits, but not with its float32 copy (256 KB) beside it
+    one = estimate_bytes((256, 256), 1, 2, (16, 16), maps=False)
+    free = (one["engine"] + one["host"] + 2 * 256 * 256) / memory.USABLE_FRACTION
+    for module in (memory, pipeline):
+        monkeypatch.setattr(module, "available_bytes", lambda device: int(free))
+    with pytest.raises(NotEnoughMemoryError):
+        segment(lazy, max_size=16, maps=False, **FAST)
+    assert not lazy.read
+
+
 def test_a_lazy_array_too_large_to_read_is_refused_before_it_is_read():
     from napari_iem.engine.memory import NotEnoughMemoryError
 

@@ -71,7 +71,8 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     # the shape alone first: a lazy array (dask, zarr) is read only once it fits
     layout = plan_layout(image.shape, run["mode"], channel_axis)
     device = resolve_device(run["device"])
-    _check_memory_early(layout, run, given, device, start=init is not None)
+    _check_memory_early(layout, run, given, device, start=init is not None,
+                        read=0 if isinstance(image, np.ndarray) else _bytes(image))
     image = check_image(plain_array(image))
     _warn_if_alpha_varies(image, layout)
     init, locked = check_init(init, locked, layout.output_shape, run["regions"])
@@ -105,13 +106,21 @@ def check_keywords(regions, init, knobs: dict) -> tuple[dict, object]:
     return check_knobs({"regions": regions, **knobs}, also=DATA_KEYWORDS), init
 
 
-def _check_memory_early(layout, run: dict, given: dict, device, start: bool) -> None:
+def _bytes(array) -> int:
+    """The bytes of ``array`` once read into memory (its dtype's, or 8 a value)."""
+    itemsize = getattr(getattr(array, "dtype", None), "itemsize", 8)
+    return math.prod(array.shape) * int(itemsize)
+
+
+def _check_memory_early(layout, run: dict, given: dict, device, start: bool,
+                        read: int) -> None:
     """Refuse from the shape alone, before the image is scanned or copied.
 
     The preset is not picked yet (``default`` looks at the pixels), so the working
     size is the caller's ``max_size`` or the named preset's; the pipeline checks again,
     exactly, once the preset is known.  ``start``: the caller gave start labels, which
-    are copied as int64 (and their locks as bool) next to the image.
+    are copied as int64 (and their locks as bool) next to the image; ``read``: the
+    bytes a lazy input (Dask, zarr) takes once read, which a numpy input has already.
     """
     name = run["preset"] if run["preset"] not in ("default", "auto") else "photo"
     max_size = given.get("max_size", get_preset(name).max_size)
@@ -119,8 +128,7 @@ def _check_memory_early(layout, run: dict, given: dict, device, start: bool) -> 
     problems = math.prod(layout.lead) if layout.lead else 1
     need = estimate_bytes(layout.spatial, layout.channels, run["regions"], work,
                           maps=run["maps"], problems=problems)
-    if start:
-        need["host"] += 9 * math.prod(layout.output_shape)
+    need["host"] += read + (9 * math.prod(layout.output_shape) if start else 0)
     shape = "x".join(map(str, layout.shape))
     check_memory(need, device, what=f"an input of shape {shape} (mode={layout.mode!r})",
                  asked={"max_size": max_size, "mode": layout.mode, "maps": run["maps"]})
