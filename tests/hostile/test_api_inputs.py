@@ -250,3 +250,11 @@ def test_the_paper_preset_commutes_with_a_transpose():
     a = segment(image, preset="paper", **FAST).labels
     b = segment(np.ascontiguousarray(image.transpose(1, 0, 2)), preset="paper", **FAST).labels
     assert np.array_equal(a.T, b)
+
+
+def test_a_run_from_the_callers_labels_says_so():
+    image, truth = textured_disc(24)
+    given = segment(image, init=truth.astype(int), **FAST)
+    assert given.metadata["start"] == "labels"  # params["init"] names the preset's
+    assert segment(image, preset="paper", **FAST).metadata["start"] == "square"
+    assert segment(image, 3, preset="paper", **FAST).metadata["start"] == "kmeans"
