@@ -258,3 +258,9 @@ def test_a_run_from_the_callers_labels_says_so():
     assert given.metadata["start"] == "labels"  # params["init"] names the preset's
     assert segment(image, preset="paper", **FAST).metadata["start"] == "square"
     assert segment(image, 3, preset="paper", **FAST).metadata["start"] == "kmeans"
+
+
+def test_a_torch_device_is_a_device():
+    torch = pytest.importorskip("torch")
+    result = segment(textured_disc(24)[0], **{**FAST, "device": torch.device("cpu")})
+    assert result.device == "cpu"

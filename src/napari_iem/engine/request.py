@@ -99,10 +99,13 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
 
 def check_keywords(regions, init, knobs: dict) -> tuple[dict, object]:
     """The knobs checked, and ``init`` as labels: a text ``init`` names a start (the
-    ``init`` knob) instead; returns ``(knobs, labels or None)``.  Depends on no
-    image, so that :func:`napari_iem.segment_batch` checks its keywords once."""
+    ``init`` knob) instead, a :class:`torch.device` is the device it names; returns
+    ``(knobs, labels or None)``.  Depends on no image, so that
+    :func:`napari_iem.segment_batch` checks its keywords once."""
     if isinstance(init, str):
         knobs, init = {**knobs, "init": init}, None
+    if isinstance(knobs.get("device"), torch.device):
+        knobs = {**knobs, "device": str(knobs["device"])}
     return check_knobs({"regions": regions, **knobs}, also=DATA_KEYWORDS), init
 
 
