@@ -264,3 +264,10 @@ def test_a_torch_device_is_a_device():
     torch = pytest.importorskip("torch")
     result = segment(textured_disc(24)[0], **{**FAST, "device": torch.device("cpu")})
     assert result.device == "cpu"
+
+
+@pytest.mark.parametrize("shape, mode", [((10, 10, 0), "2d"), ((0, 20, 20), "slices"),
+                                         ((0,), "2d")])
+def test_an_empty_input_is_said_to_be_empty_whatever_its_axes(shape, mode):
+    with pytest.raises(ValueError, match="empty"):  # not 'more axes than a 2-D image'
+        segment(np.zeros(shape), mode=mode, **FAST)

@@ -189,11 +189,17 @@ def check_image(image) -> np.ndarray:
         image = image.astype(np.uint8) * 255
     if image.dtype.kind not in "iuf":  # numpy's timedelta64 is an integer: not here
         raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
-    if image.size == 0:
-        raise ValueError(f"image is empty (shape {image.shape})")
+    refuse_empty(image.shape)
     bad = np.count_nonzero(~np.isfinite(image)) if image.dtype.kind == "f" else 0
     refuse_values(bad, image.min(), image.max())
     return image
+
+
+def refuse_empty(shape) -> None:
+    """The ValueError for an input with no pixel: said first, from the shape alone
+    (its axes could not be read as an image's either)."""
+    if 0 in tuple(shape):
+        raise ValueError(f"image is empty (shape {tuple(shape)})")
 
 
 def refuse_values(nonfinite: int, lo, hi) -> None:
