@@ -6,10 +6,11 @@ from dataclasses import asdict, fields
 
 import pytest
 
-from napari_iem import segment
+from napari_iem import iter_segment, segment, segment_batch
 from napari_iem.cli import build_parser
 from napari_iem.engine.knobs import KNOBS, PARAM_KNOBS, KnobError, check_params, knob
 from napari_iem.engine.presets import PRESET_ALIASES, PRESETS, IEMParams
+from napari_iem.engine.request import DATA_KEYWORDS
 from napari_iem.files.settings import SettingsError, validate_settings
 
 
@@ -46,12 +47,16 @@ def test_every_preset_is_valid_and_named_in_the_table():
     assert set(knob("preset").choices) == set(PRESETS) | set(PRESET_ALIASES)
 
 
-def test_the_api_takes_every_knob_by_its_name():
-    signature = inspect.signature(segment).parameters
+@pytest.mark.parametrize("func", [segment, iter_segment, segment_batch],
+                         ids=lambda f: f.__name__)
+def test_the_api_takes_every_knob_by_its_name(func):
+    signature = inspect.signature(func).parameters
     for k in KNOBS:
-        assert k.name in signature
+        assert k.name in signature and k.name in func.__doc__
         if k.name != "init":  # init is also the labels to start from (a data keyword)
             assert signature[k.name].default == k.default, k.name
+    for name in DATA_KEYWORDS:  # what segment_batch takes too, for every image alike
+        assert name in signature and f"{name} :" in func.__doc__
 
 
 @pytest.mark.parametrize("k", [k for k in KNOBS if k.cli], ids=lambda k: k.name)
@@ -95,3 +100,19 @@ def test_old_flags_still_work():
     assert (args.max_size, args.max_iter, args.min_piece_size) == (256, 40, 9)
     args = _segment_parser().parse_args(["x", "--out", "o", "--max-size", "none"])
     assert args.max_size is None
+
+
+@pytest.mark.parametrize("k", [k for k in KNOBS if k.type in (int, float)],
+                         ids=lambda k: k.name)
+def test_a_number_too_large_for_a_float_is_refused_naming_the_knob(k):
+    with pytest.raises(KnobError, match=k.name):  # not float()'s OverflowError
+        k.check(10**400)
+
+
+def test_any_real_number_is_a_number():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    assert knob("sigma").check(Fraction(1, 2)) == 0.5
+    assert knob("sigma").check(Decimal("2.5")) == 2.5  # json's parse_float=Decimal
+    assert knob("max_iter").check(Fraction(4, 2)) == 2

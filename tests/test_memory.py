@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_iem import segment
+from napari_iem import segment, segment_batch
 from napari_iem.engine import memory, pipeline, request
 from napari_iem.engine.memory import NotEnoughMemoryError, check_memory, estimate_bytes
 
@@ -59,6 +59,20 @@ def test_segment_refuses_before_any_work(monkeypatch):
         segment(im, **FAST)
     with pytest.raises(MemoryError):
         segment(np.stack([im, im]), mode="slices", **FAST)
+    assert not started
+
+
+def test_a_batch_whose_outputs_together_do_not_fit_is_refused_before_any_work(monkeypatch):
+    images = [textured_disc(256, seed=s)[0] for s in range(10)]
+    one = estimate_bytes((256, 256), 1, 2, (16, 16))  # one image fits, ten do not
+    free = 1.5 * (one["engine"] + one["host"]) / memory.USABLE_FRACTION
+    monkeypatch.setattr(memory, "available_bytes", lambda device: int(free))
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device: int(free))
+    segment(images[0], max_size=16, **FAST)
+    started = []
+    monkeypatch.setattr(pipeline, "solve_levels", lambda *a, **k: started.append(1))
+    with pytest.raises(NotEnoughMemoryError, match="images before it"):
+        segment_batch(images, max_size=16, **FAST)
     assert not started
 
 
@@ -121,3 +135,26 @@ def test_cpu_out_of_memory_is_not_retried(monkeypatch):
     with pytest.raises(RuntimeError, match="out of memory"):
         segment(im, device="cpu", **FAST)
     assert len(calls) == 1
+
+
+def test_the_start_labels_are_counted_before_they_are_copied(monkeypatch):
+    im, truth = textured_disc(256)
+    one = estimate_bytes((256, 256), 1, 2, (16, 16), maps=False)
+    free = (one["engine"] + one["host"] + 4 * im.size) / memory.USABLE_FRACTION
+    monkeypatch.setattr(memory, "available_bytes", lambda device: int(free))
+    monkeypatch.setattr(pipeline, "available_bytes", lambda device: int(free))
+    segment(im, max_size=16, maps=False, **FAST)  # fits; its int64 labels would not
+    with pytest.raises(NotEnoughMemoryError):
+        segment(im, max_size=16, maps=False, init=truth.astype(np.uint8), **FAST)
+
+
+def test_the_advice_is_what_the_run_can_still_change():
+    huge = np.broadcast_to(np.float32(1), (200_000, 200_000))  # 160 GB, not allocated
+    with pytest.raises(NotEnoughMemoryError) as info:
+        segment(huge, max_size=256, maps=False, **FAST)
+    message = str(info.value)
+    assert "crop" in message and "segment_blocks" in message
+    for done in ("max_size=512", "maps=False", "mode='slices'"):  # set, or no stack
+        assert done not in message
+    with pytest.raises(NotEnoughMemoryError, match="mode='slices'.*maps=False"):
+        segment(np.broadcast_to(np.float32(1), (4000, 4000, 4000)), mode="volume", **FAST)

@@ -10,13 +10,13 @@ describe the data itself.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 
 import numpy as np
 
 from .engine import pipeline
-from .engine.knobs import KNOBS
-from .engine.request import build_request
+from .engine.knobs import BY_NAME, KNOBS
+from .engine.request import DATA_KEYWORDS, build_request, check_keywords
 from .engine.result import IEMProgress, IEMResult
 
 __all__ = ["IEMProgress", "IEMResult", "segment", "iter_segment", "segment_batch"]
@@ -28,11 +28,14 @@ REFERENCES = """
        "Information-Theoretic Segmentation by Inpainting Error Maximization",
        CVPR 2021, arXiv:2012.07287."""
 
-DATA_DOCS = """
+IMAGE_DOCS = """
     image : ndarray
         Any real dtype: (H, W), (H, W, 3|4) RGB(A), or with a ``channel_axis``; for
         ``mode="slices"`` or ``"volume"`` leading axes (Z, T, ...) too.  RGBA loses
-        its alpha channel.  NaN and constant images are refused.
+        its alpha channel (with a warning when it varies: ``channel_axis=-1`` keeps
+        four channels).  NaN and constant images are refused."""
+
+DATA_DOCS = """
     channel_axis : int, optional
         Axis of ``image`` that holds channels, when not a trailing RGB(A) axis.
     init : ndarray of int, or str, optional
@@ -60,22 +63,18 @@ def _knob_docs(names) -> str:
     return "\n".join(lines)
 
 
-def _derive(func, first=("image", "regions"), data=True, only=None):
-    """Give ``func`` the signature and parameter list of the knob table."""
+def _derive(func, first="image"):
+    """Give ``func`` the signature and parameter list of the knob table: ``first``
+    (the image, or the images of a batch), the data keywords, the knobs."""
     P = inspect.Parameter
-    params = [P("image" if first[0] == "image" else first[0], P.POSITIONAL_OR_KEYWORD),
+    params = [P(first, P.POSITIONAL_OR_KEYWORD),
               P("regions", P.POSITIONAL_OR_KEYWORD, default=2)]
-    data_names = ("channel_axis", "init", "locked", "scale", "instance_options")
-    names = [k.name for k in KNOBS if k.name != "regions" and (only is None or k.name in only)
-             and not (data and k.name in data_names)]
-    if data:
-        params += [P(n, P.KEYWORD_ONLY, default=None) for n in data_names]
-    elif only is None or "channel_axis" in only:
-        params.append(P("channel_axis", P.KEYWORD_ONLY, default=None))
-    params += [P(n, P.KEYWORD_ONLY, default=next(k.default for k in KNOBS if k.name == n))
-               for n in names]
+    names = [k.name for k in KNOBS if k.name not in ("regions", *DATA_KEYWORDS)]
+    params += [P(n, P.KEYWORD_ONLY, default=None) for n in DATA_KEYWORDS]
+    params += [P(n, P.KEYWORD_ONLY, default=BY_NAME[n].default) for n in names]
     func.__signature__ = inspect.Signature(params)
-    func.__doc__ = func.__doc__.replace("    {data}", DATA_DOCS.strip("\n") if data else "")
+    func.__doc__ = func.__doc__.replace("    {image}", IMAGE_DOCS.strip("\n"))
+    func.__doc__ = func.__doc__.replace("    {data}", DATA_DOCS.strip("\n"))
     func.__doc__ = func.__doc__.replace("    {knobs}", _knob_docs(["regions", *names]))
     func.__doc__ = func.__doc__.replace("    {references}", REFERENCES.strip("\n"))
     return func
@@ -91,6 +90,7 @@ def iter_segment(image, regions=2, **options) -> Generator[IEMProgress, None, IE
 
     Parameters
     ----------
+    {image}
     {data}
     {knobs}
 
@@ -128,6 +128,7 @@ def segment(image, regions=2, **options) -> IEMResult:
 
     Parameters
     ----------
+    {image}
     {data}
     {knobs}
 
@@ -173,7 +174,9 @@ def segment_batch(images: Sequence[np.ndarray], regions=2, **options) -> list[IE
     Parameters
     ----------
     images : sequence of ndarray
-        2-D images (grey, RGB(A), or with ``channel_axis``).
+        Images as :func:`segment` takes them (2-D images, or stacks with ``mode``).
+        The keywords apply to every image alike (one ``init`` for all of them).
+    {data}
     {knobs}
 
     Returns
@@ -188,6 +191,9 @@ def segment_batch(images: Sequence[np.ndarray], regions=2, **options) -> list[IE
 
     {references}
     """
+    images = _each_image(images)
+    knobs = {k: v for k, v in options.items() if k not in DATA_KEYWORDS}
+    check_keywords(regions, options.get("init"), knobs)  # once: they are every image's
     requests = []
     for i, image in enumerate(images):
         try:
@@ -204,8 +210,19 @@ def segment_batch(images: Sequence[np.ndarray], regions=2, **options) -> list[IE
             return stop.value
 
 
+def _each_image(images) -> Iterable:
+    """``images`` when it is a sequence of images; a ValueError saying so when it is
+    one image (a 2-D array would be read as rows, each a 1-D image) or no sequence."""
+    ndim = getattr(images, "ndim", None)
+    if (isinstance(images, (str, bytes)) or not isinstance(images, Iterable)
+            or (ndim is not None and ndim < 3)):
+        what = type(images).__name__ + ("" if ndim is None else f" of {ndim} axes")
+        raise ValueError(f"images must be a sequence of images (a list, or an array "
+                         f"with one image per first index), got a {what}; for one "
+                         "image, call segment(image)")
+    return images
+
+
 _derive(iter_segment)
 _derive(segment)
-_derive(segment_batch, first=("images", "regions"), data=False,
-        only={k.name for k in KNOBS} - {"mode", "refine", "instances", "maps"}
-        | {"channel_axis", "flip"})
+_derive(segment_batch, first="images")

@@ -69,6 +69,9 @@ def split_instances(mask, *, method: str = "watershed", min_distance: int | None
         raise ValueError(f"expected a 2-D or 3-D mask, got shape {mask.shape}")
     if min_size < 0:
         raise ValueError(f"min_size must be >= 0, got {min_size}")
+    if spacing is not None and np.shape(spacing) != (mask.ndim,):
+        raise ValueError(f"spacing must give one number per axis of the {mask.ndim}-D "
+                         f"mask, got {spacing!r}")
     comps, n = ndi.label(mask)
     if method == "components" or n == 0:
         labels = comps

@@ -77,7 +77,8 @@ def check_fits(info, cfg: dict, device, held: int) -> int:
                           problems=layout.problems)
     decoded = math.prod(info.shape) * itemsize
     need["host"] += decoded + held
-    check_memory(need, device, what=f"{info.path} ({_shape_str(info.shape)})", maps=False)
+    check_memory(need, device, what=f"{info.path} ({_shape_str(info.shape)})",
+                 asked={"max_size": max_size, "mode": layout.mode, "maps": False})
     return decoded
 
 

@@ -16,7 +16,9 @@ def available_devices() -> list[str]:
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"auto"`` or a device name into a usable :class:`torch.device`.
 
-    Raises a ValueError that lists the usable devices when ``device`` is not one.
+    Raises a ValueError that lists the usable devices when ``device`` is not one
+    (``"cuda:1"`` on a machine with one GPU too: torch would fail only when the run
+    first touches it).
     """
     if isinstance(device, torch.device):
         return device
@@ -28,8 +30,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ValueError(
             f"unknown device {device!r}; use 'auto' or one of {available_devices()}"
         ) from None
-    usable = {torch.device(n).type for n in available_devices()}
-    if dev.type not in usable:
+    usable = [torch.device(n) for n in available_devices()]  # cuda is cuda:0
+    if dev.type not in {u.type for u in usable} or (
+            dev.index and torch.device(dev.type, dev.index) not in usable):
         raise ValueError(
             f"device {device!r} is not available here; use 'auto' or one of "
             f"{available_devices()}"

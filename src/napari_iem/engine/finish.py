@@ -81,11 +81,21 @@ class JobOutput:
             "sigma_units": request.sigma_units,
             "scale": None if request.scale is None else list(request.scale),
             "smooth_threshold_used": run.smooth_threshold,
+            "start": start_name(request, run),
             "problems": problems,
             "batch": batch,
             "memory_estimate_bytes": need,
         }
         return cls(labels, inpainted, error, facts)
+
+
+def start_name(request, run) -> str:
+    """What the run grew from: ``"labels"`` (the caller's ``init``; ``params["init"]``
+    keeps the preset's, so that the parameters can run again), ``"square"``, or
+    ``"kmeans"`` (which ``"square"`` is for more than 2 regions: optimize.optimize)."""
+    if request.init is not None:
+        return "labels"
+    return "square" if run.init == "square" and request.regions == 2 else "kmeans"
 
 
 def refine_steps(job) -> int:

@@ -13,8 +13,11 @@ preset, which device, how to read its axes) and have one default for every prese
 """
 from __future__ import annotations
 
+import difflib
 import math
+import numbers
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["Knob", "KNOBS", "PARAM_KNOBS", "RUN_KNOBS", "KnobError", "UnknownKnobError",
@@ -112,8 +115,9 @@ class Knob:
         """``value`` as this knob's type, or a :class:`KnobError` naming the knob.
 
         Whole-number floats are accepted for ``int`` knobs (TOML and JSON write 2.0),
-        text ``"none"`` for optional knobs (TOML has no null); nothing else is coerced:
-        ``2.5`` iterations, ``nan`` or a bool for a number are refused.
+        any real number for a number (numpy's, a Fraction, a Decimal), text ``"none"``
+        for optional knobs (TOML has no null); nothing else is coerced: ``2.5``
+        iterations, ``nan``, a bool or a text for a number are refused.
         """
         where = f"{source}: " if source else ""
         if value is None or (self.optional and isinstance(value, str)
@@ -127,13 +131,17 @@ class Knob:
                 return value
             raise bad
         if self.type is str:
-            if not isinstance(value, str) or (self.choices and value not in self.choices):
+            if not isinstance(value, str):
                 raise bad
+            if self.choices and value not in self.choices:
+                raise KnobError(f"{bad}{_did_you_mean(value, self.choices)}")
             return value
-        if isinstance(value, bool) or not (isinstance(value, (int, float))
-                                           or _is_np_number(value)):
-            raise bad
-        number = float(value)
+        if not isinstance(value, (numbers.Real, Decimal)) or isinstance(value, bool):
+            raise bad  # numpy's numbers are Real, its bool is not
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float's range: out of any range
+            raise bad from None
         if not math.isfinite(number):
             raise bad
         if self.type is int:
@@ -168,14 +176,26 @@ class Knob:
                 f"must be {self.allowed()}, got {text!r}") from None
 
 
+def _did_you_mean(name: str, names) -> str:
+    """`` (did you mean 'x'?)`` for the one of ``names`` closest to a misspelt
+    ``name`` (case aside), or nothing when none is close."""
+    lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=1)
+    return f" (did you mean {lower[close[0]]!r}?)" if close else ""
+
+
+def _refuse_unknown(names, known, where: str = "") -> None:
+    """The :class:`UnknownKnobError` for the ``names`` not in ``known``: each with
+    the close name it may have meant, then every known one."""
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        guesses = "".join(_did_you_mean(n, known) for n in unknown)
+        raise UnknownKnobError(f"{where}unknown parameter(s) {unknown}{guesses}; known "
+                               f"parameters: {sorted(set(known))}")
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-def _is_np_number(value) -> bool:
-    import numpy as np
-
-    return isinstance(value, (np.integer, np.floating)) and not isinstance(value, np.bool_)
 
 
 #: Regions are one-hot maps of the whole image: 64 is already 64 full-size copies.
@@ -284,17 +304,17 @@ RUN_KNOBS = tuple(k for k in KNOBS if k.kind == "run")
 
 def knob(name: str) -> Knob:
     """The knob called ``name``; a KnobError listing the known names otherwise."""
-    try:
-        return BY_NAME[name]
-    except KeyError:
-        raise UnknownKnobError(f"unknown parameter {name!r}; known parameters: "
-                        f"{sorted(BY_NAME)}") from None
+    _refuse_unknown([name], BY_NAME)
+    return BY_NAME[name]
 
 
-def check_knobs(values: dict, source: str = "") -> dict:
+def check_knobs(values: dict, source: str = "", also=()) -> dict:
     """Check any knobs (``"run"`` and ``"param"``) at once, with the rules between them;
-    what every entry point calls before it starts."""
+    what every entry point calls before it starts.  ``also``: the caller's keywords
+    besides the knobs, named with them when a keyword is unknown (a misspelt
+    ``channel_axis`` lands here)."""
     where = f"{source}: " if source else ""
+    _refuse_unknown(values, [*BY_NAME, *also], where)
     params = {k: v for k, v in values.items() if k not in {r.name for r in RUN_KNOBS}}
     clean = {name: BY_NAME[name].check(v, source)
              for name, v in values.items() if name not in params}
@@ -308,10 +328,7 @@ def check_knobs(values: dict, source: str = "") -> dict:
 def check_params(values: dict, source: str = "") -> dict:
     """Check several ``"param"`` values at once, including the rules between them."""
     where = f"{source}: " if source else ""
-    unknown = sorted(set(values) - {k.name for k in PARAM_KNOBS})
-    if unknown:
-        raise UnknownKnobError(f"{where}unknown parameter(s) {unknown}; known parameters: "
-                        f"{sorted(k.name for k in PARAM_KNOBS)}")
+    _refuse_unknown(values, [k.name for k in PARAM_KNOBS], where)
     clean = {name: BY_NAME[name].check(v, source) for name, v in values.items()}
     low, high = clean.get("percentile_low"), clean.get("percentile_high")
     if low is not None and high is not None and not low < high:

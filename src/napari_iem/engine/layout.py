@@ -32,6 +32,7 @@ units on every axis.  Either way it is measured on the working grid (after
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,11 +77,7 @@ def plan_layout(shape, mode: str = "2d", channel_axis: int | None = None) -> Lay
     nsp = 3 if mode == "volume" else 2
     rgb = False
     if channel_axis is not None:
-        if isinstance(channel_axis, bool) or not -len(shape) <= channel_axis < len(shape):
-            raise ValueError(
-                f"channel_axis={channel_axis!r} is not an axis of an array of shape {shape}"
-            )
-        channel_axis = channel_axis % len(shape)
+        channel_axis = _axis(channel_axis, shape)
         rest = shape[:channel_axis] + shape[channel_axis + 1:]
         channels = shape[channel_axis]
     elif len(shape) > nsp and shape[-1] in (3, 4):
@@ -106,6 +103,21 @@ def plan_layout(shape, mode: str = "2d", channel_axis: int | None = None) -> Lay
             "axis holding channels"
         )
     return Layout(shape, mode, channel_axis, rgb, lead, spatial, channels)
+
+
+def _axis(channel_axis, shape: tuple[int, ...]) -> int:
+    """``channel_axis`` as a non-negative axis of ``shape``; a ValueError naming it
+    for anything else (a bool, a float, a text: numpy's own errors would not)."""
+    try:
+        axis = None if isinstance(channel_axis, bool) else operator.index(channel_axis)
+    except TypeError:
+        axis = None
+    if axis is None or not -len(shape) <= axis < len(shape):
+        raise ValueError(
+            f"channel_axis={channel_axis!r} is not an axis of an array of shape {shape}: "
+            f"give a whole number from {-len(shape)} to {len(shape) - 1}"
+        )
+    return axis % len(shape)
 
 
 def channels_last(image: np.ndarray, layout: Layout) -> np.ndarray:
@@ -149,10 +161,20 @@ def smooth_threshold_for(threshold: int, nd: int) -> int:
 
 def spatial_scale(scale, layout: Layout):
     """The spacing of the spatial axes from a scale of every axis or of the spatial
-    ones (None stays None)."""
+    ones (None stays None), checked: positive finite numbers, one per axis (a text
+    ``"11"`` would otherwise read as two spacings of 1)."""
     if scale is None:
         return None
-    scale = tuple(float(s) for s in scale)
+    try:
+        values = np.asarray(scale)
+    except ValueError:  # ragged
+        values = np.asarray(None)
+    if values.ndim != 1 or values.dtype.kind not in "biuf":
+        raise ValueError(f"scale must be a sequence of numbers, the pixel spacing of "
+                         f"each axis, e.g. scale=(2.0, 0.5, 0.5); got {scale!r}")
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError(f"scale must be positive numbers (a spacing), got {scale!r}")
+    scale = tuple(float(s) for s in values)
     nsp = len(layout.spatial)
     no_channel = len(layout.shape) - (1 if layout.has_channels else 0)
     if len(scale) == no_channel:  # a layer's scale: every non-channel axis

@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator
 import torch
 
 __all__ = [
-    "NotEnoughMemoryError", "estimate_bytes", "available_bytes", "check_memory",
+    "NotEnoughMemoryError", "estimate_bytes", "output_bytes", "available_bytes", "check_memory",
     "is_out_of_memory", "with_cpu_fallback",
 ]
 
@@ -74,9 +74,16 @@ def estimate_bytes(full_shape, channels: int, regions: int, work_shape=None, *,
     prep = n_full * channels * 4 * 2 + batch * n_work * channels * 4
     if tuple(work_shape) != tuple(full_shape):
         prep += n_full * channels * 8 * 2  # skimage's float64 anti-aliasing
-    per_output = 1 + regions + (4 * regions * channels + 4 if maps else 0)
-    outputs = problems * n_full * per_output
+    outputs = output_bytes(full_shape, channels, regions, maps=maps, problems=problems)
     return {"engine": int(engine), "host": int(prep + outputs)}
+
+
+def output_bytes(full_shape, channels: int, regions: int, *, maps: bool = True,
+                 problems: int = 1) -> int:
+    """Bytes of a run's outputs (labels, masks, and the maps when asked for): what a
+    result keeps once its run is over, so what the runs of one batch hold together."""
+    per_output = 1 + regions + (4 * regions * channels + 4 if maps else 0)
+    return problems * math.prod(full_shape) * per_output
 
 
 def available_bytes(device) -> int:
@@ -102,28 +109,36 @@ def input_words(layout) -> str:
     return f"an input of shape {shape}{mode}"
 
 
-def _advice(maps: bool, gpu: bool) -> str:
+def _advice(asked: dict | None, gpu: bool) -> str:
     """What lowers a run's memory, in the API's words (the command line and the widget
-    word them as theirs), and only what applies: the maps when they are computed, the
-    CPU when the run is on a GPU."""
-    steps = ["lower the working resolution (max_size=512) and recover full-resolution "
-             "edges with refine=True",
-             "segment a stack with mode='slices' instead of mode='volume'"]
-    if maps:
+    word them as theirs), and only what the run has not done yet or can use: a working
+    resolution, slices instead of a volume and no maps, of those the run ``asked`` for
+    (its ``max_size``, ``mode`` and ``maps``; None: all of them), then cropping, and
+    the CPU when the run is on a GPU."""
+    asked = asked or {}
+    steps = []
+    if asked.get("max_size") is None or asked["max_size"] > 512:
+        steps.append("lower the working resolution (max_size=512) and recover "
+                     "full-resolution edges with refine=True")
+    if asked.get("mode", "volume") == "volume":
+        steps.append("segment a stack with mode='slices' instead of mode='volume'")
+    if asked.get("maps", True):
         steps.append("skip the inpainting maps (maps=False)")
-    steps.append("crop the image")
+    steps.append("crop the image (or, grey, segment it block by block with "
+                 "napari_iem.segment_blocks)")
     if gpu:
         steps.append("run on the CPU (device='cpu')")
-    return ", ".join(steps[:-1]) + ", or " + steps[-1]
+    return ", ".join(steps[:-1]) + ", or " + steps[-1] if len(steps) > 1 else steps[0]
 
 
 def check_memory(need: dict[str, int], device, *, what: str = "this image",
-                 maps: bool = True) -> None:
+                 asked: dict | None = None) -> None:
     """Raise :class:`NotEnoughMemoryError` when ``need`` cannot fit on ``device``.
 
-    ``need`` is :func:`estimate_bytes`'s answer, ``maps`` whether it counts the maps.
-    On a CUDA device the engine part is compared with the GPU's free memory and the
-    host part with RAM; elsewhere their sum is compared with RAM.
+    ``need`` is :func:`estimate_bytes`'s answer.  On a CUDA device the engine part is
+    compared with the GPU's free memory and the host part with RAM; elsewhere their
+    sum is compared with RAM.  ``asked``: the run's ``max_size``, ``mode`` and ``maps``,
+    so that the message advises only what is left to change (:func:`_advice`).
     """
     device = torch.device(device)
     ram = available_bytes("cpu")
@@ -132,7 +147,7 @@ def check_memory(need: dict[str, int], device, *, what: str = "this image",
         if need["engine"] > USABLE_FRACTION * gpu:
             raise NotEnoughMemoryError(
                 f"IEM on {what} needs about {_gb(need['engine'])} of GPU memory but "
-                f"{device} has {_gb(gpu)} free: {_advice(maps, gpu=True)}"
+                f"{device} has {_gb(gpu)} free: {_advice(asked, gpu=True)}"
             )
         host = need["host"]
     else:
@@ -140,7 +155,7 @@ def check_memory(need: dict[str, int], device, *, what: str = "this image",
     if host > USABLE_FRACTION * ram:
         raise NotEnoughMemoryError(
             f"IEM on {what} needs about {_gb(host)} of memory but only {_gb(ram)} is "
-            f"available: {_advice(maps, gpu=False)}"
+            f"available: {_advice(asked, gpu=False)}"
         )
 
 

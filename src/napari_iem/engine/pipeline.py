@@ -31,7 +31,8 @@ import torch
 from .coarse_to_fine import levels, solve_levels
 from .finish import JobOutput, assemble, assemble_steps, finish_problem, finish_steps
 from .layout import axis_sigmas, channels_last, smooth_threshold_for
-from .memory import available_bytes, check_memory, estimate_bytes, input_words, with_cpu_fallback
+from .memory import (available_bytes, check_memory, estimate_bytes, input_words,
+                     output_bytes, with_cpu_fallback)
 from .preprocess import intensity_range, prepare_image, resize_labels, working_shape
 from .resample import downsample
 from .request import SegmentRequest
@@ -61,8 +62,10 @@ class Job:
     data: np.ndarray  # the input, channels last (a view)
 
 
-def _plan(request: SegmentRequest) -> Job:
-    """Working grid, parameters and problems of ``request``, its memory checked."""
+def _plan(request: SegmentRequest, held: int = 0) -> Job:
+    """Working grid, parameters and problems of ``request``, its memory checked with
+    the ``held`` bytes of the outputs of the run's earlier requests (each batch
+    image's results are kept until the last is done)."""
     layout, params = request.layout, request.params
     nsp = len(layout.spatial)
     work = working_shape(layout.spatial, params.max_size)
@@ -75,7 +78,12 @@ def _plan(request: SegmentRequest) -> Job:
     need = estimate_bytes(layout.spatial, layout.channels, request.regions, work,
                           batch=min(batch, len(problems)), maps=request.maps,
                           problems=len(problems))
-    check_memory(need, request.device, what=input_words(layout), maps=request.maps)
+    what = input_words(layout)
+    if held:
+        what += f" after the outputs of the images before it ({held / 2**30:.1f} GB)"
+    check_memory({**need, "host": need["host"] + held}, request.device, what=what,
+                 asked={"max_size": params.max_size, "mode": layout.mode,
+                        "maps": request.maps})
     data = channels_last(request.image, layout)
     # one problem: the preset's own rule; a stack: every slice alike, from the whole
     value_range = None if len(problems) == 1 else intensity_range(data, params)
@@ -246,7 +254,11 @@ def _progress(state, batch, members, done, total, live, meter: Meter) -> IEMProg
 def _run_on(requests: Sequence[SegmentRequest], device) -> Generator:
     start = time.perf_counter()
     requests = [dataclasses.replace(r, device=torch.device(device)) for r in requests]
-    jobs = [_plan(r) for r in requests]
+    jobs, held = [], 0
+    for r in requests:  # every result is held to the end: their outputs add up
+        jobs.append(_plan(r, held))
+        held += output_bytes(r.layout.spatial, r.layout.channels, r.regions,
+                             maps=r.maps, problems=len(jobs[-1].problems))
     batches = _batches(jobs)
     total = sum(_budget(b) for b in batches)
     meter = Meter(total + sum(len(job.problems) * finish_steps(job) + assemble_steps(job)

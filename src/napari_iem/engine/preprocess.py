@@ -54,6 +54,10 @@ CHUNK_PIXELS = 2**22
 DARK_SHARE = 0.2
 
 
+#: PIL modes whose numbers are not grey or RGB intensities: palette indices, CMYK
+#: (its K would be dropped as an alpha), other colour spaces (hue is an angle)
+PIL_NOT_INTENSITIES = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
 _FLOAT32_SAFE = float(np.finfo(np.float32).max) / 4  # a map's range beyond it saturates
 
 
@@ -149,8 +153,31 @@ def _range_per_channel(image: np.ndarray, rule: str,
         raise ValueError(
             f"scaling must be 'auto', 'paper', 'percentile' or 'minmax', got {rule!r}"
         )
-    high = np.where(high > low, high, low + 1.0)  # a constant channel maps to -1
+    # a constant channel maps to -1: a step float64 resolves at its level (1e17 + 1
+    # is 1e17, and a zero span would make the whole channel NaN)
+    high = np.where(high > low, high, low + np.maximum(1.0, np.spacing(np.abs(low))))
     return low, high
+
+
+def plain_array(value, what: str = "image") -> np.ndarray:
+    """``value`` as a numpy array, or a ValueError where the conversion would lose
+    what the caller meant: a masked array's mask (numpy reads the hidden values as
+    they are stored), a tensor numpy cannot read (one that needs grad, one on a GPU:
+    torch's message says what to do), a PIL image whose numbers are not grey or RGB
+    intensities (palette indices, CMYK, hue)."""
+    mode = getattr(value, "mode", None) if hasattr(value, "getbands") else None
+    if mode in PIL_NOT_INTENSITIES:
+        raise ValueError(f"{what} is a PIL image in mode {mode!r}, whose numbers are not "
+                         f"intensities: convert it first, e.g. {what}.convert('RGB')")
+    if np.ma.is_masked(value):
+        raise ValueError(
+            f"{what} is a masked array with {np.ma.count_masked(value)} masked value(s), "
+            f"which IEM would read as stored: fill them first, e.g. {what}.filled(value)"
+        )
+    try:
+        return np.asarray(value)
+    except (RuntimeError, TypeError, ValueError) as exc:  # ValueError: ragged lists
+        raise ValueError(f"{what} cannot be read as a numpy array: {exc}") from None
 
 
 def check_image(image) -> np.ndarray:
@@ -160,19 +187,27 @@ def check_image(image) -> np.ndarray:
         if image.size and (image.all() or not image.any()):  # said in the user's values
             refuse_values(0, bool(image.flat[0]), bool(image.flat[0]))
         image = image.astype(np.uint8) * 255
-    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+    if image.dtype.kind not in "iuf":  # numpy's timedelta64 is an integer: not here
         raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
-    if image.size == 0:
-        raise ValueError(f"image is empty (shape {image.shape})")
+    refuse_empty(image.shape)
     bad = np.count_nonzero(~np.isfinite(image)) if image.dtype.kind == "f" else 0
     refuse_values(bad, image.min(), image.max())
     return image
 
 
+def refuse_empty(shape) -> None:
+    """The ValueError for an input with no pixel: said first, from the shape alone
+    (its axes could not be read as an image's either)."""
+    if 0 in tuple(shape):
+        raise ValueError(f"image is empty (shape {tuple(shape)})")
+
+
 def refuse_values(nonfinite: int, lo, hi) -> None:
     """The ValueError for an image with NaN or infinite pixels or a single value
-    (IEM's filters would spread a NaN everywhere; one value has nothing to split);
-    one message whether the image was scanned whole or block by block."""
+    (IEM's filters would spread a NaN everywhere; one value has nothing to split),
+    or a range float64 cannot hold (integers near 2**64 that differ in their last
+    digits, a span beyond 1.8e308: scaled, they would all be one value); one message
+    whether the image was scanned whole or block by block."""
     if nonfinite:
         raise ValueError(
             f"image has {nonfinite} NaN or infinite pixel(s); replace them first, e.g. "
@@ -180,6 +215,13 @@ def refuse_values(nonfinite: int, lo, hi) -> None:
         )
     if lo == hi:
         raise ValueError(f"image is constant (every pixel is {lo}): nothing to segment")
+    span = float(hi) - float(lo)  # what the intensity rule divides by, in float64
+    if span == 0:
+        raise ValueError(f"image values {lo!s}..{hi!s} are one value in float64, which IEM "
+                         "computes in: subtract image.min() first")
+    if not np.isfinite(span):
+        raise ValueError(f"image values {lo!s}..{hi!s} span more than float64 holds: scale "
+                         "them down first, e.g. image / numpy.abs(image).max()")
 
 
 def prepare_image(image, params: IEMParams, channel_axis: int | None = None, *,

@@ -118,7 +118,8 @@ class IEMResult:
         Wall-clock seconds of the whole call.
     metadata : dict
         Extra facts: for n-D calls (see :mod:`napari_iem.engine.layout`) the layout, sigma per
-        axis, refinement; ``device_fallback`` when a GPU ran out of memory and the run
+        axis, refinement; ``start``, the start the run grew from (``"labels"``: the
+        caller's ``init``); ``device_fallback`` when a GPU ran out of memory and the run
         was repeated on the CPU.
     structure_found : bool
         False when the partition was tested (``check_structure``) and no region
