@@ -44,7 +44,8 @@ def test_the_advice_is_in_the_apis_words_and_only_what_helps(monkeypatch):
         check_memory(need, "cpu")
     assert "in the widget" not in str(info.value) and "maps=False" in str(info.value)
     with pytest.raises(NotEnoughMemoryError) as info:
-        check_memory(estimate_bytes((2048, 2048), 1, 2, maps=False), "cpu", maps=False)
+        check_memory(estimate_bytes((2048, 2048), 1, 2, maps=False), "cpu",
+                     asked={"maps": False})
     assert "maps" not in str(info.value) and "max_size=512" in str(info.value)
 
 
