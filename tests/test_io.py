@@ -321,6 +321,7 @@ def test_read_bounded_counts_what_it_reads(tmp_path):
 # ---------------------------------------------------------------- the manifest
 
 def test_manifest_claims_finishes_and_judges(tmp_path):
+    from napari_iem.files.journal import journalled
     from napari_iem.files.manifest import Manifest, Source, file_sha256
 
     src, other, out = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "out"
@@ -330,8 +331,12 @@ def test_manifest_claims_finishes_and_judges(tmp_path):
     m = Manifest.load(out)
     assert m.owns("a.png") and m.verdict("a.png", Source.of(src), "s") == ("missing", "")
     m.claim("a.png", Source.of(src), "s")
-    path = write_labels(np.ones((8, 8), np.uint8), out, "a")
-    assert m.verdict("a.png", Source.of(src), "s")[0] == "unfinished"  # interrupted
+    m.save()
+    path = write_labels(np.ones((8, 8), np.uint8), out, "a")  # no write record
+    assert Manifest.load(out).verdict("a.png", Source.of(src), "s")[0] == "foreign"
+    with journalled(out):  # as a worker writes: recorded before the rename
+        path = write_labels(np.ones((8, 8), np.uint8), out, "a")
+    assert Manifest.load(out).verdict("a.png", Source.of(src), "s") == ("finished", "")
     m.finish("a.png", path.stat().st_size, file_sha256(path))
     m.save()
     m = Manifest.load(out)  # read back

@@ -144,6 +144,7 @@ def _pairs(files, stems, labels: dict[str, Path], clashes: dict[str, str],
 def _write(out_dir: Path, files, stems, names, preds, settings: dict) -> None:
     """The predictions, each claimed in the manifest before it is written and
     recorded with its hash after."""
+    from ..files.journal import journalled
     from ..files.manifest import Manifest, Source, file_sha256, settings_hash
     from ..files.write import write_labels
 
@@ -156,7 +157,8 @@ def _write(out_dir: Path, files, stems, names, preds, settings: dict) -> None:
     manifest.save()
     try:
         for stem, pred in zip(names, preds):
-            path = write_labels(pred, out_dir, stem)
+            with journalled(out_dir):  # a kill before the save still knows it as ours
+                path = write_labels(pred, out_dir, stem)
             manifest.finish(path.name, path.stat().st_size, file_sha256(path))
     finally:
         manifest.save()

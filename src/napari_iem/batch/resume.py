@@ -119,7 +119,7 @@ def settle(manifest: Manifest, claimed: dict[str, tuple | None], written: dict[s
     the future), are never recorded as made with this run's settings.  Anything else
     keeps its claim and is redone next time.
     """
-    from ..files.manifest import output_fingerprint
+    from ..files.fingerprint import output_fingerprint
 
     made = []
     for name, before in claimed.items():

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.layout import plan_layout
-from ..files.manifest import output_fingerprint
+from ..files.fingerprint import output_fingerprint
+from ..files.journal import journalled
 from ..files.ome import label_metadata, provenance
 from ..files.names import output_path
 from ..files.overlay import write_overlay
@@ -199,8 +200,17 @@ def _labels_out(out_dir: Path, stem: str, labels, res, how: dict, cfg: dict):
 
 def _write(out_dir: Path, stem: str, labels, image, res, how: dict, cfg: dict,
            may_replace: set[str]) -> dict:
-    """Write an image's outputs over nothing but what ``may_replace`` names; returns
-    the record's fields for what was written (:func:`_format` says in what)."""
+    """Write an image's outputs over nothing but what ``may_replace`` names, each
+    recorded before it is renamed into place (:mod:`napari_iem.files.journal`: a run
+    killed before it hears of them still knows them as its own); returns the
+    record's fields for what was written."""
+    with journalled(out_dir):
+        return _write_outputs(out_dir, stem, labels, image, res, how, cfg, may_replace)
+
+
+def _write_outputs(out_dir: Path, stem: str, labels, image, res, how: dict, cfg: dict,
+                   may_replace: set[str]) -> dict:
+    """:func:`_write`'s work (:func:`_format` says in what format)."""
     target, write = _labels_out(out_dir, stem, labels, res, how, cfg)
     if (target.exists() or target.is_symlink()) and target.name not in may_replace:
         return {"status": "refused", "error": f"{target} exists and was not written by "

@@ -22,9 +22,12 @@ that neither replaces the other's labels by their shared names, nor mixes its ow
 among them where ``evaluate`` would score both as one.
 
 An entry is recorded before its output is written (an *intent*: the name is claimed),
-and completed with the output's hash after; an interrupted run thus leaves names that
-are known to be this tool's, to be redone, and nothing of the user's is ever mistaken
-for finished work.
+and completed with the output's hash after.  A file at a name that an interrupted run
+claimed is this tool's only when it can be shown to be: it matches the record its
+writer made just before renaming it into place (:mod:`napari_iem.files.journal`, read
+when the manifest is loaded), or it is still the earlier output of ours that the run
+was to replace.  Anything else there (a file a user put at that name since) is not
+ours, so nothing of the user's is ever replaced or mistaken for finished work.
 """
 from __future__ import annotations
 
@@ -35,7 +38,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .read import FileReadError, open_regular, read_bounded
+from .fingerprint import file_sha256, output_fingerprint
+from .journal import read_records, remove_records
+from .read import FileReadError, read_bounded
 from .write import atomic_output
 
 __all__ = [
@@ -54,7 +59,6 @@ MANIFEST_NAME = "iem-manifest.json"
 _FORMAT = "napari-iem manifest"
 #: A manifest is a few hundred bytes per output; a million outputs fit.
 _MAX_BYTES = 2**29
-_CHUNK = 2**20
 #: The command of an entry that names none (manifests written before entries did).
 _LEGACY_COMMAND = "segment"
 
@@ -62,36 +66,6 @@ _LEGACY_COMMAND = "segment"
 class ManifestError(ValueError):
     """The manifest cannot be read or written, or a file is not this tool's to
     replace."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a regular file's contents, read in chunks."""
-    digest = hashlib.sha256()
-    with open_regular(path, 2**62) as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def output_fingerprint(path: str | os.PathLike) -> tuple[int, str]:
-    """``(size, sha256)`` of a file, or of a folder (an OME-Zarr): the bytes of all its
-    files, and a SHA-256 of their relative names and contents in name order (a
-    symlink inside counts by its target's name, never followed)."""
-    path = Path(path)
-    if not path.is_dir() or path.is_symlink():
-        return os.stat(path).st_size, file_sha256(path)
-    digest, size = hashlib.sha256(), 0
-    for folder, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            f = Path(folder) / name
-            rel = f.relative_to(path).as_posix()
-            if f.is_symlink():
-                digest.update(f"L {rel} -> {os.readlink(f)}\n".encode())
-                continue
-            size += f.stat().st_size
-            digest.update(f"F {rel} {file_sha256(f)}\n".encode())
-    return size, digest.hexdigest()
 
 
 def settings_hash(settings: Mapping) -> str:
@@ -206,7 +180,22 @@ class Manifest:
                                 ) from None
         manifest = cls(out_dir, entries, command)
         manifest._refuse_other_commands()
+        manifest._take_records()
         return manifest
+
+    def _take_records(self) -> None:
+        """Complete the claimed entries whose output matches its writer's record (a
+        run killed after writing it, before it heard of it)."""
+        for key, (_, size, sha256) in read_records(self.out_dir).items():
+            entry, path = self.entries.get(key), self.out_dir / key
+            if (entry is None or "output_sha256" in entry or path.is_symlink()
+                    or not (path.is_file() or path.is_dir())):
+                continue
+            try:
+                if output_fingerprint(path) == (size, sha256):
+                    entry.update(output_size=size, output_sha256=sha256)
+            except OSError:
+                continue
 
     def writer(self, output: str | os.PathLike) -> str | None:
         """The command that wrote (or claimed) ``output``; None when no entry has it."""
@@ -229,7 +218,8 @@ class Manifest:
             f"--out, such as {fresh}")
 
     def save(self) -> Path:
-        """Write the manifest atomically.
+        """Write the manifest atomically, then remove the write records it holds now
+        (and those of names it no longer lists).
 
         Raises
         ------
@@ -248,6 +238,9 @@ class Manifest:
                 f"cannot write the manifest {self.path}: {exc.strerror or exc}; make "
                 "room (or make the folder writable) and run the same command again: "
                 "what it does not list as finished is made again") from None
+        remove_records(self.out_dir, [
+            path for key, (path, _, _) in read_records(self.out_dir).items()
+            if "output_sha256" in self.entries.get(key, {"output_sha256": 0})])
         return self.path
 
     def _key(self, output: str | os.PathLike) -> str:
@@ -256,10 +249,17 @@ class Manifest:
 
     def claim(self, output: str | os.PathLike, source: Source | None,
               settings: str) -> None:
-        """Record that this tool is about to write ``output`` from ``source``."""
+        """Record that this tool is about to write ``output`` from ``source``; the
+        fingerprint of our earlier output there, which it replaces, is kept (until it is
+        replaced that file is still ours)."""
+        old = self.entries.get(self._key(output), {})
+        replaces = ([old["output_size"], old["output_sha256"]]
+                    if "output_sha256" in old and "output_size" in old
+                    else old.get("replaces"))
         self.entries[self._key(output)] = {
             **(asdict(source) if source else {}), "settings": settings,
             "version": _version(), "command": self.command,
+            **({"replaces": replaces} if replaces else {}),
         }
 
     def finish(self, output: str | os.PathLike, size: int, sha256: str) -> None:
@@ -273,7 +273,8 @@ class Manifest:
 
     def owns(self, output: str | os.PathLike) -> bool:
         """Whether ``output`` may be replaced or deleted: it is absent, or this command
-        wrote it (or claimed it, and it was interrupted) and nobody changed it since."""
+        wrote it and nobody changed it since (for a name an interrupted run claimed: the
+        file is still the earlier output of ours that the run was to replace)."""
         path = self.out_dir / self._key(output)
         if not path.exists() and not path.is_symlink():
             return True
@@ -281,8 +282,8 @@ class Manifest:
         if (entry is None or self.writer(output) != self.command or path.is_symlink()
                 or not (path.is_file() or path.is_dir())):
             return False
-        if "output_sha256" not in entry:
-            return True
+        if "output_sha256" not in entry:  # its writer's record was read at load
+            return list(output_fingerprint(path)) == entry.get("replaces")
         # .get: a hand-edited entry that cannot be checked is not ours
         return output_fingerprint(path) == (entry.get("output_size"),
                                             entry["output_sha256"])
@@ -303,10 +304,14 @@ class Manifest:
         path = self.shown / self._key(output)
         if not path.exists() and not path.is_symlink():
             return "missing", ""
+        entry = self.entries.get(self._key(output), {})
         if not self.owns(output):
+            if self.writer(output) == self.command and "output_sha256" not in entry:
+                return "foreign", (f"{path} is not what the stopped run that claimed "
+                                   "this name wrote (a file put there since?); it is "
+                                   "left alone")
             return "foreign", (f"{path} exists and was not written by napari-iem (or was "
                                "changed since); it is left alone")
-        entry = self.entries[self._key(output)]
         if "output_sha256" not in entry:
             return "unfinished", ""
         if entry.get("path") != source.path:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .journal import before_rename
 from .ome_zarr import PROVENANCE_KEY, UNIT_SYMBOLS, _json, ngff_attributes, open_ome_zarr
 from .read import FileReadError
 from .write import TEMP_SUFFIX, atomic_output, label_palette
@@ -164,6 +165,7 @@ def _swap_in(tmp: Path, target: Path) -> None:
         old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.iem-old")
         os.replace(target, old)
     try:
+        before_rename(tmp, target)
         os.replace(tmp, target)
     except BaseException:
         if old is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .journal import before_rename
 from .names import output_path
 
 __all__ = [
@@ -62,6 +63,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        before_rename(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         try:
