@@ -7,6 +7,7 @@ import csv
 import importlib
 import json
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -376,6 +377,25 @@ def test_runs_stopped_at_the_cap_are_counted_in_summary_and_report(folder, tmp_p
                                                       for r in done.records)
     assert ("ended in a cycle" in done.summary()) == any(
         r.converged is False and not r.stopped_at_cap for r in done.records)
+
+
+def test_an_image_with_nothing_in_it_is_counted_in_summary_and_report(folder, tmp_path):
+    """The "nothing here" test emptied an image without a word in the report or the
+    summary: both say so now, and a rerun that skips it keeps its count."""
+    rng = np.random.default_rng(5)
+    iio.imwrite(folder / "z-noise.png", rng.normal(128, 20, (48, 48)).clip(0, 255)
+                .astype(np.uint8))
+    out = tmp_path / "out"
+    rep = run_batch(folder, out, workers=0, progress=False, max_iter=ITER, report="json")
+    counts = {Path(r.file).name: r.no_structure for r in rep.records}
+    assert counts.pop("z-noise.png") == 1 and set(counts.values()) == {0}
+    assert read_labels(out / "z-noise.png").max() == 0
+    assert "1 with no structure found" in rep.summary()
+    data = json.loads((out / "iem-report.json").read_text())
+    assert data["summary"]["no_structure"] == 1
+    again = run_batch(folder, out, workers=0, progress=False, max_iter=ITER, report="json")
+    assert again.skipped == len(again.records) and again.no_structure == 0
+    assert {Path(r.file).name: r.no_structure for r in again.records}["z-noise.png"] == 1
 
 
 def test_a_rerun_removes_the_unfinished_writes_a_killed_run_left(folder, tmp_path):

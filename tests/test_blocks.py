@@ -259,3 +259,19 @@ def test_a_second_block_run_into_the_same_out_is_refused(tmp_path):
                          preset="microscopy", max_iter=5)
     assert run.labels.shape == (256, 256) and sorted(
         p.name for p in tmp_path.iterdir()) == ["labels.zarr"]
+
+
+def test_cli_blocks_says_when_there_is_nothing_there(tmp_path, capsys):
+    """Block mode's summary said nothing of an image the "nothing here" test emptied."""
+    from napari_iem.cli import main
+
+    noise = np.random.default_rng(0).normal(1000, 50, (512, 512)).astype(np.uint16)
+    src = zarr.create_array(store=str(tmp_path / "noise.zarr"), shape=noise.shape,
+                            chunks=(256, 256), dtype=noise.dtype)
+    src[:] = noise
+    out = tmp_path / "labels.zarr"
+    assert main(["segment", str(tmp_path / "noise.zarr"), "--out", str(out), "--blocks",
+                 "--block-size", "256", "--max-size", "128", "--preset", "microscopy",
+                 "--max-iter", "30", "--workers", "0"]) == 0
+    assert "no structure found" in capsys.readouterr().out
+    assert zarr.open_array(str(out), mode="r")[:].max() == 0

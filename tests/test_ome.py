@@ -175,8 +175,10 @@ def test_channel_axis_and_scale_from_the_ome_axes(tmp_path):
     assert _how(image_info(src), _cfg(tmp_path, channel_axis=1))["channel_axis"] == 1
 
 
-@pytest.mark.parametrize("dropped", [lambda f: f == "stopped_at_cap",
-                                     lambda f: f == "stopped_at_cap" or f.endswith("_version")])
+@pytest.mark.parametrize("dropped", [
+    lambda f: f == "no_structure",
+    lambda f: f in ("no_structure", "stopped_at_cap"),
+    lambda f: f in ("no_structure", "stopped_at_cap") or f.endswith("_version")])
 def test_reports_of_earlier_versions_are_merged_into(tmp_path, dropped):
     old = [f for f in REPORT_FIELDS if not dropped(f)]
     path = tmp_path / "iem-report.csv"

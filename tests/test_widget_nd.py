@@ -226,3 +226,34 @@ def test_current_slice_reads_only_its_plane():
     got = _layers_nd.gather(layer, "current slice", world_point=(3, 0, 0))
     assert got["data"].shape == (16, 16) and got["index"] == (3,)
     assert reads == [3]
+
+
+def _disc_or_noise(contrast, seed, size=48):
+    """A 16-bit plane of camera noise, with a disc of ``contrast`` noise SDs."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    inside = (yy - 24) ** 2 + (xx - 26) ** 2 < 12**2
+    return (rng.normal(1000, 50, (size, size)) + 50 * contrast * inside).round().astype(
+        np.uint16)
+
+
+def test_planes_with_nothing_in_them_are_said_to_be_empty(viewer_widget, qtbot, errors):
+    """The "nothing here" test emptied planes without a word: the status, and the
+    layer's metadata, now name them."""
+    viewer, widget = viewer_widget
+    viewer.add_image(np.stack([_disc_or_noise(c, i) for i, c in enumerate((5, 0, 5))]),
+                     name="stack")
+    widget.mode.value = "every slice"
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    out = viewer.layers["stack IEM"]
+    assert out.data[1].max() == 0 and out.data[0].any() and out.data[2].any()
+    assert "no structure found in 1 of 3 (left all background: [1])" in widget.status.text()
+    assert out.metadata["iem"]["empty_planes"] == [[1]]
+    assert out.metadata["iem"]["structure_found"] is True
+    viewer.add_image(_disc_or_noise(0, 7), name="noise")
+    widget.image.value = viewer.layers["noise"]
+    run_and_wait(qtbot, widget)
+    assert viewer.layers["noise IEM"].data.max() == 0
+    assert "no structure found: no region differs" in widget.status.text()
+    assert viewer.layers["noise IEM"].metadata["iem"]["structure_found"] is False

@@ -158,6 +158,8 @@ def run_metadata(result, source: Layer, index: tuple[int, ...], mode: str,
         "iterations": int(result.iterations),
         "converged": bool(result.converged),
         "stopped_at_cap": bool(result.stopped_at_cap),
+        "structure_found": bool(result.structure_found),
+        "empty_planes": [list(i) for i in result.empty_problems if i],
         "seconds": float(result.seconds),
         "objective": float(result.objective[-1]) if result.objective else None,
     }

@@ -43,10 +43,26 @@ def run_summary(plan, target, result, iterations: int) -> str:
     else:  # an exact cycle: more iterations would give the same labels
         parts.append("ended in a cycle (a few boundary pixels alternate; more iterations "
                      "would not change the labels)")
+    empty = no_structure(result)
+    if empty:
+        parts.append(empty)
     picked = plan.picked
     parts.append(f"preset '{result.params.get('preset')}'" + (
         f" (default's pick: {picked['why']})" if picked and picked["why"] else ""))
     return "; ".join(parts)
+
+
+def no_structure(result) -> str:
+    """What the status says of planes left empty by the "nothing here" test, or ""."""
+    empty, problems = result.empty_problems, result.metadata.get("problems", 1)
+    if not empty:
+        return ""
+    if problems == 1:
+        return ("no structure found: no region differs from what IEM finds in noise, "
+                "so the labels are all background")
+    shown = ", ".join(str(list(i)) for i in empty[:5]) + (", ..." if len(empty) > 5 else "")
+    return (f"no structure found in {len(empty)} of {problems} (left all background: "
+            f"{shown})")
 
 
 def folder_summary(report, cancelled: bool) -> str:

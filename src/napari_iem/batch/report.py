@@ -53,7 +53,9 @@ class FileRecord:
     is in the way: see ``error``), ``failed`` or ``cancelled`` (not run because the job
     was interrupted).  ``seconds`` is the task's time divided by the images in it
     (reading, segmenting and writing).  ``preset`` is the one that ran (what
-    ``"default"`` picked for this image).  ``napari_iem_version`` and ``torch_version``
+    ``"default"`` picked for this image).  ``no_structure`` counts its planes (1 for a
+    2-D image) called "no structure found", whose labels are all background.
+    ``napari_iem_version`` and ``torch_version``
     are the versions that made the output (the rest of its provenance, numpy's version
     included, is in the output itself when it is an OME-TIFF).
     """
@@ -67,6 +69,7 @@ class FileRecord:
     iterations: int | None = None
     converged: bool | None = None
     stopped_at_cap: bool | None = None
+    no_structure: int | None = None
     objective: float | None = None
     seconds: float | None = None
     device: str = ""
@@ -76,11 +79,12 @@ class FileRecord:
 
 
 REPORT_FIELDS = [f.name for f in fields(FileRecord)]
-#: Columns of the reports of earlier versions (before ``stopped_at_cap``, and before
-#: the versions too), still merged into.
-_EARLIER_FIELDS = ([f for f in REPORT_FIELDS if f != "stopped_at_cap"],
-                   [f for f in REPORT_FIELDS
-                    if f != "stopped_at_cap" and not f.endswith("_version")])
+#: Columns of the reports of earlier versions (before ``no_structure``, before
+#: ``stopped_at_cap`` too, and before the versions too), still merged into.
+_EARLIER_FIELDS = ([f for f in REPORT_FIELDS if f != "no_structure"],
+                   [f for f in REPORT_FIELDS if f not in ("no_structure", "stopped_at_cap")],
+                   [f for f in REPORT_FIELDS if f not in ("no_structure", "stopped_at_cap")
+                    and not f.endswith("_version")])
 
 
 def _flag(value) -> bool:
@@ -88,7 +92,8 @@ def _flag(value) -> bool:
     return value if isinstance(value, bool) else str(value) == "True"
 
 
-_CONVERT = {"regions": int, "iterations": int, "objective": float, "seconds": float,
+_CONVERT = {"regions": int, "iterations": int, "no_structure": int, "objective": float,
+            "seconds": float,
             "converged": _flag, "stopped_at_cap": _flag}
 
 
@@ -224,6 +229,11 @@ class BatchReport:
         return sum(r.status == "done" and r.stopped_at_cap is True for r in self.records)
 
     @property
+    def no_structure(self) -> int:
+        """Images segmented with at least one plane called "no structure found"."""
+        return sum(r.status == "done" and bool(r.no_structure) for r in self.records)
+
+    @property
     def ok(self) -> bool:
         """True when every input is done or skipped and the run was not interrupted."""
         return not self.interrupted and all(r.status in ("done", "skipped")
@@ -251,6 +261,10 @@ class BatchReport:
         if cycles:
             lines.append(f"{cycles} ended in a cycle of a few boundary pixels (more "
                          "iterations would not change their labels)")
+        if self.no_structure:
+            lines.append(f"{self.no_structure} with no structure found (nothing differs "
+                         "from what IEM finds in noise; the report's no_structure column "
+                         "counts the planes): their labels are all background")
         if self.report_path is not None:
             lines.append(f"report: {self.report_path}")
         bad = [r for r in self.records if r.status in ("failed", "refused")]
@@ -276,7 +290,7 @@ class BatchReport:
                 "failed": self.failed, "refused": self.refused,
                 "cancelled": self.count("cancelled"),
                 "not_converged": self.not_converged,
-                "stopped_at_cap": self.stopped_at_cap,
+                "stopped_at_cap": self.stopped_at_cap, "no_structure": self.no_structure,
                 "seconds": round(self.seconds, 3), "mode": self.mode,
                 "interrupted": self.interrupted, "settings": self.settings,
             },

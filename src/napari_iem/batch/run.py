@@ -166,7 +166,8 @@ class _Job:
             before = record_from_row(old)
             rec.output = before.output
             for key in ("regions", "preset", "iterations", "converged", "stopped_at_cap",
-                        "objective", "seconds", "device", "napari_iem_version", "torch_version"):
+                        "no_structure", "objective", "seconds", "device",
+                        "napari_iem_version", "torch_version"):
                 setattr(rec, key, getattr(before, key))
 
     def _skip(self, rec: FileRecord, output: str) -> None:

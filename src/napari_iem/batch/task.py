@@ -285,7 +285,7 @@ def segment_task(items: list[tuple[int, str, str, list[str]]], cfg: dict) -> lis
             rec.update(
                 regions=res.regions, preset=res.params.get("preset", ""),
                 iterations=res.iterations, converged=res.converged,
-                stopped_at_cap=res.stopped_at_cap,
+                stopped_at_cap=res.stopped_at_cap, no_structure=len(res.empty_problems),
                 objective=float(res.objective[-1]) if res.objective else None,
                 device=res.device,
                 napari_iem_version=res.metadata.get("versions", {}).get("napari-iem", ""),

@@ -61,4 +61,7 @@ def cmd_blocks(args, settings: dict, given: dict, nd: dict) -> int:
         if run.facts.get("stopped_at_cap"):
             print("the working-size solve stopped at the iteration cap without "
                   "converging: raise --max-iter or lower --max-size")
+        if run.facts.get("structure_found") is False:
+            print("no structure found: no region differs from what IEM finds in noise, "
+                  "so the labels are all background")
     return EXIT_OK

@@ -125,7 +125,7 @@ class IEMResult:
         False when the partition was tested (``check_structure``) and no region
         differs from what the optimisation finds in noise, on every plane: the labels
         are then all background ("no structure found").  Per plane in
-        ``metadata["structure"]``.
+        ``metadata["structure"]``; the planes left empty so in :attr:`empty_problems`.
     instances : ndarray of int32 or None
         With ``instances=True``: one label per object of the foreground (0 background),
         see :func:`napari_iem.analysis.instances.split_instances`.
@@ -155,6 +155,13 @@ class IEMResult:
     @property
     def regions(self) -> int:
         return self.masks.shape[0]
+
+    @property
+    def empty_problems(self) -> list[tuple[int, ...]]:
+        """The planes (or volumes) called "no structure found", whose labels are all
+        background: indices on the leading axes, ``()`` for a single image."""
+        return [tuple(s["index"]) for s in self.metadata.get("structure", ())
+                if not s["found"]]
 
     def flipped(self) -> "IEMResult":
         """The same result with foreground and background swapped (K=2 only)."""

@@ -217,6 +217,8 @@ def provenance(res, settings: dict) -> dict:
         "iterations": res.iterations,
         "converged": res.converged,
         "stopped_at_cap": res.stopped_at_cap,
+        "structure_found": res.structure_found,
+        "empty_planes": [list(i) for i in res.empty_problems if i],
         "seconds": round(float(res.seconds), 4),
         "device": res.device,
         "mode": meta.get("mode"),
