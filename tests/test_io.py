@@ -375,3 +375,18 @@ def test_label_pngs_are_palette_images_that_keep_their_values(tmp_path):
         assert im.mode == "P" and im.getpalette()[:3] == [0, 0, 0]
         assert im.getpalette()[3:6] != [1, 1, 1]  # label 1 has a visible colour
         np.testing.assert_array_equal(np.asarray(im), labels)
+
+
+def test_write_records_are_made_for_outputs_only(tmp_path):
+    """Records are made for what is renamed into the output folder, not for the files
+    of an OME-Zarr's temporary folder or for records themselves."""
+    from napari_iem.files.journal import journalled, read_records
+    from napari_iem.files.ome_zarr_write import write_ome_zarr_labels
+
+    labels = np.zeros((16, 16), np.uint8)
+    labels[4:12, 4:12] = 1
+    with journalled(tmp_path):
+        write_labels(labels, tmp_path, "a")
+        write_ome_zarr_labels(labels, tmp_path / "b.ome.zarr", axes="yx", scale=[1, 1],
+                              provenance={})
+    assert sorted(read_records(tmp_path)) == ["a.png", "b.ome.zarr"]

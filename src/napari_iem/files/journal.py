@@ -65,9 +65,11 @@ def before_rename(tmp: Path, target: Path) -> None:
         key = Path(os.path.abspath(target)).relative_to(out_dir).as_posix()
     except ValueError:
         return
-    if key.split("/")[0] == JOURNAL_DIR:  # a record itself
-        return
-    from .write import atomic_output  # write.py calls this module: imported when used
+    from .write import TEMP_SUFFIX, atomic_output  # write.py calls this module
+
+    folders = key.split("/")[:-1]
+    if key.split("/")[0] == JOURNAL_DIR or any(f.endswith(TEMP_SUFFIX) for f in folders):
+        return  # a record itself, or a file of a folder not yet in place (OME-Zarr)
 
     size, sha256 = output_fingerprint(tmp)
     path = _record_path(out_dir, key)
