@@ -116,3 +116,14 @@ def test_any_real_number_is_a_number():
     assert knob("sigma").check(Fraction(1, 2)) == 0.5
     assert knob("sigma").check(Decimal("2.5")) == 2.5  # json's parse_float=Decimal
     assert knob("max_iter").check(Fraction(4, 2)) == 2
+
+
+def test_a_0d_numpy_array_of_a_number_is_that_number():
+    import numpy as np
+
+    assert knob("regions").check(np.array(3)) == 3
+    assert knob("regions").check(np.int64(2)) == 2
+    assert knob("sigma").check(np.array(2.5, np.float32)) == 2.5
+    for bad in (np.array(True), np.array([2]), np.array("2"), np.array(2.5)):
+        with pytest.raises(KnobError, match="regions must be"):
+            knob("regions").check(bad)

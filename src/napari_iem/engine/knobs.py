@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 __all__ = ["Knob", "KNOBS", "PARAM_KNOBS", "RUN_KNOBS", "KnobError", "UnknownKnobError",
            "knob", "check_knobs", "check_params"]
 
@@ -115,9 +117,9 @@ class Knob:
         """``value`` as this knob's type, or a :class:`KnobError` naming the knob.
 
         Whole-number floats are accepted for ``int`` knobs (TOML and JSON write 2.0),
-        any real number for a number (numpy's, a Fraction, a Decimal), text ``"none"``
-        for optional knobs (TOML has no null); nothing else is coerced: ``2.5``
-        iterations, ``nan``, a bool or a text for a number are refused.
+        any real number for a number (numpy's, a 0-d numpy array of one, a Fraction, a
+        Decimal), text ``"none"`` for optional knobs (TOML has no null); nothing else is
+        coerced: ``2.5`` iterations, ``nan``, a bool or a text for a number are refused.
         """
         where = f"{source}: " if source else ""
         if value is None or (self.optional and isinstance(value, str)
@@ -136,6 +138,7 @@ class Knob:
             if self.choices and value not in self.choices:
                 raise KnobError(f"{bad}{_did_you_mean(value, self.choices)}")
             return value
+        value = _scalar(value)
         if not isinstance(value, (numbers.Real, Decimal)) or isinstance(value, bool):
             raise bad  # numpy's numbers are Real, its bool is not
         try:
@@ -174,6 +177,15 @@ class Knob:
         except (KnobError, KeyError, ValueError):
             raise argparse.ArgumentTypeError(
                 f"must be {self.allowed()}, got {text!r}") from None
+
+
+def _scalar(value):
+    """A 0-d numpy array of real numbers (``np.array(2)``, what numpy's reductions
+    and indexing of 0-d arrays give) as its number; anything else as it is, for the
+    checks to judge."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return value.item()
+    return value
 
 
 def _did_you_mean(name: str, names) -> str:
