@@ -152,6 +152,19 @@ def test_a_lazy_array_too_large_to_read_is_refused_before_it_is_read():
     assert not lazy.read
 
 
+def test_a_dask_array_of_unknown_size_is_refused_saying_how_to_learn_it():
+    da = pytest.importorskip("dask.array")
+    from napari_iem import segment_batch
+
+    image = da.from_array(textured_disc(24)[0], chunks=12)
+    rows = image[image[:, 0] >= 0]  # boolean indexing: shape (nan, 24)
+    with pytest.raises(ValueError, match=r"unknown size.*compute_chunk_sizes\(\)"):
+        segment(rows, **FAST)
+    with pytest.raises(ValueError, match=r"^image 0: image has unknown size"):
+        segment_batch([rows], **FAST)
+    assert segment(rows.compute_chunk_sizes(), **FAST).labels.shape == (24, 24)
+
+
 @pytest.mark.parametrize("mode", ["P", "CMYK", "HSV"])
 def test_a_pil_image_whose_numbers_are_not_intensities_is_refused(mode):
     Image = pytest.importorskip("PIL.Image")
