@@ -233,6 +233,27 @@ def test_a_fourth_channel_that_varies_is_not_dropped_without_a_word():
         segment(opaque, **FAST)
 
 
+def _segment_by_iterating(image, **options):
+    from napari_iem import iter_segment
+
+    for _ in iter_segment(image, **options):  # the warning comes at the first step
+        pass
+
+
+@pytest.mark.parametrize("how", ["segment", "segment_batch", "iter_segment"])
+def test_the_alpha_warning_points_at_the_callers_line(how):
+    """A fixed stacklevel pointed inside napari_iem for some entry points."""
+    from napari_iem import segment_batch
+
+    image, truth = textured_disc(24, rgb=True)
+    stain = np.concatenate([image, (truth * 200)[..., None].astype(np.uint8)], -1)
+    call = {"segment": segment, "iter_segment": _segment_by_iterating,
+            "segment_batch": lambda im, **o: segment_batch([im], **o)}[how]
+    with pytest.warns(UserWarning, match="channel_axis=-1") as caught:
+        call(stain, **FAST)
+    assert [w.filename for w in caught] == [__file__]
+
+
 @pytest.mark.parametrize("dtype", ["timedelta64[s]", "datetime64[s]", "S3", "V4"])
 def test_an_image_of_no_real_numbers_is_refused_by_its_dtype(dtype):
     with pytest.raises(ValueError, match="real numbers"):  # numpy calls timedelta64 an

@@ -9,13 +9,13 @@ the pipeline can then trust its input.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .autopreset import resolve_preset
+from .caller import warn_at_caller
 from .devices import resolve_device
 from .knobs import RUN_KNOBS, check_knobs
 from .layout import Layout, plan_layout, spatial_scale
@@ -146,10 +146,9 @@ def _warn_if_alpha_varies(image: np.ndarray, layout: Layout) -> None:
     if layout.rgb and layout.shape[-1] == 4:
         alpha = image[..., 3]
         if alpha.min() != alpha.max():
-            warnings.warn("the image's last axis of 4 is read as RGBA and its 4th "
-                          "channel, which varies, is dropped as alpha; pass "
-                          "channel_axis=-1 to segment all four channels",
-                          UserWarning, stacklevel=4)
+            warn_at_caller("the image's last axis of 4 is read as RGBA and its 4th "
+                           "channel, which varies, is dropped as alpha; pass "
+                           "channel_axis=-1 to segment all four channels")
 
 
 def check_instance_options(options, instances: bool, nsp: int, scale) -> dict:
