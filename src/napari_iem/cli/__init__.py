@@ -75,11 +75,43 @@ def _add_knob_flags(parser: argparse.ArgumentParser) -> None:
         flags = (["-k"] if k.name == "regions" else []) + [k.flag, *k.aliases]
         if k.type is bool:
             parser.add_argument(*flags, dest=k.name, action="store_true", default=None,
-                                help=k.help)
+                                help=_knob_help(k))
             continue
         metavar = "{" + ",".join(k.choices) + "}" if k.choices else k.name.upper()
         parser.add_argument(*flags, dest=k.name, type=k.parse, default=None,
-                            metavar=metavar, help=f"{k.help} ({k.allowed()})")
+                            metavar=metavar, help=_knob_help(k))
+
+
+def _knob_help(k) -> str:
+    """A knob's help in the command's words (:func:`cli_wording`: flags, not keywords;
+    ``none``, not None), with what it allows and what leaving the flag out means."""
+    said = [] if k.type is bool else [k.allowed()]
+    return cli_wording(f"{k.help} ({'; '.join([*said, _default(k)])})")
+
+
+def _default(k) -> str:
+    """What a knob is when its flag is left out (and no --config sets it): its
+    default, or each preset's value where the presets differ ('default' picks the
+    photo or the microscopy preset per image)."""
+    from ..engine.presets import DEFAULT_PRESET, PRESETS
+
+    if k.kind == "run":
+        return f"default: {_value_words(k.default)}"
+    values = {name: getattr(p, k.name) for name, p in PRESETS.items()
+              if name != DEFAULT_PRESET}
+    if len(set(values.values())) == 1:
+        return f"default: {_value_words(next(iter(values.values())))}"
+    return "default by preset: " + ", ".join(f"{name} {_value_words(v)}"
+                                             for name, v in values.items())
+
+
+def _value_words(value) -> str:
+    """A knob's value as the command line writes it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return format(value, "g")  # 0.001, not 0.001000
+    return "none" if value is None else str(value)
 
 
 def knob_values(args: argparse.Namespace) -> dict:

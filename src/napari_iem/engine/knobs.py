@@ -207,7 +207,12 @@ def _refuse_unknown(names, known, where: str = "") -> None:
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
+    """``x`` as a reader takes it in: a large power of two as ``2**40`` (a bound), not
+    its 13 digits."""
+    if not float(x).is_integer():
+        return repr(float(x))
+    x = int(x)
+    return f"2**{x.bit_length() - 1}" if x >= 2**20 and x & (x - 1) == 0 else str(x)
 
 
 #: Regions are one-hot maps of the whole image: 64 is already 64 full-size copies.
@@ -227,7 +232,8 @@ KNOBS: tuple[Knob, ...] = (
          "its own; 'volume': the last three axes as one 3-D problem.", kind="run",
          choices=("2d", "slices", "volume"), widget=False),
     Knob("sigma_units", str, "pixels", "'pixels' of the finest axis, or 'physical': "
-         "the units of the pixel spacing (scale) on every axis.", kind="run",
+         "the units of the pixel spacing on every axis (scale=, else a file's pixel "
+         "sizes).", kind="run",
          choices=("pixels", "physical"), widget=False),
     Knob("flip", bool, False, "For 2 regions, swap foreground and background.",
          kind="run", widget=False),
