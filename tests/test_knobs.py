@@ -66,7 +66,7 @@ def test_the_cli_has_a_flag_per_knob_with_the_same_range(k):
     assert k.flag in action.option_strings
     assert set(k.aliases) <= set(action.option_strings)
     if k.type is bool:
-        assert action.const is True
+        assert getattr(parser.parse_args(["x", "--out", "o", k.flag]), k.name) is True
         return
     inside, outside = _edges(k)
     for value in inside:
@@ -92,6 +92,16 @@ def test_the_parameters_refuse_the_same_values(k):
     for value in outside:
         with pytest.raises(KnobError, match=k.name):
             IEMParams().replace(**{k.name: value})
+
+
+def test_a_switch_a_preset_turns_on_can_be_turned_off():
+    """--check-structure was the only way to say it, and the photo and microscopy
+    presets have it on already."""
+    parse = _segment_parser().parse_args
+    assert parse(["x", "--out", "o", "--no-check-structure"]).check_structure is False
+    assert parse(["x", "--out", "o"]).check_structure is None  # the preset's
+    with pytest.raises(SystemExit):  # a run switch, off unless given, has no --no-
+        parse(["x", "--out", "o", "--no-flip"])
 
 
 def test_old_flags_still_work():
