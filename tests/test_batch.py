@@ -407,3 +407,40 @@ def test_a_rerun_removes_the_unfinished_writes_a_killed_run_left(folder, tmp_pat
     mine.write_text("user's")
     run_batch(folder, out, workers=0, progress=False, max_iter=ITER)
     assert not stale.exists() and mine.read_text() == "user's"
+
+
+def test_a_rerun_removes_the_unfinished_writes_in_every_folder_it_writes(folder,
+                                                                          tmp_path):
+    """An OME-Zarr's hidden folders, an overlay's and a write record's temporary files
+    stayed for ever; names like them that this tool does not make are kept."""
+    out = tmp_path / "out"
+    zarr_part = out / f".m0.ome.zarr.0123abcd{TEMP_SUFFIX}"
+    zarr_old = out / ".m0.ome.zarr.89abcdef.iem-old"
+    stale = [out / "overlays" / f".m0.png.0123abcd{TEMP_SUFFIX}",
+             out / ".iem-written" / f".{'0' * 32}.json.89abcdef{TEMP_SUFFIX}",
+             zarr_part / "0" / ".zarray", zarr_old / ".zattrs"]
+    kept = [out / "overlays" / ".notes.iem-part",
+            out / f".m0.ome.zarr.0123abcd{TEMP_SUFFIX}.mine",
+            out / f".photos.0123abcd{TEMP_SUFFIX}" / "a.png",  # a folder, not OME-Zarr's
+            out / f".m0.ome.zarr.0123abcX{TEMP_SUFFIX}" / "a.txt"]
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("left")
+    run_batch(folder, out, workers=0, progress=False, max_iter=ITER)
+    assert not [p for p in [*stale, zarr_part, zarr_old] if p.exists()]
+    assert all(p.read_text() == "left" for p in kept)
+    assert not (out / ".iem-written").exists()  # its records settled, it is removed
+
+
+def test_the_clean_up_does_not_look_into_a_linked_folder(tmp_path):
+    from napari_iem.batch.guard import out_dir_lock
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    theirs = elsewhere / f".m0.png.0123abcd{TEMP_SUFFIX}"
+    theirs.write_text("theirs")
+    (out / "overlays").symlink_to(elsewhere)
+    with out_dir_lock(out):
+        pass
+    assert theirs.read_text() == "theirs"

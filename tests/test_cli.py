@@ -72,6 +72,38 @@ def test_help(capsys):
     assert code == 0 and "napari-iem" in out
 
 
+def _flag_helps():
+    """Every flag's help of every command, as argparse prints it (``%(default)s``
+    filled in)."""
+    import argparse
+
+    from napari_iem.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command, parser in sub.choices.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.help:
+                yield command, action, formatter._expand_help(action)
+
+
+def test_every_flags_help_speaks_the_command_line():
+    """The knobs' help said 'None:' and keyword=value, the Python API's words, and a
+    maximum of 1099511627776."""
+    import re
+
+    for command, action, text in _flag_helps():
+        where = f"{command} {action.option_strings or action.dest}: {text}"
+        assert not re.search(r"\b(None|True|False)\b|\b[a-z_]+=", text), where
+        assert not re.search(r"\d{8}", text), where  # a bound of 13 digits is no help
+    helps = {a.dest: text for c, a, text in _flag_helps() if c == "segment"}
+    assert "none: the image's own size" in helps["max_size"]  # and what leaving it out
+    assert "default: none" in helps["max_size"]  # means: the presets' own value
+    assert "default by preset: paper none, photo 128" in helps["coarse_size"]
+    assert "from 0 to 2**40; default: 0" in helps["min_piece_size"]
+    assert "(--scale, else" in helps["sigma_units"]
+
+
 def test_bad_option_values(capsys, tmp_path):
     code, _, err = run(["segment", tmp_path, "--out", tmp_path / "o", "--iterations", "0"],
                        capsys)

@@ -66,7 +66,7 @@ def test_the_cli_has_a_flag_per_knob_with_the_same_range(k):
     assert k.flag in action.option_strings
     assert set(k.aliases) <= set(action.option_strings)
     if k.type is bool:
-        assert action.const is True
+        assert getattr(parser.parse_args(["x", "--out", "o", k.flag]), k.name) is True
         return
     inside, outside = _edges(k)
     for value in inside:
@@ -94,6 +94,16 @@ def test_the_parameters_refuse_the_same_values(k):
             IEMParams().replace(**{k.name: value})
 
 
+def test_a_switch_a_preset_turns_on_can_be_turned_off():
+    """--check-structure was the only way to say it, and the photo and microscopy
+    presets have it on already."""
+    parse = _segment_parser().parse_args
+    assert parse(["x", "--out", "o", "--no-check-structure"]).check_structure is False
+    assert parse(["x", "--out", "o"]).check_structure is None  # the preset's
+    with pytest.raises(SystemExit):  # a run switch, off unless given, has no --no-
+        parse(["x", "--out", "o", "--no-flip"])
+
+
 def test_old_flags_still_work():
     args = _segment_parser().parse_args(
         ["x", "--out", "o", "--size", "256", "--iterations", "40", "--min-size", "9"])
@@ -116,3 +126,14 @@ def test_any_real_number_is_a_number():
     assert knob("sigma").check(Fraction(1, 2)) == 0.5
     assert knob("sigma").check(Decimal("2.5")) == 2.5  # json's parse_float=Decimal
     assert knob("max_iter").check(Fraction(4, 2)) == 2
+
+
+def test_a_0d_numpy_array_of_a_number_is_that_number():
+    import numpy as np
+
+    assert knob("regions").check(np.array(3)) == 3
+    assert knob("regions").check(np.int64(2)) == 2
+    assert knob("sigma").check(np.array(2.5, np.float32)) == 2.5
+    for bad in (np.array(True), np.array([2]), np.array("2"), np.array(2.5)):
+        with pytest.raises(KnobError, match="regions must be"):
+            knob("regions").check(bad)

@@ -98,8 +98,9 @@ def test_gpu_out_of_memory_falls_back_to_cpu(monkeypatch, mode):
     im, _ = textured_disc(48)
     expected = segment(im, device="cpu", mode=mode, **FAST)
     tried = _fake_cuda(monkeypatch, torch.cuda.OutOfMemoryError("CUDA out of memory."))
-    with pytest.warns(RuntimeWarning, match="running on the CPU instead"):
+    with pytest.warns(RuntimeWarning, match="running on the CPU instead") as caught:
         res = segment(im, device="cuda", mode=mode, **FAST)
+    assert [w.filename for w in caught] == [__file__]  # the caller's line
     assert tried[-2:] == ["cuda", "cpu"]
     assert res.device == "cpu"
     assert res.metadata["device_fallback"]["from"] == "cuda"

@@ -103,6 +103,37 @@ def test_scale_flag_wants_positive_numbers(value, tmp_path, capsys):
     assert code == 2 and "--scale" in err and "positive numbers" in err
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--sigma-units", "physical"], "none of the 2 images' headers has pixel sizes: "
+                                    "give it with --scale"),
+    (["--scale", "1,0.2,0.2"], "--scale fits none of the 2 images: give --scale one "
+                               "value per spatial axis (2), got 3"),
+], ids=["physical-without-sizes", "scale-of-no-image"])
+def test_a_spacing_no_image_can_take_is_refused_once_up_front(flags, words, tmp_path,
+                                                              capsys):
+    """Each file failed alone, with the same message, after it was read."""
+    for name in ("a.tif", "b.tif"):
+        tifffile.imwrite(tmp_path / name, _volume()[3])  # no pixel sizes
+    out = tmp_path / "out"
+    code, err = _segment([tmp_path / "a.tif", tmp_path / "b.tif", "--out", out, *flags],
+                         capsys)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not list(out.iterdir())  # no labels, no report, no manifest
+
+
+@pytest.mark.parametrize("flags", [["--sigma-units", "physical"], ["--scale", "1,1,1"]],
+                         ids=["physical", "scale"])
+def test_a_spacing_that_fits_some_images_fails_the_others_alone(vol, flags, tmp_path,
+                                                                capsys):
+    tifffile.imwrite(tmp_path / "plane.tif", _volume()[3])  # 2-D, no pixel sizes
+    out = tmp_path / "out"
+    code, _ = _segment([vol, tmp_path / "plane.tif", "--out", out, "--mode", "slices",
+                        *flags], capsys)
+    rows = {r["file"].split("/")[-1]: r for r in read_rows(out / "iem-report.csv")}
+    assert code == 1 and rows["vol.ome.tif"]["status"] == "done"
+    assert rows["plane.tif"]["status"] == "failed" and "--scale" in rows["plane.tif"]["error"]
+
+
 def test_a_two_d_ome_tiff_gives_ome_labels(tmp_path, capsys):
     img = _volume()[3]
     src = _ome(tmp_path / "plane.ome.tif", img, axes="YX", PhysicalSizeX=0.5,

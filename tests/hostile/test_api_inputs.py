@@ -152,6 +152,19 @@ def test_a_lazy_array_too_large_to_read_is_refused_before_it_is_read():
     assert not lazy.read
 
 
+def test_a_dask_array_of_unknown_size_is_refused_saying_how_to_learn_it():
+    da = pytest.importorskip("dask.array")
+    from napari_iem import segment_batch
+
+    image = da.from_array(textured_disc(24)[0], chunks=12)
+    rows = image[image[:, 0] >= 0]  # boolean indexing: shape (nan, 24)
+    with pytest.raises(ValueError, match=r"unknown size.*compute_chunk_sizes\(\)"):
+        segment(rows, **FAST)
+    with pytest.raises(ValueError, match=r"^image 0: image has unknown size"):
+        segment_batch([rows], **FAST)
+    assert segment(rows.compute_chunk_sizes(), **FAST).labels.shape == (24, 24)
+
+
 @pytest.mark.parametrize("mode", ["P", "CMYK", "HSV"])
 def test_a_pil_image_whose_numbers_are_not_intensities_is_refused(mode):
     Image = pytest.importorskip("PIL.Image")
@@ -218,6 +231,27 @@ def test_a_fourth_channel_that_varies_is_not_dropped_without_a_word():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a photo's opaque alpha goes quietly
         segment(opaque, **FAST)
+
+
+def _segment_by_iterating(image, **options):
+    from napari_iem import iter_segment
+
+    for _ in iter_segment(image, **options):  # the warning comes at the first step
+        pass
+
+
+@pytest.mark.parametrize("how", ["segment", "segment_batch", "iter_segment"])
+def test_the_alpha_warning_points_at_the_callers_line(how):
+    """A fixed stacklevel pointed inside napari_iem for some entry points."""
+    from napari_iem import segment_batch
+
+    image, truth = textured_disc(24, rgb=True)
+    stain = np.concatenate([image, (truth * 200)[..., None].astype(np.uint8)], -1)
+    call = {"segment": segment, "iter_segment": _segment_by_iterating,
+            "segment_batch": lambda im, **o: segment_batch([im], **o)}[how]
+    with pytest.warns(UserWarning, match="channel_axis=-1") as caught:
+        call(stain, **FAST)
+    assert [w.filename for w in caught] == [__file__]
 
 
 @pytest.mark.parametrize("dtype", ["timedelta64[s]", "datetime64[s]", "S3", "V4"])

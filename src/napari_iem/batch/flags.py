@@ -15,6 +15,8 @@ __all__ = ["cli_wording"]
 
 #: Keywords of the API that are flags but not knobs (those come from the table).
 _FLAG_KEYWORDS = ("channel_axis", "scale", "block_size", "max_pixels", "task_images")
+#: Python's None as a word (not inside a name or a quoted text).
+_NONE = re.compile(r"(?<![\w'\"])None(?![\w'\"])")
 
 
 def _flag_patterns() -> list[tuple[re.Pattern, str, bool]]:
@@ -36,14 +38,17 @@ def _flag_patterns() -> list[tuple[re.Pattern, str, bool]]:
 
 
 def cli_wording(text: str) -> str:
-    """``text`` (an engine or batch message) with the API's keywords as the command's
-    flags: ``mode='slices'`` as ``--mode slices``, ``channel_axis=`` as
-    ``--channel-axis``, ``max_size`` as ``--max-size``.
+    """``text`` (an engine or batch message, a knob's help) with the API's keywords as
+    the command's flags: ``mode='slices'`` as ``--mode slices``, ``channel_axis=`` as
+    ``--channel-axis``, ``max_size`` as ``--max-size``, and ``None`` as the ``none``
+    a flag takes.
 
     Examples
     --------
     >>> cli_wording("use mode='slices', or pass channel_axis= the axis")
     'use --mode slices, or pass --channel-axis the axis'
+    >>> cli_wording("None: the image's own size")
+    "none: the image's own size"
     """
     def flag(match: re.Match, name: str, is_bool: bool) -> str:
         value = next((g for g in match.groups() if g is not None), None)
@@ -53,4 +58,4 @@ def cli_wording(text: str) -> str:
 
     for pattern, name, is_bool in _flag_patterns():
         text = pattern.sub(lambda m, n=name, b=is_bool: flag(m, n, b), text)
-    return text
+    return _NONE.sub("none", text)  # what --max-size none takes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -171,15 +172,42 @@ def output_lock(out: Path) -> Iterator[None]:
 
 def _remove_stale_parts(out_dir: Path) -> None:
     """Remove the unfinished atomic writes an interrupted run left (``kill -9``, or a
-    Ctrl-C that came while one was being cleaned up): hidden files named
-    ``.<output>.<8 hex>.iem-part``, which only this tool makes, in a folder only the
-    lock holder writes into."""
+    Ctrl-C that came while one was being cleaned up), in the folders only the lock
+    holder writes into: hidden files ``.<output>.<8 hex>.iem-part`` in ``OUT``, in
+    ``OUT/overlays/`` and among the write records (``OUT/.iem-written/``), and in
+    ``OUT`` the hidden folders of an OME-Zarr write, ``.<name>.ome.zarr.<8 hex>``
+    ending ``.iem-part`` (being written) or ``.iem-old`` (the one it replaced).  Only
+    this tool makes these names; a folder that is a link is not looked into."""
+    from ..files.journal import JOURNAL_DIR
+    from ..files.ome_zarr_write import OLD_SUFFIX
     from ..files.write import TEMP_SUFFIX
 
-    pattern = re.compile(r"\..+\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
-    for entry in os.scandir(out_dir):
-        if pattern.match(entry.name) and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
+    part = re.compile(r"\..+\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
+    zarr = re.compile(r"\..+\.ome\.zarr\.[0-9a-f]{8}(" + re.escape(TEMP_SUFFIX) + "|"
+                      + re.escape(OLD_SUFFIX) + ")$")
+    for folder in (out_dir, out_dir / OVERLAY_DIR, out_dir / JOURNAL_DIR):
+        for entry in _entries(folder):
+            if part.match(entry.name) and entry.is_file(follow_symlinks=False):
+                _quietly(os.unlink, entry.path)
+            elif (folder == out_dir and zarr.match(entry.name)
+                  and entry.is_dir(follow_symlinks=False)):
+                _quietly(shutil.rmtree, entry.path)
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    """The entries of ``folder``; none when it is missing, not a folder or a link."""
+    if folder.is_symlink():
+        return []
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _quietly(remove, path: str) -> None:
+    """``remove(path)``, an error aside: a leftover that cannot go stays harmless."""
+    try:
+        remove(path)
+    except OSError:
+        pass

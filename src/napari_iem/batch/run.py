@@ -56,6 +56,7 @@ from .report import (
     record_from_row,
 )
 from .resume import claim, decide, output_names, settle
+from .task import check_spacing
 from .where import connect, quietly, run_tasks
 
 __all__ = ["BatchError", "BatchInterrupted", "run_batch"]
@@ -126,8 +127,29 @@ class _Job:
         self.last_save = 0.0
 
     def survey(self) -> None:
-        """Judge every input; claim the outputs of those to run; read their headers."""
-        inputs = Inputs(self.files)
+        """Judge every input and read its header; refuse a spacing all those to run
+        would refuse (:func:`~napari_iem.batch.task.check_spacing`); claim their
+        outputs."""
+        todo = self._judge()
+        check_spacing([info for *_, info in todo], self.cfg)
+        overlay = self.cfg["overlay"]
+        for i, f, stem, source, may_replace, info in todo:
+            names = [n for n in output_names(stem, overlay) if n in may_replace
+                     or not (self.out_dir / n).exists()]
+            self.claims[i] = claim(self.manifest, names, source, self.hash)
+            self.pending.append((i, str(f.resolve()), stem, may_replace))
+            self.keys.append(task_key(info.shape, self.cfg["channel_axis"],
+                                      self.cfg["protocol"]))
+            self.pixels.append(working_pixels(self.keys[-1], self.cfg["protocol"],
+                                              self.cfg["overrides"].get("max_size")))
+        if self.claims:
+            self.manifest.save()
+
+    def _judge(self) -> list[tuple]:
+        """Every input judged against the manifest: the records of those skipped,
+        refused or unreadable filled in; ``(index, file, stem, source, names it may
+        replace, header)`` of those to run."""
+        inputs, todo = Inputs(self.files), []
         overlay = self.cfg["overlay"]
         for i, (f, stem) in enumerate(zip(self.files, self.stems)):
             rec = self.records[i]
@@ -147,16 +169,8 @@ class _Job:
                 self._keep_details(rec)
                 rec.status, rec.error = "refused", detail
                 continue
-            names = [n for n in output_names(stem, overlay) if n in may_replace
-                     or not (self.out_dir / n).exists()]
-            self.claims[i] = claim(self.manifest, names, source, self.hash)
-            self.pending.append((i, str(f.resolve()), stem, may_replace))
-            self.keys.append(task_key(info.shape, self.cfg["channel_axis"],
-                                      self.cfg["protocol"]))
-            self.pixels.append(working_pixels(self.keys[-1], self.cfg["protocol"],
-                                              self.cfg["overrides"].get("max_size")))
-        if self.claims:
-            self.manifest.save()
+            todo.append((i, f, stem, source, may_replace, info))
+        return todo
 
     def _keep_details(self, rec: FileRecord) -> None:
         """An input whose output stays as it is keeps the details of the run that made

@@ -32,9 +32,9 @@ from ..files.names import output_path
 from ..files.overlay import write_overlay
 from ..files.read import image_info, read_image
 from ..files.write import label_paths, labels_suffix, write_labels, write_ome_labels
-from .guard import OVERLAY_DIR
+from .guard import OVERLAY_DIR, BatchError
 
-__all__ = ["check_fits", "segment_task"]
+__all__ = ["check_fits", "check_spacing", "segment_task"]
 
 
 def _shape_str(shape) -> str:
@@ -83,20 +83,74 @@ def check_fits(info, cfg: dict, device, held: int) -> int:
     return decoded
 
 
+def _channel_axis(info, cfg: dict) -> int | None:
+    """The axis of a file's stored array that holds channels: ``--channel-axis``, else
+    an OME file's C axis, else none (grey, or RGB(A) last)."""
+    channel_axis = cfg.get("channel_axis")
+    if channel_axis is None and info.ome is not None:
+        channel_axis = info.ome.channel_axis
+    return channel_axis
+
+
 def _how(info, cfg: dict) -> dict:
     """How to read one file: its channel axis and spacing (``--scale``, else the
     OME-TIFF's physical sizes), and where the spacing came from."""
     ome = info.ome
-    channel_axis = cfg.get("channel_axis")
-    if channel_axis is None and ome is not None:
-        channel_axis = ome.channel_axis
     nd = cfg.get("nd_options") or {}
     scale, source = cfg.get("scale"), "--scale"
     if scale is None and ome is not None:
         scale, source = ome.scale(3 if nd.get("mode") == "volume" else 2), "ome"
-    return {"channel_axis": channel_axis, "scale": None if scale is None else
-            tuple(scale), "scale_from": None if scale is None else source,
+    return {"channel_axis": _channel_axis(info, cfg), "scale": None if scale is None
+            else tuple(scale), "scale_from": None if scale is None else source,
             "format": info.format}
+
+
+def check_spacing(infos: list, cfg: dict) -> None:
+    """Refuse once, before any work, a spacing that every image to do would refuse
+    alike (each file's error would say the same): a ``scale`` that fits none of their
+    layouts, or ``sigma_units="physical"`` with no ``scale`` and no pixel sizes in
+    any of their headers.  Where one image fits or has sizes, the others keep their
+    own errors, which depend on each file; so do the images whose layout cannot be
+    read from their header."""
+    from ..engine.layout import spatial_scale
+
+    nd = cfg.get("nd_options") or {}
+    if cfg.get("scale") is not None:
+        errors = []
+        for layout in filter(None, (_stored_layout(i, cfg) for i in infos)):
+            try:
+                spatial_scale(cfg["scale"], layout)
+            except ValueError as exc:
+                errors.append(exc)
+            else:
+                return
+        if errors:
+            raise BatchError(f"scale= fits none of the {len(errors)} images: {errors[0]}")
+    elif nd.get("sigma_units") == "physical" and infos and not any(
+            _may_have_spacing(i, cfg) for i in infos):
+        raise BatchError("sigma_units='physical' needs the pixel spacing, and none of "
+                         f"the {len(infos)} images' headers has pixel sizes: give it with "
+                         "scale= (one value per spatial axis), or use "
+                         "sigma_units='pixels'")
+
+
+def _stored_layout(info, cfg: dict):
+    """The layout of a file's stored shape, or None where it has none (its own error
+    says why)."""
+    mode = (cfg.get("nd_options") or {}).get("mode", "2d")
+    try:
+        return plan_layout(info.shape, mode, _channel_axis(info, cfg))
+    except ValueError:
+        return None
+
+
+def _may_have_spacing(info, cfg: dict) -> bool:
+    """Whether a file's header gives its pixel spacing, or sizes that are wrong (which
+    its own error names)."""
+    try:
+        return _how(info, cfg)["scale"] is not None
+    except ValueError:
+        return True
 
 
 def _read(path: str, cfg: dict, device, held: int) -> tuple[np.ndarray, dict, str, int]:

@@ -73,13 +73,52 @@ def _add_knob_flags(parser: argparse.ArgumentParser) -> None:
         if not k.cli:
             continue
         flags = (["-k"] if k.name == "regions" else []) + [k.flag, *k.aliases]
-        if k.type is bool:
-            parser.add_argument(*flags, dest=k.name, action="store_true", default=None,
-                                help=k.help)
+        if k.type is bool:  # --no-... too where it may be on without the flag
+            on = True in _values(k).values()
+            parser.add_argument(*flags, dest=k.name, default=None, help=_knob_help(k),
+                                action=argparse.BooleanOptionalAction if on
+                                else "store_true")
             continue
         metavar = "{" + ",".join(k.choices) + "}" if k.choices else k.name.upper()
         parser.add_argument(*flags, dest=k.name, type=k.parse, default=None,
-                            metavar=metavar, help=f"{k.help} ({k.allowed()})")
+                            metavar=metavar, help=_knob_help(k))
+
+
+def _knob_help(k) -> str:
+    """A knob's help in the command's words (:func:`cli_wording`: flags, not keywords;
+    ``none``, not None), with what it allows and what leaving the flag out means."""
+    said = [] if k.type is bool else [k.allowed()]
+    return cli_wording(f"{k.help} ({'; '.join([*said, _default(k)])})")
+
+
+def _values(k) -> dict:
+    """What a knob is when its flag is left out (and no --config sets it): preset
+    name -> value for a ``"param"`` knob ('default' picks the photo or the microscopy
+    preset per image, so it is not one of them), ``{"": default}`` for a run knob."""
+    from ..engine.presets import DEFAULT_PRESET, PRESETS
+
+    if k.kind == "run":
+        return {"": k.default}
+    return {name: getattr(p, k.name) for name, p in PRESETS.items()
+            if name != DEFAULT_PRESET}
+
+
+def _default(k) -> str:
+    """:func:`_values` in words: one value, or each preset's where they differ."""
+    values = _values(k)
+    if len(set(values.values())) == 1:
+        return f"default: {_value_words(next(iter(values.values())))}"
+    return "default by preset: " + ", ".join(f"{name} {_value_words(v)}"
+                                             for name, v in values.items())
+
+
+def _value_words(value) -> str:
+    """A knob's value as the command line writes it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return format(value, "g")  # 0.001, not 0.001000
+    return "none" if value is None else str(value)
 
 
 def knob_values(args: argparse.Namespace) -> dict:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 __all__ = ["Knob", "KNOBS", "PARAM_KNOBS", "RUN_KNOBS", "KnobError", "UnknownKnobError",
            "knob", "check_knobs", "check_params"]
 
@@ -115,9 +117,9 @@ class Knob:
         """``value`` as this knob's type, or a :class:`KnobError` naming the knob.
 
         Whole-number floats are accepted for ``int`` knobs (TOML and JSON write 2.0),
-        any real number for a number (numpy's, a Fraction, a Decimal), text ``"none"``
-        for optional knobs (TOML has no null); nothing else is coerced: ``2.5``
-        iterations, ``nan``, a bool or a text for a number are refused.
+        any real number for a number (numpy's, a 0-d numpy array of one, a Fraction, a
+        Decimal), text ``"none"`` for optional knobs (TOML has no null); nothing else is
+        coerced: ``2.5`` iterations, ``nan``, a bool or a text for a number are refused.
         """
         where = f"{source}: " if source else ""
         if value is None or (self.optional and isinstance(value, str)
@@ -136,6 +138,7 @@ class Knob:
             if self.choices and value not in self.choices:
                 raise KnobError(f"{bad}{_did_you_mean(value, self.choices)}")
             return value
+        value = _scalar(value)
         if not isinstance(value, (numbers.Real, Decimal)) or isinstance(value, bool):
             raise bad  # numpy's numbers are Real, its bool is not
         try:
@@ -176,6 +179,15 @@ class Knob:
                 f"must be {self.allowed()}, got {text!r}") from None
 
 
+def _scalar(value):
+    """A 0-d numpy array of real numbers (``np.array(2)``, what numpy's reductions
+    and indexing of 0-d arrays give) as its number; anything else as it is, for the
+    checks to judge."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return value.item()
+    return value
+
+
 def _did_you_mean(name: str, names) -> str:
     """`` (did you mean 'x'?)`` for the one of ``names`` closest to a misspelt
     ``name`` (case aside), or nothing when none is close."""
@@ -195,7 +207,12 @@ def _refuse_unknown(names, known, where: str = "") -> None:
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
+    """``x`` as a reader takes it in: a large power of two as ``2**40`` (a bound), not
+    its 13 digits."""
+    if not float(x).is_integer():
+        return repr(float(x))
+    x = int(x)
+    return f"2**{x.bit_length() - 1}" if x >= 2**20 and x & (x - 1) == 0 else str(x)
 
 
 #: Regions are one-hot maps of the whole image: 64 is already 64 full-size copies.
@@ -215,7 +232,8 @@ KNOBS: tuple[Knob, ...] = (
          "its own; 'volume': the last three axes as one 3-D problem.", kind="run",
          choices=("2d", "slices", "volume"), widget=False),
     Knob("sigma_units", str, "pixels", "'pixels' of the finest axis, or 'physical': "
-         "the units of the pixel spacing (scale) on every axis.", kind="run",
+         "the units of the pixel spacing on every axis (scale=, else a file's pixel "
+         "sizes).", kind="run",
          choices=("pixels", "physical"), widget=False),
     Knob("flip", bool, False, "For 2 regions, swap foreground and background.",
          kind="run", widget=False),

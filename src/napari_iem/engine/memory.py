@@ -13,10 +13,11 @@ the CPU with a warning and records it in ``result.metadata["device_fallback"]``.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Generator
 
 import torch
+
+from .caller import warn_at_caller
 
 __all__ = [
     "NotEnoughMemoryError", "estimate_bytes", "output_bytes", "available_bytes", "check_memory",
@@ -185,7 +186,7 @@ def with_cpu_fallback(attempt: Callable[[torch.device], Generator], device
         f"IEM ran out of memory on {device}; running on the CPU instead (slower). "
         "A smaller working resolution (max_size) keeps it on the GPU."
     )
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    warn_at_caller(message, RuntimeWarning)
     result = yield from attempt(torch.device("cpu"))
     for one in result if isinstance(result, list) else [result]:
         one.metadata["device_fallback"] = {

@@ -195,6 +195,16 @@ def check_image(image) -> np.ndarray:
     return image
 
 
+def refuse_unknown_size(shape, what: str = "image") -> None:
+    """The ValueError for a lazy array whose size is not known yet (a dask array after
+    boolean indexing has NaN in its shape): every plan is made from the shape before
+    a pixel is read, and dask itself says how to learn it."""
+    if any(n != n for n in shape):  # NaN is the only value not equal to itself
+        raise ValueError(f"{what} has unknown size (shape {tuple(shape)}, a dask array "
+                         f"after boolean indexing, say): call {what}.compute_chunk_sizes() "
+                         "first")
+
+
 def refuse_empty(shape) -> None:
     """The ValueError for an input with no pixel: said first, from the shape alone
     (its axes could not be read as an image's either)."""

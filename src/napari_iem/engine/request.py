@@ -9,19 +9,19 @@ the pipeline can then trust its input.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .autopreset import resolve_preset
+from .caller import warn_at_caller
 from .devices import resolve_device
 from .knobs import RUN_KNOBS, check_knobs
 from .layout import Layout, plan_layout, spatial_scale
 from .memory import check_memory, estimate_bytes, input_words
-from .preprocess import (check_image, plain_array, refuse_empty, settle_intensity,
-                         working_shape)
+from .preprocess import (check_image, plain_array, refuse_empty, refuse_unknown_size,
+                         settle_intensity, working_shape)
 from .presets import IEMParams, get_preset
 
 __all__ = ["SegmentRequest", "build_request", "check_init", "check_instance_options",
@@ -70,6 +70,7 @@ def build_request(image, regions=2, *, channel_axis=None, init=None, locked=None
     if not hasattr(image, "shape"):  # a list, a PIL image: nothing lazy to wait for
         image = plain_array(image)
     # the shape alone first: a lazy array (dask, zarr) is read only once it fits
+    refuse_unknown_size(image.shape)
     refuse_empty(image.shape)
     layout = plan_layout(image.shape, run["mode"], channel_axis)
     device = resolve_device(run["device"])
@@ -145,10 +146,9 @@ def _warn_if_alpha_varies(image: np.ndarray, layout: Layout) -> None:
     if layout.rgb and layout.shape[-1] == 4:
         alpha = image[..., 3]
         if alpha.min() != alpha.max():
-            warnings.warn("the image's last axis of 4 is read as RGBA and its 4th "
-                          "channel, which varies, is dropped as alpha; pass "
-                          "channel_axis=-1 to segment all four channels",
-                          UserWarning, stacklevel=4)
+            warn_at_caller("the image's last axis of 4 is read as RGBA and its 4th "
+                           "channel, which varies, is dropped as alpha; pass "
+                           "channel_axis=-1 to segment all four channels")
 
 
 def check_instance_options(options, instances: bool, nsp: int, scale) -> dict:

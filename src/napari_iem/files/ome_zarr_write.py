@@ -37,7 +37,11 @@ from .ome_zarr import PROVENANCE_KEY, UNIT_SYMBOLS, _json, ngff_attributes, open
 from .read import FileReadError
 from .write import TEMP_SUFFIX, atomic_output, label_palette
 
-__all__ = ["label_axes", "write_ome_zarr_labels"]
+__all__ = ["OLD_SUFFIX", "label_axes", "write_ome_zarr_labels"]
+
+#: Suffix of an earlier OME-Zarr set aside while its replacement is renamed into place
+#: (hidden, ``.<name>.<8 hex>.iem-old``; deleted right after).
+OLD_SUFFIX = ".iem-old"
 
 _NAMES = {v: k for k, v in UNIT_SYMBOLS.items()} | {"μm": "micrometer", "um": "micrometer"}
 #: Colours listed in ``image-label`` at most (instance labels may number millions).
@@ -162,7 +166,7 @@ def _swap_in(tmp: Path, target: Path) -> None:
     """``tmp`` renamed to ``target``; our old ``target`` aside first, deleted after."""
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.iem-old")
+        old = target.with_name(f".{target.name}.{secrets.token_hex(4)}{OLD_SUFFIX}")
         os.replace(target, old)
     try:
         before_rename(tmp, target)
