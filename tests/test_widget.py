@@ -79,6 +79,23 @@ def test_a_mirrored_layer_runs(viewer_widget, qtbot, errors):
     np.testing.assert_allclose(viewer.layers["disc IEM"].scale, (-2.0, 0.5))
 
 
+def test_outputs_overlay_a_rotated_sheared_image(viewer_widget, qtbot, errors):
+    """A layer placed by rotate, shear and affine (not only scale and translate):
+    every output (labels, maps, instances) puts each pixel where the image has it."""
+    viewer, widget = viewer_widget
+    image = viewer.add_image(textured_disc(SIZE), name="disc", scale=(2.0, 0.5),
+                             translate=(10, -4), rotate=30, shear=[0.2],
+                             affine=np.array([[1.0, 0.1, 3], [0, 1.5, 0], [0, 0, 1]]))
+    widget.show_why.value = True
+    widget.controls["instances"].value = True
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert errors == []
+    corner = (SIZE - 1, 7)
+    for layer in iem_layers(viewer):
+        np.testing.assert_allclose(layer.data_to_world(corner), image.data_to_world(corner),
+                                   err_msg=layer.name)
+
+
 def test_show_why_adds_hidden_maps(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc", scale=(2.0, 0.5))

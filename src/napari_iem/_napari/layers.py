@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from napari.layers import Image, Labels, Layer
 from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.transforms import CompositeAffine
 
 from ..files.settings import settings_from_params
 from .pyramid import level_array, level_index
@@ -101,12 +102,19 @@ def image_plane(layer: Layer, world_point: Iterable[float] | None = None, level:
 
 
 def spatial_kwargs(layer: Layer, axes: Sequence[int] | None = None) -> dict:
-    """Scale, translate and units of ``layer`` on ``axes`` (default: the last two)."""
+    """Scale, translate, units, rotation, shear and affine of ``layer`` on ``axes``
+    (default: the last two): everything that places its pixels in the world, so that
+    an output drawn with them overlays a rotated or sheared image too."""
     axes = list(range(layer.ndim - 2, layer.ndim) if axes is None else axes)
+    placed = CompositeAffine(layer.scale, layer.translate, rotate=layer.rotate,
+                             shear=layer.shear, ndim=layer.ndim).set_slice(axes)
     return {
         "scale": tuple(np.asarray(layer.scale)[axes]),
         "translate": tuple(np.asarray(layer.translate)[axes]),
         "units": tuple(layer.units[a] for a in axes),
+        "rotate": placed.rotate,
+        "shear": placed.shear,
+        "affine": layer.affine.set_slice(axes).affine_matrix,
     }
 
 

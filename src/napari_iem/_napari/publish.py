@@ -200,7 +200,7 @@ def publish_instances(layers, plan, target: Labels, instances: np.ndarray) -> La
         on_plane(None, instances, plan.index, plan.shape),
         name=unique_name(target.name + " instances", layers),
         metadata={IEM_KEY: {"role": "instances", "owner": str(target.unique_id)}},
-        scale=target.scale, translate=target.translate, units=target.units,
+        **spatial_kwargs(target, range(target.ndim)),
     )
     layers.append(layer)
     return layer
