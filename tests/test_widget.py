@@ -244,6 +244,24 @@ def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot, monkeypatch):
     assert toasts == ["IEM: flipped 'disc IEM'"]  # fits its toast
 
 
+@pytest.mark.parametrize("replace", [
+    lambda data: np.where(data == 0, -1, data).astype(np.int64),  # negative labels
+    lambda data: np.zeros((SIZE // 2, SIZE), np.int64),  # another shape
+], ids=["negative", "reshaped"])
+def test_flip_refuses_data_the_user_replaced(viewer_widget, qtbot, errors, replace):
+    """Flip swaps 0 and 1: on labels the user replaced by other values or another
+    shape it would make up labels (1 - -1 = 2), so it says why and changes nothing."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["disc IEM"]
+    labels.data = replace(np.asarray(labels.data))
+    before = labels.data.copy()
+    widget.flip_button.click()
+    np.testing.assert_array_equal(labels.data, before)
+    assert len(errors) == 1 and "run IEM again" in widget.status.text()
+
+
 def test_displayed_plane_of_a_stack(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     stack = np.zeros((3, 48, 48), np.float32)

@@ -239,16 +239,24 @@ def refine_inputs(layer: Labels) -> tuple[np.ndarray, np.ndarray]:
     layer, together with those locked by earlier refinements.
     """
     data = np.array(layer.data, copy=True)
-    written = layer.metadata[WRITTEN_KEY]
-    if written.shape != data.shape:
-        raise ValueError(
-            f"'{layer.name}' changed shape since IEM wrote it: run IEM again instead"
-        )
+    written = _written_like(layer, data)
     locked = data != written
     previous = layer.metadata.get(LOCKED_KEY)
     if previous is not None:
         locked |= previous
     return data, locked
+
+
+def _written_like(layer: Labels, data) -> np.ndarray:
+    """What the plugin last wrote into ``layer``, which must have ``data``'s shape:
+    labels of another shape (the user replaced them) cannot be refined or flipped
+    pixel for pixel."""
+    written = layer.metadata[WRITTEN_KEY]
+    if written.shape != data.shape:
+        raise ValueError(
+            f"'{layer.name}' changed shape since IEM wrote it: run IEM again instead"
+        )
+    return written
 
 
 def owned_by(layers, target: Labels, role: str) -> list[Layer]:
@@ -272,12 +280,14 @@ def flip_output(layers, target: Labels) -> None:
         target.data, np.ndarray)
     data = target.data if lazy else np.asarray(target.data)
     info = target.metadata[IEM_KEY]
-    if info["regions"] != 2 or (not lazy and data.max(initial=0) > 1):
+    if info["regions"] != 2 or (not lazy and (data.max(initial=0) > 1
+                                              or data.min(initial=0) < 0)):
         raise ValueError(
-            f"Flip needs a 2-partition result; '{target.name}' has more labels."
+            f"Flip needs a 2-partition result of labels 0 and 1; '{target.name}' holds "
+            "others: paint only 0 and 1, or run IEM again with 2 partitions."
         )
     planes = [tuple(p) for p in info.get("planes", [])] or [()]
-    flipped, written = data.copy(), target.metadata[WRITTEN_KEY].copy()
+    flipped, written = data.copy(), _written_like(target, data).copy()
     for plane in planes:
         flipped[plane] = 1 - data[plane]
         written[plane] = 1 - written[plane]
