@@ -214,6 +214,20 @@ def test_cancel_while_finishing_changes_nothing(viewer_widget, qtbot, monkeypatc
     assert widget.status.text() == "cancelled: nothing was changed"
 
 
+def test_closing_the_dock_stops_its_run(viewer_widget, qtbot, monkeypatch, errors):
+    """The dock's close button takes the widget out of the window: its run stops and
+    publishes nothing, rather than adding a layer from a panel no one sees."""
+    viewer, widget = viewer_widget
+    release = threading.Event()
+    monkeypatch.setattr(_widget, "iter_segment", lingering(release))
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    viewer.window.remove_dock_widget("all")  # what the dock's close button does
+    release.set()
+    wait(qtbot, widget)
+    assert [la.name for la in viewer.layers] == ["disc"] and errors == []
+
+
 def test_refine_with_locks_keeps_every_locked_pixel(viewer_widget, qtbot):
     """Locks are the engine's (nothing in the widget restores them): with clean-up on
     and a coarse working size, every painted pixel keeps its painted value."""

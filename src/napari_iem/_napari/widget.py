@@ -13,6 +13,7 @@ import time
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -205,6 +206,14 @@ class IEMWidget(QWidget):
 
     def _tell(self, show, text: str) -> None:
         tell(show, text, self.status)
+
+    def event(self, event) -> bool:
+        """A dock closed with its close button takes its widget out of the window
+        (napari sets its parent to None): a run then stops, since its result would
+        appear from a panel no one sees, with no status line to say what it was."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.cancel()
+        return super().event(event)
 
     # ------------------------------------------------------------------- run
     @property
