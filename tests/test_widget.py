@@ -169,6 +169,24 @@ def test_refine_keeps_painted_pixels(viewer_widget, qtbot):
     assert labels.data[:10, :10].all()
 
 
+@pytest.mark.parametrize("button", ["refine_button", "flip_button"])
+def test_undo_after_a_plugin_write_leaves_its_labels(viewer_widget, qtbot, button):
+    """Ctrl-Z replays a brush stroke's old values: after Refine or Flip rewrote the
+    layer, they would be stamped over the new labels, a mix of two results that
+    Refine then took for the user's edits. The plugin's write ends the history."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["disc IEM"]
+    labels.brush_size = 9
+    labels.paint((8, 8), 1)  # a stroke through napari's undo history
+    labels.paint((SIZE // 2, SIZE // 2), 0)
+    click_and_wait(qtbot, widget, getattr(widget, button))
+    written = labels.data.copy()
+    labels.undo()
+    np.testing.assert_array_equal(labels.data, written)
+
+
 def test_init_from_labels_layer_without_locks(viewer_widget, qtbot):
     """The control for the test above: the painted corner alone does not survive."""
     viewer, widget = viewer_widget

@@ -225,9 +225,18 @@ def mark_written(layer: Labels, data: np.ndarray, locked: np.ndarray | None) -> 
         layer.metadata[LOCKED_KEY] = np.array(locked, dtype=bool, copy=True)
 
 
+def end_history(layer: Labels) -> None:
+    """Forget the brush strokes napari could undo in ``layer``, once the plugin has
+    rewritten it: undoing one would stamp its old values over the new labels (a mix
+    of two results, which the next Refine would lock as the user's edits).  napari's
+    ``data`` setter keeps the history; its own reset is the only way to end it."""
+    layer._reset_history()
+
+
 def write_labels(target: Labels, labels, locked, meta: dict) -> None:
     """Replace ``target``'s data and metadata with a run's labels."""
     target.data = labels
+    end_history(target)
     target.metadata[IEM_KEY] = meta
     mark_written(target, labels, locked)
 
@@ -292,6 +301,7 @@ def flip_output(layers, target: Labels) -> None:
         flipped[plane] = 1 - data[plane]
         written[plane] = 1 - written[plane]
     target.data = flipped
+    end_history(target)
     target.metadata[WRITTEN_KEY] = flipped if lazy else written  # lazy: its own record
     maps = {layer.metadata[IEM_KEY]["region"]: layer
             for layer in owned_by(layers, target, "inpainted")}
