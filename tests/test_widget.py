@@ -149,6 +149,22 @@ def test_cancel_stops_and_leaves_no_layer(viewer_widget, qtbot, monkeypatch):
     assert widget.run_button.text() == "Run" and widget.refine_button.isEnabled()
 
 
+def test_refine_of_labels_beyond_the_partitions_notifies(viewer_widget, qtbot, errors):
+    """A label painted outside 0..partitions-1 (the brush's next label, or fewer
+    partitions chosen since) is said before any run starts, with what to do."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["disc IEM"]
+    painted = labels.data.copy()
+    painted[:5, :5] = 5
+    labels.data = painted
+    widget.refine_button.click()
+    assert not widget.running and len(errors) == 1
+    assert "label 5" in widget.status.text() and "partitions to 6" in widget.status.text()
+    np.testing.assert_array_equal(labels.data, painted)
+
+
 def test_refine_keeps_painted_pixels(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc")
