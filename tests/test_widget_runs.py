@@ -176,6 +176,18 @@ def test_defaults_pick_is_shown_and_the_other_is_one_click(viewer_widget, qtbot)
     assert not widget.other_button.isVisibleTo(widget)  # photo was chosen, not picked
 
 
+def test_the_other_pick_goes_when_another_image_is_chosen(viewer_widget, qtbot):
+    """"Run again as ..." is the same run with the other pick: once another image is
+    chosen it would run that one, so it is hidden."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    wait(qtbot, widget)
+    assert widget.other_button.isVisibleTo(widget)
+    widget.image.value = viewer.add_image(textured_disc(SIZE, seed=3), name="other")
+    assert not widget.other_button.isVisibleTo(widget)
+
+
 @pytest.mark.parametrize("change", ["remove", "reshape", "replace"])
 def test_a_result_whose_source_went_is_not_published(viewer_widget, qtbot, monkeypatch,
                                                      errors, change):

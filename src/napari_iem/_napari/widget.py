@@ -155,6 +155,12 @@ class IEMWidget(QWidget):
         events.removed.connect(self.form.refresh_choices)
         for layer in self.viewer.layers:
             layer.events.name.connect(self.form.refresh_choices)
+        self.image.changed.connect(self._on_image_changed)
+
+    def _on_image_changed(self) -> None:
+        """"Run again as ..." repeats the last run with the other pick: on another
+        image it would run that one instead, so it goes."""
+        self.other_button.hide()
 
     def _on_inserted(self, event) -> None:
         event.value.events.name.connect(self.form.refresh_choices)
