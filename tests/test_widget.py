@@ -261,6 +261,24 @@ def test_user_edited_layer_survives_rerun(viewer_widget, qtbot):
     assert third is not second and _layers.is_iem_output(third)
 
 
+def test_outputs_follow_a_renamed_image(viewer_widget, qtbot, errors):
+    """The plugin names an output after its image: once the image is renamed, the
+    output it updates (and its maps) take the new name, so that 'disc IEM' is not
+    left over the labels of 'cells'; Refine still finds it."""
+    viewer, widget = viewer_widget
+    image = viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.show_why.value = True
+    click_and_wait(qtbot, widget, widget.run_button)
+    first = viewer.layers["disc IEM"]
+    image.name = "cells"
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert [la.name for la in iem_layers(viewer)] == [
+        "cells IEM", "cells IEM inpainted 0", "cells IEM inpainted 1", "cells IEM error"]
+    assert viewer.layers["cells IEM"] is first and not _layers.is_renamed(first)
+    click_and_wait(qtbot, widget, widget.refine_button)
+    assert errors == [] and viewer.layers["cells IEM"] is first
+
+
 def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot, monkeypatch):
     viewer, widget = viewer_widget
     toasts = []
