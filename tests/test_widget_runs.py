@@ -188,6 +188,21 @@ def test_the_other_pick_goes_when_another_image_is_chosen(viewer_widget, qtbot):
     assert not widget.other_button.isVisibleTo(widget)
 
 
+def test_the_other_pick_is_not_offered_for_an_image_chosen_during_the_run(
+        viewer_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_widget
+    release = threading.Event()
+    monkeypatch.setattr(_widget, "iter_segment", lingering(release))
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    other = viewer.add_image(textured_disc(SIZE, seed=3), name="other")
+    widget.image.value = viewer.layers["disc"]
+    widget.run_button.click()
+    widget.image.value = other
+    release.set()
+    wait(qtbot, widget)
+    assert "disc IEM" in viewer.layers and not widget.other_button.isVisibleTo(widget)
+
+
 @pytest.mark.parametrize("change", ["remove", "reshape", "replace"])
 def test_a_result_whose_source_went_is_not_published(viewer_widget, qtbot, monkeypatch,
                                                      errors, change):

@@ -349,7 +349,7 @@ class IEMWidget(QWidget):
         self.viewer.layers.selection.active = target  # ready to paint corrections
         self.status.setText(run_summary(plan, target, value, self._progress.iterations))
         other = (plan.picked or {}).get("other")
-        if other:
+        if other and self.image.value is plan.source:  # else it would run another image
             self.other_button.setText(f"Run again as {other}")
             self.other_button.setProperty("preset", other)
             self.other_button.show()
