@@ -96,6 +96,24 @@ def test_outputs_overlay_a_rotated_sheared_image(viewer_widget, qtbot, errors):
                                    err_msg=layer.name)
 
 
+@pytest.mark.parametrize("rotate", [0])
+def test_maps_of_a_pyramid_level_overlay_it(viewer_widget, qtbot, errors, rotate):
+    """A run on a coarser level of a layer of unequal pixel sizes runs (its sigma is
+    per axis at level 0), and its maps, drawn at that level, overlay the image: each
+    pixel's centre shift, (f - 1) / 2 level-0 pixels, turns with the layer."""
+    viewer, widget = viewer_widget
+    image = textured_disc(2 * SIZE)
+    source = viewer.add_image([image, image[::2, ::2]], multiscale=True, name="pyr",
+                              contrast_limits=(0, 1), scale=(2.0, 0.5), rotate=rotate)
+    widget.controls["max_size"].value = SIZE  # level 1
+    widget.show_why.value = True
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert errors == []
+    error = viewer.layers["pyr IEM error"]
+    np.testing.assert_allclose(error.data_to_world((5, 9)),
+                               source.data_to_world((5 * 2 + 0.5, 9 * 2 + 0.5)))
+
+
 def test_show_why_adds_hidden_maps(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc", scale=(2.0, 0.5))

@@ -244,8 +244,11 @@ def full_size_params(result, plan) -> IEMParams:
         scale = list(np.asarray(scale) * np.asarray(plan.out_shape[-plan.nsp:])
                      / np.asarray(result.labels.shape[-plan.nsp:]))
     sigma = axis_sigmas(params.sigma, scale, result.metadata.get("sigma_units", "pixels"))
-    return params.replace(max_size=None, sigma=sigma, smooth_threshold=smooth_threshold_for(
-        params.smooth_threshold, plan.nsp))
+    # per-axis sigma is the engine's own form, which IEMParams.replace (checking what a
+    # user may give: one number) refuses; the engine's refinement replaces it so too
+    return dataclasses.replace(params, max_size=None, sigma=sigma,
+                               smooth_threshold=smooth_threshold_for(params.smooth_threshold,
+                                                                     plan.nsp))
 
 
 def to_level0(result, plan, steps: int, extra: int) -> Generator[IEMProgress, None, object]:
