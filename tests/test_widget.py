@@ -96,7 +96,7 @@ def test_outputs_overlay_a_rotated_sheared_image(viewer_widget, qtbot, errors):
                                    err_msg=layer.name)
 
 
-@pytest.mark.parametrize("rotate", [0])
+@pytest.mark.parametrize("rotate", [0, 30])
 def test_maps_of_a_pyramid_level_overlay_it(viewer_widget, qtbot, errors, rotate):
     """A run on a coarser level of a layer of unequal pixel sizes runs (its sigma is
     per axis at level 0), and its maps, drawn at that level, overlay the image: each

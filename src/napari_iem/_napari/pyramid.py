@@ -19,6 +19,7 @@ import math
 from collections.abc import Generator
 
 import numpy as np
+from napari.utils.transforms import CompositeAffine
 
 from ..engine.layout import axis_sigmas, smooth_threshold_for
 from ..engine.memory import available_bytes
@@ -59,11 +60,16 @@ def level_index(index, axes, layer, level: int) -> tuple[int, ...]:
 def level_grid(spatial: dict, shape0, shape) -> dict:
     """Scale and translate of an array of ``shape`` covering what ``shape0`` pixels of
     ``spatial`` (:func:`~napari_iem._napari.layers.spatial_kwargs`) cover: a level-L
-    pixel spans ``f`` level-0 pixels and its centre lies ``(f - 1) / 2`` of them in."""
+    pixel spans ``f`` level-0 pixels and its centre lies ``(f - 1) / 2`` of them in,
+    along the layer's axes: the shift turns with its rotation and shear, which napari
+    applies after the scale and before the translate."""
     factor = np.asarray(shape0, float) / np.asarray(shape, float)
     scale = np.asarray(spatial["scale"], float)
+    turn = CompositeAffine(rotate=spatial["rotate"], shear=spatial["shear"],
+                           ndim=len(scale)).linear_matrix
+    shift = turn @ ((factor - 1) / 2 * scale)
     return {**spatial, "scale": tuple(scale * factor),
-            "translate": tuple(np.asarray(spatial["translate"]) + (factor - 1) / 2 * scale)}
+            "translate": tuple(np.asarray(spatial["translate"]) + shift)}
 
 
 def fits_in_memory(shape, dtype) -> bool:
