@@ -79,6 +79,41 @@ def test_a_mirrored_layer_runs(viewer_widget, qtbot, errors):
     np.testing.assert_allclose(viewer.layers["disc IEM"].scale, (-2.0, 0.5))
 
 
+def test_outputs_overlay_a_rotated_sheared_image(viewer_widget, qtbot, errors):
+    """A layer placed by rotate, shear and affine (not only scale and translate):
+    every output (labels, maps, instances) puts each pixel where the image has it."""
+    viewer, widget = viewer_widget
+    image = viewer.add_image(textured_disc(SIZE), name="disc", scale=(2.0, 0.5),
+                             translate=(10, -4), rotate=30, shear=[0.2],
+                             affine=np.array([[1.0, 0.1, 3], [0, 1.5, 0], [0, 0, 1]]))
+    widget.show_why.value = True
+    widget.controls["instances"].value = True
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert errors == []
+    corner = (SIZE - 1, 7)
+    for layer in iem_layers(viewer):
+        np.testing.assert_allclose(layer.data_to_world(corner), image.data_to_world(corner),
+                                   err_msg=layer.name)
+
+
+@pytest.mark.parametrize("rotate", [0, 30])
+def test_maps_of_a_pyramid_level_overlay_it(viewer_widget, qtbot, errors, rotate):
+    """A run on a coarser level of a layer of unequal pixel sizes runs (its sigma is
+    per axis at level 0), and its maps, drawn at that level, overlay the image: each
+    pixel's centre shift, (f - 1) / 2 level-0 pixels, turns with the layer."""
+    viewer, widget = viewer_widget
+    image = textured_disc(2 * SIZE)
+    source = viewer.add_image([image, image[::2, ::2]], multiscale=True, name="pyr",
+                              contrast_limits=(0, 1), scale=(2.0, 0.5), rotate=rotate)
+    widget.controls["max_size"].value = SIZE  # level 1
+    widget.show_why.value = True
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert errors == []
+    error = viewer.layers["pyr IEM error"]
+    np.testing.assert_allclose(error.data_to_world((5, 9)),
+                               source.data_to_world((5 * 2 + 0.5, 9 * 2 + 0.5)))
+
+
 def test_show_why_adds_hidden_maps(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc", scale=(2.0, 0.5))
@@ -132,6 +167,22 @@ def test_cancel_stops_and_leaves_no_layer(viewer_widget, qtbot, monkeypatch):
     assert widget.run_button.text() == "Run" and widget.refine_button.isEnabled()
 
 
+def test_refine_of_labels_beyond_the_partitions_notifies(viewer_widget, qtbot, errors):
+    """A label painted outside 0..partitions-1 (the brush's next label, or fewer
+    partitions chosen since) is said before any run starts, with what to do."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["disc IEM"]
+    painted = labels.data.copy()
+    painted[:5, :5] = 5
+    labels.data = painted
+    widget.refine_button.click()
+    assert not widget.running and len(errors) == 1
+    assert "label 5" in widget.status.text() and "partitions to 6" in widget.status.text()
+    np.testing.assert_array_equal(labels.data, painted)
+
+
 def test_refine_keeps_painted_pixels(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(textured_disc(SIZE), name="disc")
@@ -150,6 +201,24 @@ def test_refine_keeps_painted_pixels(viewer_widget, qtbot):
 
     click_and_wait(qtbot, widget, widget.refine_button)  # a second round
     assert labels.data[:10, :10].all()
+
+
+@pytest.mark.parametrize("button", ["refine_button", "flip_button"])
+def test_undo_after_a_plugin_write_leaves_its_labels(viewer_widget, qtbot, button):
+    """Ctrl-Z replays a brush stroke's old values: after Refine or Flip rewrote the
+    layer, they would be stamped over the new labels, a mix of two results that
+    Refine then took for the user's edits. The plugin's write ends the history."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["disc IEM"]
+    labels.brush_size = 9
+    labels.paint((8, 8), 1)  # a stroke through napari's undo history
+    labels.paint((SIZE // 2, SIZE // 2), 0)
+    click_and_wait(qtbot, widget, getattr(widget, button))
+    written = labels.data.copy()
+    labels.undo()
+    np.testing.assert_array_equal(labels.data, written)
 
 
 def test_init_from_labels_layer_without_locks(viewer_widget, qtbot):
@@ -210,6 +279,24 @@ def test_user_edited_layer_survives_rerun(viewer_widget, qtbot):
     assert third is not second and _layers.is_iem_output(third)
 
 
+def test_outputs_follow_a_renamed_image(viewer_widget, qtbot, errors):
+    """The plugin names an output after its image: once the image is renamed, the
+    output it updates (and its maps) take the new name, so that 'disc IEM' is not
+    left over the labels of 'cells'; Refine still finds it."""
+    viewer, widget = viewer_widget
+    image = viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.show_why.value = True
+    click_and_wait(qtbot, widget, widget.run_button)
+    first = viewer.layers["disc IEM"]
+    image.name = "cells"
+    click_and_wait(qtbot, widget, widget.run_button)
+    assert [la.name for la in iem_layers(viewer)] == [
+        "cells IEM", "cells IEM inpainted 0", "cells IEM inpainted 1", "cells IEM error"]
+    assert viewer.layers["cells IEM"] is first and not _layers.is_renamed(first)
+    click_and_wait(qtbot, widget, widget.refine_button)
+    assert errors == [] and viewer.layers["cells IEM"] is first
+
+
 def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot, monkeypatch):
     viewer, widget = viewer_widget
     toasts = []
@@ -225,6 +312,24 @@ def test_flip_swaps_regions_and_inpaintings(viewer_widget, qtbot, monkeypatch):
     np.testing.assert_array_equal(viewer.layers["disc IEM inpainted 1"].data, region0)
     assert not _layers.is_edited(labels)
     assert toasts == ["IEM: flipped 'disc IEM'"]  # fits its toast
+
+
+@pytest.mark.parametrize("replace", [
+    lambda data: np.where(data == 0, -1, data).astype(np.int64),  # negative labels
+    lambda data: np.zeros((SIZE // 2, SIZE), np.int64),  # another shape
+], ids=["negative", "reshaped"])
+def test_flip_refuses_data_the_user_replaced(viewer_widget, qtbot, errors, replace):
+    """Flip swaps 0 and 1: on labels the user replaced by other values or another
+    shape it would make up labels (1 - -1 = 2), so it says why and changes nothing."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    click_and_wait(qtbot, widget, widget.run_button)
+    labels = viewer.layers["disc IEM"]
+    labels.data = replace(np.asarray(labels.data))
+    before = labels.data.copy()
+    widget.flip_button.click()
+    np.testing.assert_array_equal(labels.data, before)
+    assert len(errors) == 1 and "run IEM again" in widget.status.text()
 
 
 def test_displayed_plane_of_a_stack(viewer_widget, qtbot):

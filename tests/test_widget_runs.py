@@ -176,6 +176,33 @@ def test_defaults_pick_is_shown_and_the_other_is_one_click(viewer_widget, qtbot)
     assert not widget.other_button.isVisibleTo(widget)  # photo was chosen, not picked
 
 
+def test_the_other_pick_goes_when_another_image_is_chosen(viewer_widget, qtbot):
+    """"Run again as ..." is the same run with the other pick: once another image is
+    chosen it would run that one, so it is hidden."""
+    viewer, widget = viewer_widget
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    wait(qtbot, widget)
+    assert widget.other_button.isVisibleTo(widget)
+    widget.image.value = viewer.add_image(textured_disc(SIZE, seed=3), name="other")
+    assert not widget.other_button.isVisibleTo(widget)
+
+
+def test_the_other_pick_is_not_offered_for_an_image_chosen_during_the_run(
+        viewer_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_widget
+    release = threading.Event()
+    monkeypatch.setattr(_widget, "iter_segment", lingering(release))
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    other = viewer.add_image(textured_disc(SIZE, seed=3), name="other")
+    widget.image.value = viewer.layers["disc"]
+    widget.run_button.click()
+    widget.image.value = other
+    release.set()
+    wait(qtbot, widget)
+    assert "disc IEM" in viewer.layers and not widget.other_button.isVisibleTo(widget)
+
+
 @pytest.mark.parametrize("change", ["remove", "reshape", "replace"])
 def test_a_result_whose_source_went_is_not_published(viewer_widget, qtbot, monkeypatch,
                                                      errors, change):
@@ -212,6 +239,20 @@ def test_cancel_while_finishing_changes_nothing(viewer_widget, qtbot, monkeypatc
     wait(qtbot, widget)
     assert [la.name for la in viewer.layers] == ["disc"]
     assert widget.status.text() == "cancelled: nothing was changed"
+
+
+def test_closing_the_dock_stops_its_run(viewer_widget, qtbot, monkeypatch, errors):
+    """The dock's close button takes the widget out of the window: its run stops and
+    publishes nothing, rather than adding a layer from a panel no one sees."""
+    viewer, widget = viewer_widget
+    release = threading.Event()
+    monkeypatch.setattr(_widget, "iter_segment", lingering(release))
+    viewer.add_image(textured_disc(SIZE), name="disc")
+    widget.run_button.click()
+    viewer.window.remove_dock_widget("all")  # what the dock's close button does
+    release.set()
+    wait(qtbot, widget)
+    assert [la.name for la in viewer.layers] == ["disc"] and errors == []
 
 
 def test_refine_with_locks_keeps_every_locked_pixel(viewer_widget, qtbot):

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from napari.layers import Image, Labels, Layer
 from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.transforms import CompositeAffine
 
 from ..files.settings import settings_from_params
 from .pyramid import level_array, level_index
@@ -101,12 +102,19 @@ def image_plane(layer: Layer, world_point: Iterable[float] | None = None, level:
 
 
 def spatial_kwargs(layer: Layer, axes: Sequence[int] | None = None) -> dict:
-    """Scale, translate and units of ``layer`` on ``axes`` (default: the last two)."""
+    """Scale, translate, units, rotation, shear and affine of ``layer`` on ``axes``
+    (default: the last two): everything that places its pixels in the world, so that
+    an output drawn with them overlays a rotated or sheared image too."""
     axes = list(range(layer.ndim - 2, layer.ndim) if axes is None else axes)
+    placed = CompositeAffine(layer.scale, layer.translate, rotate=layer.rotate,
+                             shear=layer.shear, ndim=layer.ndim).set_slice(axes)
     return {
         "scale": tuple(np.asarray(layer.scale)[axes]),
         "translate": tuple(np.asarray(layer.translate)[axes]),
         "units": tuple(layer.units[a] for a in axes),
+        "rotate": placed.rotate,
+        "shear": placed.shear,
+        "affine": layer.affine.set_slice(axes).affine_matrix,
     }
 
 
@@ -217,9 +225,18 @@ def mark_written(layer: Labels, data: np.ndarray, locked: np.ndarray | None) -> 
         layer.metadata[LOCKED_KEY] = np.array(locked, dtype=bool, copy=True)
 
 
+def end_history(layer: Labels) -> None:
+    """Forget the brush strokes napari could undo in ``layer``, once the plugin has
+    rewritten it: undoing one would stamp its old values over the new labels (a mix
+    of two results, which the next Refine would lock as the user's edits).  napari's
+    ``data`` setter keeps the history; its own reset is the only way to end it."""
+    layer._reset_history()
+
+
 def write_labels(target: Labels, labels, locked, meta: dict) -> None:
     """Replace ``target``'s data and metadata with a run's labels."""
     target.data = labels
+    end_history(target)
     target.metadata[IEM_KEY] = meta
     mark_written(target, labels, locked)
 
@@ -231,16 +248,24 @@ def refine_inputs(layer: Labels) -> tuple[np.ndarray, np.ndarray]:
     layer, together with those locked by earlier refinements.
     """
     data = np.array(layer.data, copy=True)
-    written = layer.metadata[WRITTEN_KEY]
-    if written.shape != data.shape:
-        raise ValueError(
-            f"'{layer.name}' changed shape since IEM wrote it: run IEM again instead"
-        )
+    written = _written_like(layer, data)
     locked = data != written
     previous = layer.metadata.get(LOCKED_KEY)
     if previous is not None:
         locked |= previous
     return data, locked
+
+
+def _written_like(layer: Labels, data) -> np.ndarray:
+    """What the plugin last wrote into ``layer``, which must have ``data``'s shape:
+    labels of another shape (the user replaced them) cannot be refined or flipped
+    pixel for pixel."""
+    written = layer.metadata[WRITTEN_KEY]
+    if written.shape != data.shape:
+        raise ValueError(
+            f"'{layer.name}' changed shape since IEM wrote it: run IEM again instead"
+        )
+    return written
 
 
 def owned_by(layers, target: Labels, role: str) -> list[Layer]:
@@ -264,16 +289,19 @@ def flip_output(layers, target: Labels) -> None:
         target.data, np.ndarray)
     data = target.data if lazy else np.asarray(target.data)
     info = target.metadata[IEM_KEY]
-    if info["regions"] != 2 or (not lazy and data.max(initial=0) > 1):
+    if info["regions"] != 2 or (not lazy and (data.max(initial=0) > 1
+                                              or data.min(initial=0) < 0)):
         raise ValueError(
-            f"Flip needs a 2-partition result; '{target.name}' has more labels."
+            f"Flip needs a 2-partition result of labels 0 and 1; '{target.name}' holds "
+            "others: paint only 0 and 1, or run IEM again with 2 partitions."
         )
     planes = [tuple(p) for p in info.get("planes", [])] or [()]
-    flipped, written = data.copy(), target.metadata[WRITTEN_KEY].copy()
+    flipped, written = data.copy(), _written_like(target, data).copy()
     for plane in planes:
         flipped[plane] = 1 - data[plane]
         written[plane] = 1 - written[plane]
     target.data = flipped
+    end_history(target)
     target.metadata[WRITTEN_KEY] = flipped if lazy else written  # lazy: its own record
     maps = {layer.metadata[IEM_KEY]["region"]: layer
             for layer in owned_by(layers, target, "inpainted")}

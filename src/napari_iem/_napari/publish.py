@@ -26,6 +26,7 @@ from napari.utils.colormaps import DirectLabelColormap
 from .layers import (
     IEM_KEY,
     LOCKED_KEY,
+    NAME_KEY,
     OUTPUT_SUFFIX,
     is_edited,
     is_renamed,
@@ -125,12 +126,30 @@ def publish(layers, plan, result) -> Labels:
         mark_written(target, labels, None)
         layers.append(target)
     else:
+        _follow_source_name(layers, target, plan.source)
         write_labels(target, labels, locked, meta)
     if plan.show_why and result.inpainted is not None:
         publish_inspection(layers, plan, target, result)
     if result.instances is not None:
         publish_instances(layers, plan, target, result.instances)
     return target
+
+
+def _follow_source_name(layers, target: Labels, source) -> None:
+    """Give an output the plugin named (the user did not rename it) its image's
+    current name, with its maps and instances: after the image was renamed, the
+    old name would say the labels are of an image no longer called so."""
+    base = source.name + OUTPUT_SUFFIX
+    old = target.name
+    if is_renamed(target) or old == base or old.startswith(base + " ["):
+        return
+    target.name = unique_name(base, layers)
+    target.metadata[NAME_KEY] = target.name
+    owner = str(target.unique_id)
+    for layer in layers:
+        if (layer.metadata.get(IEM_KEY, {}).get("owner") == owner
+                and layer.name.startswith(old + " ")):
+            layer.name = target.name + layer.name[len(old):]
 
 
 def _publish_lazy(layers, plan, result, meta: dict) -> Labels:
@@ -200,7 +219,7 @@ def publish_instances(layers, plan, target: Labels, instances: np.ndarray) -> La
         on_plane(None, instances, plan.index, plan.shape),
         name=unique_name(target.name + " instances", layers),
         metadata={IEM_KEY: {"role": "instances", "owner": str(target.unique_id)}},
-        scale=target.scale, translate=target.translate, units=target.units,
+        **spatial_kwargs(target, range(target.ndim)),
     )
     layers.append(layer)
     return layer

@@ -19,6 +19,7 @@ import math
 from collections.abc import Generator
 
 import numpy as np
+from napari.utils.transforms import CompositeAffine
 
 from ..engine.layout import axis_sigmas, smooth_threshold_for
 from ..engine.memory import available_bytes
@@ -59,11 +60,16 @@ def level_index(index, axes, layer, level: int) -> tuple[int, ...]:
 def level_grid(spatial: dict, shape0, shape) -> dict:
     """Scale and translate of an array of ``shape`` covering what ``shape0`` pixels of
     ``spatial`` (:func:`~napari_iem._napari.layers.spatial_kwargs`) cover: a level-L
-    pixel spans ``f`` level-0 pixels and its centre lies ``(f - 1) / 2`` of them in."""
+    pixel spans ``f`` level-0 pixels and its centre lies ``(f - 1) / 2`` of them in,
+    along the layer's axes: the shift turns with its rotation and shear, which napari
+    applies after the scale and before the translate."""
     factor = np.asarray(shape0, float) / np.asarray(shape, float)
     scale = np.asarray(spatial["scale"], float)
+    turn = CompositeAffine(rotate=spatial["rotate"], shear=spatial["shear"],
+                           ndim=len(scale)).linear_matrix
+    shift = turn @ ((factor - 1) / 2 * scale)
     return {**spatial, "scale": tuple(scale * factor),
-            "translate": tuple(np.asarray(spatial["translate"]) + (factor - 1) / 2 * scale)}
+            "translate": tuple(np.asarray(spatial["translate"]) + shift)}
 
 
 def fits_in_memory(shape, dtype) -> bool:
@@ -244,8 +250,11 @@ def full_size_params(result, plan) -> IEMParams:
         scale = list(np.asarray(scale) * np.asarray(plan.out_shape[-plan.nsp:])
                      / np.asarray(result.labels.shape[-plan.nsp:]))
     sigma = axis_sigmas(params.sigma, scale, result.metadata.get("sigma_units", "pixels"))
-    return params.replace(max_size=None, sigma=sigma, smooth_threshold=smooth_threshold_for(
-        params.smooth_threshold, plan.nsp))
+    # per-axis sigma is the engine's own form, which IEMParams.replace (checking what a
+    # user may give: one number) refuses; the engine's refinement replaces it so too
+    return dataclasses.replace(params, max_size=None, sigma=sigma,
+                               smooth_threshold=smooth_threshold_for(params.smooth_threshold,
+                                                                     plan.nsp))
 
 
 def to_level0(result, plan, steps: int, extra: int) -> Generator[IEMProgress, None, object]:

@@ -173,6 +173,19 @@ def _init_labels(layer: Labels, plan: RunPlan) -> np.ndarray:
     return init
 
 
+def _check_labels(target: Labels, start: np.ndarray, regions: int) -> None:
+    """Refuse start labels outside ``0..regions-1`` (a brush's next label, or fewer
+    partitions chosen since the run) before a run starts, saying what to change."""
+    low, high = int(start.min(initial=0)), int(start.max(initial=0))
+    if low < 0 or high >= regions:
+        bad = low if low < 0 else high
+        fix = "" if low < 0 else f", or set partitions to {high + 1}"
+        raise RequestError(
+            f"'{target.name}' holds label {bad}, and partitions {regions} means labels "
+            f"0..{regions - 1}: paint only those (the eraser paints 0){fix}."
+        )
+
+
 def plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
     """Restart from ``target`` as the user painted it, every changed pixel locked, in
     the mode ``target`` was made in (the mode control is left as it was when the
@@ -201,6 +214,7 @@ def _plan_refine(form: IEMForm, viewer, target: Labels) -> RunPlan:
     if start.shape != plan.shape:
         raise RequestError(f"'{target.name}' has shape {start.shape}, the input "
                            f"{plan.shape}: run IEM again instead")
+    _check_labels(target, start, int(plan.options["regions"]))
     planes = target.metadata[IEM_KEY].get("planes", [])
     if plan.index and list(plan.index) not in planes and not (
             start[plan.index].any() or locked[plan.index].any()):

@@ -13,6 +13,7 @@ import time
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -154,6 +155,12 @@ class IEMWidget(QWidget):
         events.removed.connect(self.form.refresh_choices)
         for layer in self.viewer.layers:
             layer.events.name.connect(self.form.refresh_choices)
+        self.image.changed.connect(self._on_image_changed)
+
+    def _on_image_changed(self) -> None:
+        """"Run again as ..." repeats the last run with the other pick: on another
+        image it would run that one instead, so it goes."""
+        self.other_button.hide()
 
     def _on_inserted(self, event) -> None:
         event.value.events.name.connect(self.form.refresh_choices)
@@ -205,6 +212,14 @@ class IEMWidget(QWidget):
 
     def _tell(self, show, text: str) -> None:
         tell(show, text, self.status)
+
+    def event(self, event) -> bool:
+        """A dock closed with its close button takes its widget out of the window
+        (napari sets its parent to None): a run then stops, since its result would
+        appear from a panel no one sees, with no status line to say what it was."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.cancel()
+        return super().event(event)
 
     # ------------------------------------------------------------------- run
     @property
@@ -334,7 +349,7 @@ class IEMWidget(QWidget):
         self.viewer.layers.selection.active = target  # ready to paint corrections
         self.status.setText(run_summary(plan, target, value, self._progress.iterations))
         other = (plan.picked or {}).get("other")
-        if other:
+        if other and self.image.value is plan.source:  # else it would run another image
             self.other_button.setText(f"Run again as {other}")
             self.other_button.setProperty("preset", other)
             self.other_button.show()
