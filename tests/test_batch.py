@@ -59,6 +59,28 @@ def report_rows(out):
     return {r["file"].rsplit("/", 1)[-1]: r for r in rows}
 
 
+def test_a_run_on_workers_leaves_the_processs_dask_scheduler_alone(folder, tmp_path,
+                                                                   monkeypatch):
+    """The run's own client was made the process's default scheduler while it ran
+    (and stayed so when closing it failed): the caller's dask arrays went to the run's
+    cluster, and hung once it was gone."""
+    import dask
+
+    from napari_iem.batch import run as batch_run
+
+    seen, absorb = [], batch_run._Job.absorb
+
+    def watching(self, results):
+        seen.append(dask.config.get("scheduler", None))
+        return absorb(self, results)
+
+    monkeypatch.setattr(batch_run._Job, "absorb", watching)
+    with dask.config.set(scheduler="synchronous"):
+        rep = run_batch(folder / "s0.png", tmp_path / "out", workers=1, progress=False,
+                        max_iter=ITER)
+    assert rep.ok and seen and set(seen) == {"synchronous"}
+
+
 def test_dask_cluster_equals_sequential(folder, tmp_path):
     from distributed import Client, LocalCluster
 

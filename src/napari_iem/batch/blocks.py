@@ -148,7 +148,7 @@ class _Runner:
 
         futures = self.client.compute(tasks)
         try:
-            for fut in as_completed(futures):
+            for fut in as_completed(futures, loop=self.client.loop):
                 yield fut.result()
         finally:
             self.client.cancel(futures)

@@ -52,8 +52,8 @@ def connect(scheduler):
 
     if isinstance(scheduler, Client):
         return scheduler, False
-    try:
-        return Client(scheduler, timeout="10s"), True
+    try:  # used by name only: the process's own Dask default (the user's) stays as it was
+        return Client(scheduler, timeout="10s", set_as_default=False), True
     except Exception as exc:  # noqa: BLE001 - distributed raises many kinds
         raise BatchError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
 
@@ -107,7 +107,7 @@ def run_tasks(job, mode: str, n_workers, client, processes: bool,
     futures = client.map(segment_task, tasks, cfg=job.cfg, pure=False)
     stack.callback(quietly, lambda: client.cancel(futures))
     index_of = {f.key: j for j, f in enumerate(futures)}
-    for fut in as_completed(futures):
+    for fut in as_completed(futures, loop=client.loop):  # not a default client
         try:
             absorb(fut.result())
         except Exception as exc:  # noqa: BLE001 - a worker died or the task crashed
