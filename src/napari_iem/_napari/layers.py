@@ -229,8 +229,11 @@ def end_history(layer: Labels) -> None:
     """Forget the brush strokes napari could undo in ``layer``, once the plugin has
     rewritten it: undoing one would stamp its old values over the new labels (a mix
     of two results, which the next Refine would lock as the user's edits).  napari's
-    ``data`` setter keeps the history; its own reset is the only way to end it."""
-    layer._reset_history()
+    ``data`` setter keeps the history; its own reset, a private method, is the only
+    way to end it (a napari without it keeps the history rather than fail the write)."""
+    reset = getattr(layer, "_reset_history", None)
+    if callable(reset):
+        reset()
 
 
 def write_labels(target: Labels, labels, locked, meta: dict) -> None:
