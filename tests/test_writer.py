@@ -56,3 +56,41 @@ def test_the_manifest_declares_the_writer():
     manifest = PluginManifest.from_distribution("napari-iem")
     writers = {w.command: w for w in manifest.contributions.writers}
     assert "labels" in [str(t) for t in writers["napari-iem.write_labels"].layer_types]
+
+
+@pytest.mark.parametrize("name", ["cells.ome.tif", "cells.zarr", "cells.ome.zarr"])
+def test_saved_labels_open_again_as_calibrated_labels(tmp_path, name):
+    """napari's own TIFF reader opened them as an image of unit scale."""
+    from napari_iem._napari.reader import get_reader
+
+    path = tmp_path / name
+    write_labels(str(path), LABELS, META)
+    reader = get_reader(str(path))
+    assert reader is not None
+    [(data, meta, kind)] = reader(str(path))
+    assert kind == "labels" and meta["name"] == "cells"
+    np.testing.assert_array_equal(np.asarray(data), LABELS)
+    np.testing.assert_allclose(meta["scale"], (0.5, 0.25))
+    assert meta["units"] == ["micrometer", "micrometer"]
+    assert meta["metadata"]["iem_provenance"]["preset"] == "microscopy"
+
+
+def test_the_reader_leaves_other_files_to_other_readers(tmp_path):
+    from napari_iem._napari.reader import get_reader
+
+    tifffile.imwrite(tmp_path / "theirs.ome.tif", np.ones((4, 4), np.uint8))
+    (tmp_path / "empty.zarr").mkdir()
+    (tmp_path / "notes.ome.tif").write_text("not a tiff")
+    for name in ("theirs.ome.tif", "empty.zarr", "notes.ome.tif", "missing.ome.tif"):
+        assert get_reader(str(tmp_path / name)) is None, name
+    assert get_reader([str(tmp_path / "theirs.ome.tif")]) is None
+
+
+@pytest.mark.gui
+def test_napari_opens_saved_labels_with_the_plugin(make_napari_viewer, tmp_path):
+    path = tmp_path / "cells.ome.tif"
+    write_labels(str(path), LABELS, META)
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari-iem")
+    assert layer.__class__.__name__ == "Labels" and layer.name == "cells"
+    np.testing.assert_allclose(layer.scale, (0.5, 0.25))
