@@ -23,7 +23,10 @@ def test_every_widget_knob_has_a_control_with_the_knobs_range(viewer_widget):
             continue
         control = widget.controls[knob.name]
         assert control.label == knob.display
-        assert knob.help in control.tooltip and knob.allowed() in control.tooltip
+        said = _form._tooltip(knob)  # an optional knob's None said as its 0
+        assert said in control.tooltip and knob.allowed().split(" or ")[0] in said
+        if not knob.optional:
+            assert knob.help in said and knob.allowed() in said
         if knob.choices:
             assert tuple(control.choices) == tuple(
                 c for c in knob.choices if c not in PRESET_ALIASES)
@@ -33,7 +36,6 @@ def test_every_widget_knob_has_a_control_with_the_knobs_range(viewer_widget):
             assert (control.min, control.max) == (low, high), knob.name
             if knob.high > high:
                 assert str(_form.QT_INT_MAX) in control.tooltip  # says why it is less
-    assert "0 = full size" in widget.controls["max_size"].tooltip
 
 
 def test_the_advanced_tooltip_lists_the_knobs_a_settings_file_sets(viewer_widget):
@@ -43,6 +45,14 @@ def test_the_advanced_tooltip_lists_the_knobs_a_settings_file_sets(viewer_widget
     _, widget = viewer_widget
     listed = widget.advanced.toolTip().split("(", 1)[1].split(")", 1)[0].split(", ")
     assert listed == [k.name for k in KNOBS if not k.widget and k.kind == "param"]
+
+
+def test_tooltips_say_the_controls_zero_not_pythons_none(viewer_widget):
+    """'max size (px)' said "None: the image's own size" and "or none": the spin box
+    has no None, its 0 stands for it."""
+    _, widget = viewer_widget
+    tip = widget.controls["max_size"].tooltip
+    assert "None" not in tip and "0: the image's own size" in tip and "or 0" in tip
 
 
 def test_options_are_keyed_by_knob_name(viewer_widget):

@@ -13,6 +13,7 @@ channel controls for data that can hold channels, the inspection maps for a sing
 from __future__ import annotations
 
 import math
+import re
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Select, SpinBox
 from napari.layers import Image, Labels
@@ -46,7 +47,6 @@ QT_INT_MAX = 2**31 - 1
 STEPS = {"sigma": 0.5, "lam": 0.0001, "max_size": 32}
 #: What the widget adds to a knob's own help.
 NOTES = {
-    "max_size": "0 = full size (none).",
     "min_piece_size": f"The widget goes up to {QT_INT_MAX} (Qt's limit).",
     "preset": "The Advanced fields show the preset's values; choosing a preset resets "
               "them.",
@@ -63,10 +63,20 @@ ADVANCED_TIP = (f"The knobs not shown here ({HIDDEN_KNOBS}) are set by the prese
                 "a loaded settings file.")
 
 
+def _tooltip(knob: Knob) -> str:
+    """The knob table's help and range as the control says them: an optional knob's
+    None is its spin box's 0 (the widget has no None to type)."""
+    text = " ".join(filter(None, [knob.help, f"Allowed: {knob.allowed()}.",
+                                  NOTES.get(knob.name)]))
+    if knob.optional:
+        text = re.sub(r"\bNone:", "0:", text)
+        text = re.sub(r" or none\b", " or 0", text)
+    return text
+
+
 def knob_control(knob: Knob):
     """A magicgui control for ``knob``: its label, tooltip, range or choices."""
-    tooltip = " ".join(filter(None, [knob.help, f"Allowed: {knob.allowed()}.",
-                                     NOTES.get(knob.name)]))
+    tooltip = _tooltip(knob)
     common = {"name": knob.name, "label": knob.display, "tooltip": tooltip}
     if knob.type is bool:
         return CheckBox(value=knob.default, **common)
