@@ -11,12 +11,15 @@ before and after the decision.  ``--real SET`` segments a
 development set instead (``default`` preset; ``horse`` and ``sod`` under the paper's
 protocol, ``nuclei`` at full size) and counts the images called "no structure", with
 the IoU each of them had.  ``--faint`` sweeps the contrast of one disc in noise.
+``--enlarge F`` makes each noise plane at 1/F of the size and enlarges it F times by
+repeating its pixels, as a zoomed screenshot or a binned camera shown at full size is.
 From the repository root::
 
     .venv/bin/python benchmarks/noise_planes.py --planes 100
     .venv/bin/python benchmarks/noise_planes.py --real nuclei --protocol full
     .venv/bin/python benchmarks/noise_planes.py --real horse --every 3
     .venv/bin/python benchmarks/noise_planes.py --faint
+    .venv/bin/python benchmarks/noise_planes.py --planes 20 --enlarge 2
 """
 from __future__ import annotations
 
@@ -64,6 +67,13 @@ def as_dtype(kind: str, plane: np.ndarray) -> np.ndarray:
     return plane.clip(0, np.iinfo(dtype).max).round().astype(dtype)
 
 
+def enlarged(plane: np.ndarray, factor: int) -> np.ndarray:
+    """Every ``factor``-th pixel of ``plane`` repeated ``factor`` times on both axes:
+    a plane of the same size whose noise comes in blocks (``factor`` 1: ``plane``)."""
+    small = plane[::factor, ::factor]
+    return np.repeat(np.repeat(small, factor, 0), factor, 1)[:plane.shape[0], :plane.shape[1]]
+
+
 def decide(images, results):
     """``structure_found`` on each result, on the image at the working resolution."""
     from napari_iem.engine.presets import IEMParams
@@ -86,14 +96,16 @@ def decide(images, results):
 def run_noise(args) -> None:
     from napari_iem.api import segment_batch
 
-    print(f"{args.planes} planes of {SIZE}x{SIZE} per kind; 'ok': at most 1% of pixels "
-          "foreground; ratio: contrast / threshold (structure when > 1)\n")
+    print(f"{args.planes} planes of {SIZE}x{SIZE} per kind (enlarged {args.enlarge}x); "
+          "'ok': at most 1% of pixels foreground; ratio: contrast / threshold "
+          "(structure when > 1)\n")
     print("| kind | preset (chosen) | ok, IEM alone | ok, with the decision "
           "| called structure | median ratio | max ratio |")
     print("|---|---|---|---|---|---|---|")
     for i, (kind, make) in enumerate(noise_kinds().items()):
         rng = np.random.default_rng(1000 + i)
-        planes = [as_dtype(kind, make(rng)) for _ in range(args.planes)]
+        planes = [enlarged(as_dtype(kind, make(rng)), args.enlarge)
+                  for _ in range(args.planes)]
         done = {}  # "default" picks a preset for all: its results serve that one too
         for preset in args.presets:
             results = done.get(preset) or segment_batch(
@@ -165,6 +177,8 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", choices=["paper", "full"], default="paper")
     parser.add_argument("--every", type=int, default=1, help="every N-th image (--real)")
     parser.add_argument("--faint", action="store_true", help="the faint-disc sweep")
+    parser.add_argument("--enlarge", type=int, default=1, metavar="F",
+                        help="noise planes enlarged F times by repeating pixels")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     args = parser.parse_args(argv)

@@ -12,9 +12,10 @@ background is removed and in units of the noise:
   structure and a background gradient cancel in a difference, edges are a minority
   that the median ignores, and the estimate scales with the image, so the stretch of a
   noise plane to the full [-1, 1] range (:mod:`napari_iem.engine.preprocess`) changes
-  nothing.  Channels are combined by the Mahalanobis norm under the noise's robust
-  correlation (Gnanadesikan & Kettenring 1972), so correlated colour noise is not
-  counted once per channel;
+  nothing.  An image enlarged by repeating pixels (:func:`repetition`) is measured on
+  one pixel per block, and each block counts as one sample.  Channels are combined by
+  the Mahalanobis norm under the noise's robust correlation (Gnanadesikan &
+  Kettenring 1972), so correlated colour noise is not counted once per channel;
 * the contrast is the coefficient of the region's indicator in a least-squares fit of
   the image by a smooth background (a polynomial of degree 4) plus that indicator: a
   region that only follows a gradient or a vignette has none of its own;
@@ -78,6 +79,8 @@ NULL_SEED = 0
 #: Safety factor on the null's selection, and standard errors added for sampling.
 MARGIN = 2.0
 Z = 5.0
+#: Changes along an axis needed before its pixels can be called repeated.
+MIN_CHANGES = 16
 #: Nulls measured in this process, by :func:`null_key` and device.
 _NULLS: dict = {}
 #: Nulls measured ahead of time on the CPU for the presets' parameters
@@ -113,39 +116,48 @@ def structure_found(x: torch.Tensor, labels: torch.Tensor, regions: int,
         Per image, lists of floats: ``"contrast"`` (of the region with the largest
         contrast / threshold, in noise standard deviations), ``"threshold"`` (its
         threshold), ``"ratio"`` (contrast / threshold: structure when > 1), ``"noise"``
-        (the noise standard deviation of each channel on the [-1, 1] scale); and
-        ``"null_selection"`` (float): the selection strength measured on noise.
+        (the noise standard deviation of each channel on the [-1, 1] scale),
+        ``"null_selection"``: the selection strength measured on noise (enlarged like
+        the image, :func:`repetition`), and ``"repetition"``: the image's factors.
     """
     null_shape = tuple(min(n, NULL_SIDE[x.ndim - 2]) for n in x.shape[2:])
-    rho = null_selection(params, regions, null_shape, str(x.device))
-    out = {"contrast": [], "threshold": [], "ratio": [], "noise": []}
+    out = {"contrast": [], "threshold": [], "ratio": [], "noise": [],
+           "null_selection": [], "repetition": []}
     for b in range(x.shape[0]):
-        stats = _one_image(*_for_statistics(x[b], labels[b]), regions, rho)
+        image, lab = _for_statistics(x[b], labels[b])
+        repeat = repetition(image)
+        rho = null_selection(params, regions, null_shape, str(x.device), repeat)
+        stats = _one_image(image, lab, regions, rho, repeat)
         for key in out:
-            out[key].append(stats[key])
+            out[key].append({"null_selection": rho, "repetition": list(repeat)}.get(
+                key, stats.get(key)))
     found = torch.tensor([r > 1 for r in out["ratio"]], dtype=torch.bool)
-    return found, {**out, "null_selection": rho}
+    return found, out
 
 
 def null_selection(params, regions: int, shape: tuple[int, ...],
-                   device: str = "cpu") -> float:
+                   device: str = "cpu", repeat: tuple[int, ...] | None = None) -> float:
     """How strongly the optimiser run with ``params`` for ``regions`` regions selects
     noise: the largest contrast / :func:`noise_bound` of a region, over
     :data:`NULL_PLANES` planes of white Gaussian noise of ``shape`` scaled as the
-    percentile rule scales a noise plane.  Taken from :data:`TABLE` when it holds these
+    percentile rule scales a noise plane, its pixels repeated ``repeat`` times along
+    each axis as the image's are (an enlarged image gives the optimiser fewer, larger
+    grains of noise to follow).  Taken from :data:`TABLE` when it holds these
     parameters (a statistic of noise: the CPU's value serves every device), else
     measured once per process, parameters, shape and device."""
-    key = null_key(params, regions, shape)
+    repeat = tuple(repeat or (1,) * len(shape))
+    key = null_key(params, regions, shape, repeat)
     if key in _known():
         return _known()[key]
     if (key, device) not in _NULLS:
-        _NULLS[key, device] = _measure_null(params, regions, tuple(shape), device)
+        _NULLS[key, device] = _measure_null(params, regions, tuple(shape), device, repeat)
     return _NULLS[key, device]
 
 
-def null_key(params, regions: int, shape) -> str:
+def null_key(params, regions: int, shape, repeat=None) -> str:
     """What a null depends on: the parameters the optimiser and the noise scaling read
-    (not the preset's name, colour space or working size), K and the noise's shape."""
+    (not the preset's name, colour space or working size), K, the noise's shape and
+    its pixels' repetition."""
     sigma = per_axis(params.sigma, len(shape))
     key = {
         "sigma": [round(float(v), 6) for v in sigma], "kernel_size": params.kernel_size,
@@ -158,6 +170,8 @@ def null_key(params, regions: int, shape) -> str:
         key["texture"] = params.texture
     if params.smooth_border != "zero":  # the smoothing at the border (likewise)
         key["smooth_border"] = params.smooth_border
+    if repeat and any(r > 1 for r in repeat):  # an enlarged image (likewise)
+        key["repeat"] = [int(r) for r in repeat]
     return json.dumps(key, sort_keys=True)
 
 
@@ -168,9 +182,13 @@ def _known() -> dict:
     return _TABLE
 
 
-def _measure_null(params, regions, shape, device) -> float:
+def _measure_null(params, regions, shape, device, repeat=None) -> float:
+    repeat = tuple(repeat or (1,) * len(shape))
     gen = torch.Generator().manual_seed(NULL_SEED)
-    noise = torch.randn((NULL_PLANES, 1, *shape), generator=gen, dtype=torch.float64)
+    grains = [-(-n // r) for n, r in zip(shape, repeat)]
+    noise = torch.randn((NULL_PLANES, 1, *grains), generator=gen, dtype=torch.float64)
+    for d, (n, r) in enumerate(zip(shape, repeat)):  # each grain r pixels wide
+        noise = noise.repeat_interleave(r, dim=d + 2).narrow(d + 2, 0, n)
     flat = noise.flatten(1)
     q = torch.tensor([params.percentile_low, params.percentile_high],
                      dtype=torch.float64) / 100
@@ -182,8 +200,8 @@ def _measure_null(params, regions, shape, device) -> float:
             next(run)
     except StopIteration as stop:
         labels = stop.value.labels
-    return max(_one_image(*_for_statistics(x[b], labels[b]), regions, 0.0)["selection"]
-               for b in range(NULL_PLANES))
+    return max(_one_image(*_for_statistics(x[b], labels[b]), regions, 0.0,
+                          repeat)["selection"] for b in range(NULL_PLANES))
 
 
 def _for_statistics(x: torch.Tensor, labels: torch.Tensor):
@@ -215,10 +233,13 @@ def threshold(f: float, n_small: int, n_large: int, rho: float, channels: int) -
     return MARGIN * rho * noise_bound(f) + Z * se
 
 
-def _one_image(x: torch.Tensor, labels: torch.Tensor, regions: int, rho: float) -> dict:
-    """The statistics of one image ``x`` (C, *S) and its ``labels`` (*S)."""
+def _one_image(x: torch.Tensor, labels: torch.Tensor, regions: int, rho: float,
+               repeat: tuple[int, ...]) -> dict:
+    """The statistics of one image ``x`` (C, *S) and its ``labels`` (*S), whose pixels
+    are repeated ``repeat`` times along each axis."""
     grid = _grid(labels.shape)
-    scale, whiten = _noise(x, grid)
+    distinct = x[(slice(None), *(slice(None, None, r) for r in repeat))]
+    scale, whiten = _noise(distinct, _grid(distinct.shape[1:]))
     area = torch.bincount(labels.reshape(-1), minlength=regions).tolist()
     reference = max(range(regions), key=lambda k: area[k])
     present = [k for k in range(regions) if k != reference and area[k]]
@@ -232,7 +253,10 @@ def _one_image(x: torch.Tensor, labels: torch.Tensor, regions: int, rho: float) 
     gram = design.T @ design  # normal equations: P is small, the fit well conditioned
     coef = torch.linalg.lstsq(gram, design.T @ y).solution[-len(present):]  # (R, C)
     contrast = (coef @ whiten).norm(dim=1).tolist()
-    counts = torch.bincount(sample, minlength=regions).tolist()
+    # a repeated pixel is no new sample of the noise: count each block once
+    block = math.prod(repeat)
+    counts = [min(c, a / block) for c, a in
+              zip(torch.bincount(sample, minlength=regions).tolist(), area)]
     best, selection = None, 0.0
     for k, c in zip(present, contrast):
         f = area[k] / (area[k] + area[reference])
@@ -241,6 +265,37 @@ def _one_image(x: torch.Tensor, labels: torch.Tensor, regions: int, rho: float) 
         if best is None or c / limit > best["ratio"]:
             best = {"contrast": c, "threshold": limit, "ratio": c / limit}
     return {**best, "selection": selection, "noise": scale.tolist()}
+
+
+def repetition(x: torch.Tensor, lines: int = 64) -> tuple[int, ...]:
+    """Per spatial axis of ``x`` (C, *S), the factor by which the image was enlarged by
+    repeating each pixel (nearest neighbour; 1: not enlarged).
+
+    Such an image (skimage's ``moon``, a zoomed screenshot, a binned micrograph shown
+    at full size) changes only between blocks: every neighbour difference inside a
+    block is zero, so the noise estimated from neighbour differences would be zero
+    (every block start a multiple of the grid's step) or far too small.  The factor
+    along an axis is the greatest common divisor of the positions ``i + 1`` where a
+    value changes from ``i`` to ``i + 1``, on up to ``lines`` lines along that axis;
+    it counts only from :data:`MIN_CHANGES` changes on, so a nearly constant image is
+    not called enlarged by its few edges.
+    """
+    spatial = x.shape[1:]
+    factors = []
+    for d, n in enumerate(spatial):
+        others = [k for k in range(len(spatial)) if k != d]
+        step = max(1, math.ceil((math.prod(spatial[k] for k in others) / lines)
+                                ** (1 / max(len(others), 1))))
+        strip = x[(slice(None), *(slice(None) if k == d else slice(None, None, step)
+                                  for k in range(len(spatial))))]
+        changed = (strip.narrow(d + 1, 1, n - 1) != strip.narrow(d + 1, 0, n - 1))
+        where = changed.movedim(d + 1, -1).reshape(-1, n - 1).any(0).nonzero().flatten()
+        if len(where) < MIN_CHANGES:
+            factors.append(1)
+            continue
+        factor = math.gcd(*(where + 1).tolist())
+        factors.append(factor if n // factor >= 2 else 1)
+    return tuple(factors)
 
 
 def _noise(x: torch.Tensor, grid) -> tuple[torch.Tensor, torch.Tensor]:
