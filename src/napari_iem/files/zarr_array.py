@@ -91,11 +91,13 @@ def array_header(node: Path, ndim: int | None, colour: int | None, limit: int | 
     if ndim is None:
         ndim = len(shape) if isinstance(shape, list) and 0 < len(shape) <= MAX_AXES \
             else MAX_AXES + 1  # refused below
-    for what, value in (("shape", shape), ("chunks", chunks)):
+    # an axis of 0 is an empty image, said so when read; a chunk of 0 zarr divides by
+    for what, value, least in (("shape", shape, 0), ("chunks", chunks, 1)):
         if not isinstance(value, list) or len(value) != ndim or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+                isinstance(s, int) and not isinstance(s, bool) and s >= least
+                for s in value):
             raise ImageReadError(f"{node}: {what} {str(value)[:80]} is not {ndim} whole "
-                                 "numbers, one per axis")
+                                 f"numbers of at least {least}, one per axis")
     try:
         kind = np.dtype(dtype).kind if isinstance(dtype, str) else "O"
     except TypeError:
