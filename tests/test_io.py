@@ -168,6 +168,21 @@ def test_read_labels_colour_mask(tmp_path):
     assert (read_labels(tmp_path / "g.png") == grey3[..., 0]).all()
 
 
+def test_a_cmyk_jpeg_is_read_as_its_rgb_colours(tmp_path):
+    """A CMYK JPEG (what print workflows save) came back as four ink channels, the
+    fourth (black ink) taken for alpha, and as a mask its labels inverted: black ink
+    (no light) labelled 255 and white paper 0."""
+    from PIL import Image
+
+    grey = np.zeros((16, 16), np.uint8)
+    grey[4:12, 4:12] = 255
+    Image.fromarray(grey).convert("CMYK").save(tmp_path / "m.jpg", quality=100)
+    info, image = image_info(tmp_path / "m.jpg"), read_image(tmp_path / "m.jpg")
+    assert image.shape == info.shape == (16, 16, 3)
+    assert np.abs(image[..., 0].astype(int) - grey).max() < 8
+    assert np.array_equal(read_labels(tmp_path / "m.jpg") > 127, grey > 127)
+
+
 # ---------------------------------------------------------------- writing
 
 def test_atomic_write_leaves_no_temp_file(tmp_path):

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .read import ImageReadError, _info, _open_image, _our_limit_not_pillows, read_image
+from .read import (
+    _AS_RGB,
+    ImageReadError,
+    _info,
+    _open_image,
+    _our_limit_not_pillows,
+    read_image,
+)
 
 __all__ = ["read_labels"]
 
@@ -34,9 +41,9 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
     """Read a label or mask image as integers, one value per pixel.
 
     Palette PNGs give their indices, grey images their values.  A colour image (a PNG
-    or JPEG of colours, a TIFF whose photometric tag says RGB) whose channels are all
-    equal gives one channel; other colour images get one label per distinct colour
-    (black = 0).  Other TIFFs stay as stored: a (Y, X, 3) stack is three planes.
+    or JPEG of colours, a CMYK one by its RGB colours, a TIFF whose photometric tag
+    says RGB) whose channels are all equal gives one channel; other colour images get
+    one label per distinct colour (black = 0).  Other TIFFs stay as stored: a (Y, X, 3) stack is three planes.
 
     Raises
     ------
@@ -56,7 +63,7 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
 
             try:
                 with _our_limit_not_pillows(), Image.open(fh) as im:
-                    data = np.asarray(im)
+                    data = np.asarray(im.convert("RGB") if im.mode in _AS_RGB else im)
             except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
                 raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
     colour = info.colour_axis

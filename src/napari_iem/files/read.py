@@ -108,6 +108,8 @@ class ImageInfo:
     colour_axis : int or None
         For a TIFF whose pixels are RGB(A) colours (its photometric tag says so), the
         axis of ``shape`` that holds them; the other formats say it by their shape.
+    pil_mode : str or None
+        For a PNG or JPEG, Pillow's mode (``"L"``, ``"RGB"``, ``"P"``, ``"CMYK"``, ...).
     """
 
     path: Path
@@ -117,6 +119,7 @@ class ImageInfo:
     pixels: int
     ome: OmeMetadata | None = None
     colour_axis: int | None = None
+    pil_mode: str | None = None
 
 
 def pixel_limit(max_pixels: int | None = None) -> int:
@@ -251,6 +254,9 @@ def _our_limit_not_pillows() -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = old
 
 
+#: Pillow modes whose numbers are not red, green and blue (a CMYK JPEG's are inks, the
+#: fourth black, not alpha): read as the RGB colours they stand for.
+_AS_RGB = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 _PIL_CHANNELS = {"1": 0, "L": 0, "P": 3, "I": 0, "I;16": 0, "I;16B": 0, "I;16L": 0,
                  "F": 0, "LA": 0, "PA": 4, "RGB": 3, "RGBA": 4, "CMYK": 3, "YCbCr": 3,
                  "LAB": 3, "HSV": 3, "RGBX": 3}
@@ -308,7 +314,7 @@ def _pil_info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> Ima
     dtype = "uint16" if mode.startswith("I;16") else (
         "int32" if mode == "I" else "float32" if mode == "F" else
         "bool" if mode == "1" else "uint8")
-    return ImageInfo(path, fmt, shape, dtype, int(w) * int(h))
+    return ImageInfo(path, fmt, shape, dtype, int(w) * int(h), pil_mode=mode)
 
 
 def _info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> ImageInfo:
@@ -358,7 +364,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
 
     An OME-Zarr (a folder) gives its full-resolution level, as stored.
     PNG and JPEG come back as (H, W), (H, W, 3) or (H, W, 4) (palette images as RGB,
-    grey+alpha as grey, the first frame of an animation); 16-bit PNG as uint16.  TIFF
+    grey+alpha as grey, CMYK as RGB, the first frame of an animation); 16-bit PNG as
+    uint16.  TIFF
     comes back as stored (any dtype, any number of dimensions; the first series of a
     multi-series file).
 
@@ -371,7 +378,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     if path.is_dir() and _zarr(path):
         return _zarr(path).read_ome_zarr(path, 0, max_pixels)[0]
     with _open_image(path, max_pixels) as (fh, fmt):
-        _info(path, fh, fmt, max_pixels)
+        info = _info(path, fh, fmt, max_pixels)
         try:
             if fmt == "tiff":
                 import tifffile
@@ -382,7 +389,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
                 import imageio.v3 as iio
 
                 with _our_limit_not_pillows():
-                    data = iio.imread(fh, extension=f".{fmt}", index=0)
+                    data = iio.imread(fh, extension=f".{fmt}", index=0,
+                                      mode="RGB" if info.pil_mode in _AS_RGB else None)
                 if fmt == "png" and data.ndim == 3 and data.shape[-1] == 2:
                     data = data[..., 0]  # grey + alpha -> grey
         except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
