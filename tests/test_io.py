@@ -1,4 +1,5 @@
 """Reading and writing: round trips, atomic writes, bomb refusal, safe names."""
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -146,6 +147,20 @@ def test_tiff_bomb_refused(tmp_path):
     tiff_bomb(tmp_path / "bomb.tif")
     with pytest.raises(ImageTooLargeError, match="1000000x1000000"):
         read_image(tmp_path / "bomb.tif")
+
+
+@pytest.mark.parametrize("claim", ["file size", "header"])
+def test_an_image_too_large_says_what_to_do(tmp_path, claim):
+    """A file larger than the pixel limit allows was refused as '... bytes, more than
+    the limit for this kind of file', which named neither the limit to raise nor the
+    block mode that reads an image larger than memory."""
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, np.zeros((40, 40), np.uint8))
+    if claim == "file size":
+        os.truncate(path, 4 << 20)  # sparse: no disk taken
+    with pytest.raises(ImageTooLargeError) as info:
+        image_info(path, max_pixels=1000)
+    assert "NAPARI_IEM_MAX_PIXELS" in str(info.value) and "--blocks" in str(info.value)
 
 
 def test_max_pixels_is_configurable(tmp_path):

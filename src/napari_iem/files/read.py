@@ -63,6 +63,9 @@ MAX_PIXELS_ENV = "NAPARI_IEM_MAX_PIXELS"
 #: Bytes per pixel an image file may hold at most (float64 RGBA, uncompressed), so that
 #: a file's size is bounded by the pixel limit too.
 _BYTES_PER_PIXEL = 32
+#: What the message of an image refused for its size tells the user to do.
+_REMEDY = (f"raise it with max_pixels or {MAX_PIXELS_ENV} if the file is genuine and fits "
+           "in memory; an image larger than memory is segmented as OME-Zarr with --blocks")
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -83,7 +86,8 @@ class ImageReadError(FileReadError):
 
 
 class ImageTooLargeError(ImageReadError):
-    """The file's header claims more pixels than allowed (a decompression bomb guard)."""
+    """The file's header claims more pixels than allowed, or the file is larger than
+    such an image can be (a decompression bomb guard)."""
 
 
 @dataclass(frozen=True)
@@ -198,12 +202,14 @@ def _open_image(path: Path, max_pixels: int | None) -> Iterator[tuple[BinaryIO, 
     """The opened image file and its format, recognised from its first bytes."""
     limit = pixel_limit(max_pixels)
     try:
-        fh = open_regular(path, limit * _BYTES_PER_PIXEL + 2**20)
-    except ImageReadError:
-        raise
+        fh = open_regular(path, math.inf)  # its size is the pixel limit's, below
     except FileReadError as exc:
         raise ImageReadError(str(exc)) from None
     with fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit * _BYTES_PER_PIXEL + 2**20:
+            raise ImageTooLargeError(f"{path}: {size:,} bytes, more than an image within "
+                                     f"the limit of {limit:,} pixels takes ({_REMEDY})")
         head = fh.read(8)
         if not head:
             raise ImageReadError(f"{path}: empty file")
@@ -222,13 +228,13 @@ def _counted(shape, colour_axis: int | None) -> int:
     return math.prod(shape)
 
 
-def _check_size(path: Path, pixels: int, shape, max_pixels: int | None) -> None:
+def _check_size(path: Path, pixels: int, shape, max_pixels: int | None,
+                remedy: str = _REMEDY) -> None:
     limit = pixel_limit(max_pixels)
     if pixels > limit:
         raise ImageTooLargeError(
             f"{path}: header claims {'x'.join(map(str, shape))} = {pixels:,} pixels, more "
-            f"than the limit of {limit:,} (a decompression-bomb guard; raise it with "
-            f"max_pixels or {MAX_PIXELS_ENV} if the file is genuine)"
+            f"than the limit of {limit:,} (a decompression-bomb guard; {remedy})"
         )
 
 

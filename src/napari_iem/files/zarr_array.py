@@ -20,7 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .read import FileReadError, ImageReadError, _check_size, _counted, read_bounded
+from .read import (
+    MAX_PIXELS_ENV,
+    FileReadError,
+    ImageReadError,
+    _check_size,
+    _counted,
+    read_bounded,
+)
 
 __all__ = ["MAX_AXES", "MAX_ZARR_JSON", "array_header", "bounded_store", "chunk_file_bytes",
            "is_zarr", "open_zarr_array"]
@@ -106,7 +113,9 @@ def array_header(node: Path, ndim: int | None, colour: int | None, limit: int | 
         raise ImageReadError(f"{node}: dtype {str(dtype)[:40]!r} is not numeric")
     if whole:
         _check_size(node, _counted(shape, colour), shape, limit)
-    _check_size(node, math.prod(chunks), chunks, limit)
+    _check_size(node, math.prod(chunks), chunks, limit, "its chunks are read whole: "
+                "rechunk it smaller, or raise the limit with max_pixels or "
+                f"{MAX_PIXELS_ENV} if they fit in memory")
     return tuple(shape), math.prod(chunks) * np.dtype(dtype).itemsize
 
 
