@@ -49,7 +49,7 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
     ------
     ImageReadError
         As :func:`~napari_iem.files.read.read_image`; also for values that are not
-        labels: complex numbers, NaN or infinities.
+        labels: complex numbers, NaN, infinities or negative numbers.
     """
     path = Path(path)
     if path.is_dir() and path.suffix.lower() == ".zarr":  # OME-Zarr labels, as stored
@@ -88,4 +88,8 @@ def _checked(path: Path, data: np.ndarray) -> np.ndarray:
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise ImageReadError(f"{path}: labels hold NaN or infinite values; write the "
                              "mask with whole numbers (0 background)")
+    if data.dtype.kind in "if" and data.size and data.min() < 0:  # 255 saved as int8
+        raise ImageReadError(f"{path}: labels hold negative values (a mask saved as "
+                             "signed integers?); write it with whole numbers of 0 or "
+                             "more (0 background), e.g. as uint8 or uint16")
     return data
