@@ -43,7 +43,8 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
     Palette PNGs give their indices, grey images their values.  A colour image (a PNG
     or JPEG of colours, a CMYK one by its RGB colours, a TIFF whose photometric tag
     says RGB) whose channels are all equal gives one channel; other colour images get
-    one label per distinct colour (black = 0).  Other TIFFs stay as stored: a (Y, X, 3) stack is three planes.
+    one label per distinct colour (black = 0).  Other TIFFs stay as stored: a
+    (Y, X, 3) stack is three planes.
 
     Raises
     ------
