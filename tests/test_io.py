@@ -1,4 +1,5 @@
 """Reading and writing: round trips, atomic writes, bomb refusal, safe names."""
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -148,6 +149,20 @@ def test_tiff_bomb_refused(tmp_path):
         read_image(tmp_path / "bomb.tif")
 
 
+@pytest.mark.parametrize("claim", ["file size", "header"])
+def test_an_image_too_large_says_what_to_do(tmp_path, claim):
+    """A file larger than the pixel limit allows was refused as '... bytes, more than
+    the limit for this kind of file', which named neither the limit to raise nor the
+    block mode that reads an image larger than memory."""
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, np.zeros((40, 40), np.uint8))
+    if claim == "file size":
+        os.truncate(path, 4 << 20)  # sparse: no disk taken
+    with pytest.raises(ImageTooLargeError) as info:
+        image_info(path, max_pixels=1000)
+    assert "NAPARI_IEM_MAX_PIXELS" in str(info.value) and "--blocks" in str(info.value)
+
+
 def test_max_pixels_is_configurable(tmp_path):
     iio.imwrite(tmp_path / "s.png", np.zeros((40, 40), np.uint8))
     with pytest.raises(ImageTooLargeError):
@@ -166,6 +181,21 @@ def test_read_labels_colour_mask(tmp_path):
     grey3 = np.repeat((np.eye(6) * 255).astype(np.uint8)[..., None], 3, -1)
     iio.imwrite(tmp_path / "g.png", grey3)
     assert (read_labels(tmp_path / "g.png") == grey3[..., 0]).all()
+
+
+def test_a_cmyk_jpeg_is_read_as_its_rgb_colours(tmp_path):
+    """A CMYK JPEG (what print workflows save) came back as four ink channels, the
+    fourth (black ink) taken for alpha, and as a mask its labels inverted: black ink
+    (no light) labelled 255 and white paper 0."""
+    from PIL import Image
+
+    grey = np.zeros((16, 16), np.uint8)
+    grey[4:12, 4:12] = 255
+    Image.fromarray(grey).convert("CMYK").save(tmp_path / "m.jpg", quality=100)
+    info, image = image_info(tmp_path / "m.jpg"), read_image(tmp_path / "m.jpg")
+    assert image.shape == info.shape == (16, 16, 3)
+    assert np.abs(image[..., 0].astype(int) - grey).max() < 8
+    assert np.array_equal(read_labels(tmp_path / "m.jpg") > 127, grey > 127)
 
 
 # ---------------------------------------------------------------- writing

@@ -92,3 +92,18 @@ def test_malformed_json_and_huge_shapes_are_refused(tmp_path):
     assert not is_ome_zarr(path)
     with pytest.raises(Exception):
         open_ome_zarr(path)
+
+
+@pytest.mark.parametrize("chunks", [[0, 40, 48], [6, 0, 0]])
+def test_a_chunk_of_no_pixels_is_refused_with_a_message(tmp_path, chunks):
+    """A ``.zarray`` whose chunks have an axis of 0 failed deep in zarr with a bare
+    ZeroDivisionError."""
+    from napari_iem.files.read import ImageReadError, read_image
+
+    _, path = labels_image(tmp_path)
+    array = path / "0" / ".zarray"
+    meta = json.loads(array.read_text())
+    meta["chunks"] = chunks
+    array.write_text(json.dumps(meta))
+    with pytest.raises(ImageReadError, match="chunks .* at least 1"):
+        read_image(path)

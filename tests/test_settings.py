@@ -135,3 +135,34 @@ def test_files_are_read_as_untrusted(tmp_path):
     big.write_text("# " + "x" * (1 << 20))
     with pytest.raises(SettingsError, match="more than the limit"):
         load_settings(big)
+
+
+@pytest.mark.parametrize("suffix, text", [
+    (".json", '{"regions": ' + "9" * 5000 + "}"),
+    (".toml", "regions = " + "9" * 5000 + "\n"),
+])
+def test_a_number_too_long_to_read_is_a_settings_error(tmp_path, suffix, text):
+    """Python refuses to read an integer of more than 4,300 digits with a plain
+    ValueError that names no file; the widget's remembered settings, which catch
+    SettingsError, then kept the widget from opening."""
+    path = tmp_path / f"s{suffix}"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=f"{path}: not valid"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_a_byte_order_mark_is_read_past(tmp_path, suffix):
+    """Windows editors begin UTF-8 files with a byte order mark; the file was refused
+    as 'Invalid statement (at line 1, column 1)'."""
+    path = tmp_path / f"s{suffix}"
+    save_settings(path, make_settings("photo", 3))
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_settings(path) == make_settings("photo", 3)
+
+
+@pytest.mark.parametrize("params", [False, 0, "", []])
+def test_params_of_another_type_are_refused_even_when_empty(params):
+    """``"params": false`` (or 0, "", []) was taken for no overrides, silently."""
+    with pytest.raises(SettingsError, match="params must be a table"):
+        validate_settings({"params": params})

@@ -94,3 +94,21 @@ def test_napari_opens_saved_labels_with_the_plugin(make_napari_viewer, tmp_path)
     [layer] = viewer.open(str(path), plugin="napari-iem")
     assert layer.__class__.__name__ == "Labels" and layer.name == "cells"
     np.testing.assert_allclose(layer.scale, (0.5, 0.25))
+
+
+def test_an_image_with_labels_napari_iem_wrote_into_it_is_left_to_other_readers(tmp_path):
+    """The reader took a user's OME-Zarr image for labels once napari-iem had written
+    ``labels/iem`` into it, and opened the image's own pixels as a Labels layer."""
+    import zarr
+
+    from napari_iem._napari.reader import get_reader
+    from napari_iem.files.ome_zarr import write_ome_zarr_labels
+
+    image = tmp_path / "theirs.ome.zarr"
+    root = zarr.open_group(str(image), mode="w", zarr_format=2)
+    root.create_array("0", data=np.arange(30 * 40, dtype=np.uint16).reshape(30, 40))
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": "y"}, {"name": "x"}],
+                                  "datasets": [{"path": "0"}]}]
+    write_ome_zarr_labels(LABELS, source=image, name="iem", axes="yx", scale=(1, 1),
+                          provenance={"preset": "microscopy"})
+    assert get_reader(str(image)) is None

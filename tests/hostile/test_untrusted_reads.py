@@ -228,10 +228,10 @@ def test_an_ome_zarr_without_a_chunk_reads_its_fill_value(tmp_path):
     assert (read_image(path) == 0).all()
 
 
-@pytest.mark.parametrize("bad", ["nan", "complex"])
+@pytest.mark.parametrize("bad", ["nan", "complex", "negative"])
 def test_masks_that_are_not_labels_are_not_scored(tmp_path, capsys, bad):
-    """A ground truth of NaN (or complex numbers) for its foreground was scored as
-    background, silently: a wrong score in the table, exit 0."""
+    """A ground truth of NaN (or complex numbers, or -1: 255 saved as int8) for its
+    foreground was scored as background, silently: a wrong score in the table, exit 0."""
     import imageio.v3 as iio
 
     pred, gt = tmp_path / "pred", tmp_path / "gt"
@@ -242,8 +242,9 @@ def test_masks_that_are_not_labels_are_not_scored(tmp_path, capsys, bad):
     for name in ("a", "b"):
         iio.imwrite(pred / f"{name}.png", mask)
     iio.imwrite(gt / "a.png", mask)
-    values = (np.where(mask, np.nan, 0).astype(np.float32) if bad == "nan"
-              else (mask + 1j).astype(np.complex64))
+    values = {"nan": np.where(mask, np.nan, 0).astype(np.float32),
+              "complex": (mask + 1j).astype(np.complex64),
+              "negative": mask.astype(np.int8) * -1}[bad]
     tifffile.imwrite(gt / "b.tif", values)
     code, out, err = cli(["evaluate", pred, gt, "--json"], capsys)
     assert code == 1 and "b.tif" in err and "Traceback" not in err

@@ -39,7 +39,8 @@ def get_reader(path):
         elif path.name.lower().endswith(".zarr") and path.is_dir():
             from ..files.ome_zarr import read_ome_zarr_provenance
 
-            read_ome_zarr_provenance(path)
+            # the label image's own: an image napari-iem wrote labels into is no labels
+            read_ome_zarr_provenance(path, name=None)
         else:
             return None
     except (FileReadError, OSError, ValueError):
@@ -80,7 +81,7 @@ def read_labels_layer(path) -> list[tuple]:
         data = image.levels if len(image.levels) > 1 else image.levels[0]
         scale = [float(s) for s in image.scale[0]]
         units = [_unit(image.units.get(a)) for a in image.axes]
-        record, name = read_ome_zarr_provenance(path), _stem(path.name, (".zarr",))
+        record, name = read_ome_zarr_provenance(path, None), _stem(path.name, (".zarr",))
     meta = {"name": name, "scale": scale, "metadata": {"iem_provenance": record}}
     if all(u is not None for u in units):
         meta["units"] = units

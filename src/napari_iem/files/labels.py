@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .read import ImageReadError, _info, _open_image, _our_limit_not_pillows, read_image
+from .read import (
+    _AS_RGB,
+    ImageReadError,
+    _info,
+    _open_image,
+    _our_limit_not_pillows,
+    read_image,
+)
 
 __all__ = ["read_labels"]
 
@@ -34,15 +41,16 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
     """Read a label or mask image as integers, one value per pixel.
 
     Palette PNGs give their indices, grey images their values.  A colour image (a PNG
-    or JPEG of colours, a TIFF whose photometric tag says RGB) whose channels are all
-    equal gives one channel; other colour images get one label per distinct colour
-    (black = 0).  Other TIFFs stay as stored: a (Y, X, 3) stack is three planes.
+    or JPEG of colours, a CMYK one by its RGB colours, a TIFF whose photometric tag
+    says RGB) whose channels are all equal gives one channel; other colour images get
+    one label per distinct colour (black = 0).  Other TIFFs stay as stored: a
+    (Y, X, 3) stack is three planes.
 
     Raises
     ------
     ImageReadError
         As :func:`~napari_iem.files.read.read_image`; also for values that are not
-        labels: complex numbers, NaN or infinities.
+        labels: complex numbers, NaN, infinities or negative numbers.
     """
     path = Path(path)
     if path.is_dir() and path.suffix.lower() == ".zarr":  # OME-Zarr labels, as stored
@@ -56,7 +64,7 @@ def read_labels(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
 
             try:
                 with _our_limit_not_pillows(), Image.open(fh) as im:
-                    data = np.asarray(im)
+                    data = np.asarray(im.convert("RGB") if im.mode in _AS_RGB else im)
             except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds
                 raise ImageReadError(f"{path}: cannot read pixel data: {exc}") from None
     colour = info.colour_axis
@@ -81,4 +89,8 @@ def _checked(path: Path, data: np.ndarray) -> np.ndarray:
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise ImageReadError(f"{path}: labels hold NaN or infinite values; write the "
                              "mask with whole numbers (0 background)")
+    if data.dtype.kind in "if" and data.size and data.min() < 0:  # 255 saved as int8
+        raise ImageReadError(f"{path}: labels hold negative values (a mask saved as "
+                             "signed integers?); write it with whole numbers of 0 or "
+                             "more (0 background), e.g. as uint8 or uint16")
     return data

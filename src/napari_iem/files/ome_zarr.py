@@ -319,11 +319,12 @@ def read_ome_zarr(path: str | os.PathLike, level: int = 0,
     return data, image
 
 
-def read_ome_zarr_provenance(path: str | os.PathLike, name: str = "iem") -> dict:
+def read_ome_zarr_provenance(path: str | os.PathLike, name: str | None = "iem") -> dict:
     """The napari-iem provenance of an OME-Zarr label image it wrote.
 
     ``path`` is the label image itself (a ``--format ome-zarr`` output, or
-    ``image.zarr/labels/iem``), or an image whose ``labels/<name>`` napari-iem wrote.
+    ``image.zarr/labels/iem``), or an image whose ``labels/<name>`` napari-iem wrote;
+    ``name`` None: the label image itself only (an image is never taken for its labels).
 
     Raises
     ------
@@ -331,7 +332,7 @@ def read_ome_zarr_provenance(path: str | os.PathLike, name: str = "iem") -> dict
         No napari-iem provenance there, or unreadable metadata.
     """
     path = Path(path)
-    for node in (path, path / "labels" / name):
+    for node in (path,) if name is None else (path, path / "labels" / name):
         if _meta_file(node) is not None:
             record = ngff_attributes(node)[0].get(PROVENANCE_KEY)
             if isinstance(record, dict):

@@ -63,6 +63,9 @@ MAX_PIXELS_ENV = "NAPARI_IEM_MAX_PIXELS"
 #: Bytes per pixel an image file may hold at most (float64 RGBA, uncompressed), so that
 #: a file's size is bounded by the pixel limit too.
 _BYTES_PER_PIXEL = 32
+#: What the message of an image refused for its size tells the user to do.
+_REMEDY = (f"raise it with max_pixels or {MAX_PIXELS_ENV} if the file is genuine and fits "
+           "in memory; an image larger than memory is segmented as OME-Zarr with --blocks")
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -83,7 +86,8 @@ class ImageReadError(FileReadError):
 
 
 class ImageTooLargeError(ImageReadError):
-    """The file's header claims more pixels than allowed (a decompression bomb guard)."""
+    """The file's header claims more pixels than allowed, or the file is larger than
+    such an image can be (a decompression bomb guard)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class ImageInfo:
     colour_axis : int or None
         For a TIFF whose pixels are RGB(A) colours (its photometric tag says so), the
         axis of ``shape`` that holds them; the other formats say it by their shape.
+    pil_mode : str or None
+        For a PNG or JPEG, Pillow's mode (``"L"``, ``"RGB"``, ``"P"``, ``"CMYK"``, ...).
     """
 
     path: Path
@@ -117,6 +123,7 @@ class ImageInfo:
     pixels: int
     ome: OmeMetadata | None = None
     colour_axis: int | None = None
+    pil_mode: str | None = None
 
 
 def pixel_limit(max_pixels: int | None = None) -> int:
@@ -195,12 +202,14 @@ def _open_image(path: Path, max_pixels: int | None) -> Iterator[tuple[BinaryIO, 
     """The opened image file and its format, recognised from its first bytes."""
     limit = pixel_limit(max_pixels)
     try:
-        fh = open_regular(path, limit * _BYTES_PER_PIXEL + 2**20)
-    except ImageReadError:
-        raise
+        fh = open_regular(path, math.inf)  # its size is the pixel limit's, below
     except FileReadError as exc:
         raise ImageReadError(str(exc)) from None
     with fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit * _BYTES_PER_PIXEL + 2**20:
+            raise ImageTooLargeError(f"{path}: {size:,} bytes, more than an image within "
+                                     f"the limit of {limit:,} pixels takes ({_REMEDY})")
         head = fh.read(8)
         if not head:
             raise ImageReadError(f"{path}: empty file")
@@ -219,13 +228,13 @@ def _counted(shape, colour_axis: int | None) -> int:
     return math.prod(shape)
 
 
-def _check_size(path: Path, pixels: int, shape, max_pixels: int | None) -> None:
+def _check_size(path: Path, pixels: int, shape, max_pixels: int | None,
+                remedy: str = _REMEDY) -> None:
     limit = pixel_limit(max_pixels)
     if pixels > limit:
         raise ImageTooLargeError(
             f"{path}: header claims {'x'.join(map(str, shape))} = {pixels:,} pixels, more "
-            f"than the limit of {limit:,} (a decompression-bomb guard; raise it with "
-            f"max_pixels or {MAX_PIXELS_ENV} if the file is genuine)"
+            f"than the limit of {limit:,} (a decompression-bomb guard; {remedy})"
         )
 
 
@@ -251,6 +260,9 @@ def _our_limit_not_pillows() -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = old
 
 
+#: Pillow modes whose numbers are not red, green and blue (a CMYK JPEG's are inks, the
+#: fourth black, not alpha): read as the RGB colours they stand for.
+_AS_RGB = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 _PIL_CHANNELS = {"1": 0, "L": 0, "P": 3, "I": 0, "I;16": 0, "I;16B": 0, "I;16L": 0,
                  "F": 0, "LA": 0, "PA": 4, "RGB": 3, "RGBA": 4, "CMYK": 3, "YCbCr": 3,
                  "LAB": 3, "HSV": 3, "RGBX": 3}
@@ -308,7 +320,7 @@ def _pil_info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> Ima
     dtype = "uint16" if mode.startswith("I;16") else (
         "int32" if mode == "I" else "float32" if mode == "F" else
         "bool" if mode == "1" else "uint8")
-    return ImageInfo(path, fmt, shape, dtype, int(w) * int(h))
+    return ImageInfo(path, fmt, shape, dtype, int(w) * int(h), pil_mode=mode)
 
 
 def _info(path: Path, fh: BinaryIO, fmt: str, max_pixels: int | None) -> ImageInfo:
@@ -358,7 +370,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
 
     An OME-Zarr (a folder) gives its full-resolution level, as stored.
     PNG and JPEG come back as (H, W), (H, W, 3) or (H, W, 4) (palette images as RGB,
-    grey+alpha as grey, the first frame of an animation); 16-bit PNG as uint16.  TIFF
+    grey+alpha as grey, CMYK as RGB, the first frame of an animation); 16-bit PNG as
+    uint16.  TIFF
     comes back as stored (any dtype, any number of dimensions; the first series of a
     multi-series file).
 
@@ -371,7 +384,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     if path.is_dir() and _zarr(path):
         return _zarr(path).read_ome_zarr(path, 0, max_pixels)[0]
     with _open_image(path, max_pixels) as (fh, fmt):
-        _info(path, fh, fmt, max_pixels)
+        info = _info(path, fh, fmt, max_pixels)
         try:
             if fmt == "tiff":
                 import tifffile
@@ -382,7 +395,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
                 import imageio.v3 as iio
 
                 with _our_limit_not_pillows():
-                    data = iio.imread(fh, extension=f".{fmt}", index=0)
+                    data = iio.imread(fh, extension=f".{fmt}", index=0,
+                                      mode="RGB" if info.pil_mode in _AS_RGB else None)
                 if fmt == "png" and data.ndim == 3 and data.shape[-1] == 2:
                     data = data[..., 0]  # grey + alpha -> grey
         except Exception as exc:  # noqa: BLE001 - the libraries raise many kinds

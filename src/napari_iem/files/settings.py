@@ -105,7 +105,8 @@ def validate_settings(data: Mapping, source: str = "settings") -> dict:
     version = data.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise SettingsError(f"{source}: unsupported settings version {version!r}")
-    params = data.get("params", {}) or {}
+    params = data.get("params")
+    params = {} if params is None else params  # JSON's null; false, 0 or "" are no table
     if not isinstance(params, Mapping):
         raise SettingsError(f"{source}: params must be a table/object of IEM parameters")
     try:
@@ -237,10 +238,12 @@ def load_settings(path: str | os.PathLike) -> dict:
     except FileReadError as exc:
         raise SettingsError(f"cannot read settings file {exc}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # the byte order mark of Windows editors
         _check_nesting(path, text)
         data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except SettingsError:
+        raise
+    except ValueError as exc:  # the decoders', and an integer too long for int()
         raise SettingsError(f"{path}: not valid {fmt.upper()}: {exc}") from None
     return validate_settings(data, source=str(path))
 

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .read import FileReadError, ImageReadError, _check_size, _counted, read_bounded
+from .read import (
+    MAX_PIXELS_ENV,
+    FileReadError,
+    ImageReadError,
+    _check_size,
+    _counted,
+    read_bounded,
+)
 
 __all__ = ["MAX_AXES", "MAX_ZARR_JSON", "array_header", "bounded_store", "chunk_file_bytes",
            "is_zarr", "open_zarr_array"]
@@ -91,11 +98,13 @@ def array_header(node: Path, ndim: int | None, colour: int | None, limit: int | 
     if ndim is None:
         ndim = len(shape) if isinstance(shape, list) and 0 < len(shape) <= MAX_AXES \
             else MAX_AXES + 1  # refused below
-    for what, value in (("shape", shape), ("chunks", chunks)):
+    # an axis of 0 is an empty image, said so when read; a chunk of 0 zarr divides by
+    for what, value, least in (("shape", shape, 0), ("chunks", chunks, 1)):
         if not isinstance(value, list) or len(value) != ndim or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+                isinstance(s, int) and not isinstance(s, bool) and s >= least
+                for s in value):
             raise ImageReadError(f"{node}: {what} {str(value)[:80]} is not {ndim} whole "
-                                 "numbers, one per axis")
+                                 f"numbers of at least {least}, one per axis")
     try:
         kind = np.dtype(dtype).kind if isinstance(dtype, str) else "O"
     except TypeError:
@@ -104,7 +113,9 @@ def array_header(node: Path, ndim: int | None, colour: int | None, limit: int | 
         raise ImageReadError(f"{node}: dtype {str(dtype)[:40]!r} is not numeric")
     if whole:
         _check_size(node, _counted(shape, colour), shape, limit)
-    _check_size(node, math.prod(chunks), chunks, limit)
+    _check_size(node, math.prod(chunks), chunks, limit, "its chunks are read whole: "
+                "rechunk it smaller, or raise the limit with max_pixels or "
+                f"{MAX_PIXELS_ENV} if they fit in memory")
     return tuple(shape), math.prod(chunks) * np.dtype(dtype).itemsize
 
 
