@@ -371,9 +371,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     An OME-Zarr (a folder) gives its full-resolution level, as stored.
     PNG and JPEG come back as (H, W), (H, W, 3) or (H, W, 4) (palette images as RGB,
     grey+alpha as grey, CMYK as RGB, the first frame of an animation); 16-bit PNG as
-    uint16.  TIFF
-    comes back as stored (any dtype, any number of dimensions; the first series of a
-    multi-series file).
+    uint16.  TIFF comes back as stored (any dtype, any number of dimensions; the first
+    series of a multi-series file).
 
     Raises
     ------
