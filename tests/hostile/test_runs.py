@@ -454,7 +454,10 @@ def test_stopped_half_way_then_resumed_gives_identical_labels(tmp_path, capsys, 
     assert cli(segment_args(many, out=clean, extra=args), capsys)[0] == 0
     cmd = [sys.executable, "-m", "napari_iem.cli", *map(str, segment_args(
         many, out=out, extra=args))]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a shell's background job (CI, nohup ... &) ignores Ctrl-C, and its children
+    # inherit that: the run must get Ctrl-C as a user at a terminal would
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not list(out.glob("m*.png")) and time.monotonic() < deadline:
         time.sleep(0.05)
